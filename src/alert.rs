@@ -1,0 +1,482 @@
+//! The iLert alert event, parsed from the webhook body.
+//!
+//! iLert grows its body over time, so unknown fields are ignored; the fields we use are
+//! checked strictly so that a malformed body is refused before anything reaches ServiceNow.
+
+use serde::Deserialize;
+use std::fmt;
+
+/// Longest alert id accepted: enough for any u64, short enough to keep the correlation id
+/// well under ServiceNow's 100 characters.
+const MAX_ALERT_ID_DIGITS: usize = 20;
+
+/// An iLert alert id: 1 to 20 ASCII digits. Being digits only is what makes it safe to put
+/// into an encoded query, where `^` or `=` would change the query's meaning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertId(String);
+
+impl AlertId {
+    pub fn parse(raw: &str) -> Result<Self, InvalidEvent> {
+        let is_digits = !raw.is_empty()
+            && raw.len() <= MAX_ALERT_ID_DIGITS
+            && raw.bytes().all(|b| b.is_ascii_digit());
+        if is_digits {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(InvalidEvent::new(format!(
+                "`id` must be 1 to {MAX_ALERT_ID_DIGITS} digits, got {:?}",
+                shorten(raw, 40)
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AlertId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum AlertStatus {
+    Pending,
+    Accepted,
+    Resolved,
+}
+
+impl AlertStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Accepted => "ACCEPTED",
+            Self::Resolved => "RESOLVED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Priority {
+    High,
+    Low,
+}
+
+impl Priority {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::High => "HIGH",
+            Self::Low => "LOW",
+        }
+    }
+}
+
+/// What happened in iLert. Legacy `incident-*` names map to their `alert-*` twins; names this
+/// function does not know are kept as `Other` and handled by the alert's status alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    Created,
+    Acknowledged,
+    Resolved,
+    AutoResolved,
+    CommentAdded,
+    Assigned,
+    AutoEscalated,
+    EscalationEnded,
+    Raised,
+    Rejected,
+    ResponderAdded,
+    ResponderRemoved,
+    Other(String),
+}
+
+impl EventKind {
+    /// The event's name as iLert spells it today (legacy names come out modern).
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Created => "alert-created",
+            Self::Acknowledged => "alert-acknowledged",
+            Self::Resolved => "alert-resolved",
+            Self::AutoResolved => "alert-auto-resolved",
+            Self::CommentAdded => "alert-comment-added",
+            Self::Assigned => "alert-assigned",
+            Self::AutoEscalated => "alert-auto-escalated",
+            Self::EscalationEnded => "alert-escalation-ended",
+            Self::Raised => "alert-raised",
+            Self::Rejected => "alert-rejected",
+            Self::ResponderAdded => "alert-responder-added",
+            Self::ResponderRemoved => "alert-responder-removed",
+            Self::Other(name) => name,
+        }
+    }
+
+    pub fn from_event_type(event_type: &str) -> Self {
+        let name = event_type
+            .strip_prefix("incident-")
+            .or_else(|| event_type.strip_prefix("alert-"))
+            .unwrap_or(event_type);
+        match name {
+            "created" => Self::Created,
+            "acknowledged" | "accepted" => Self::Acknowledged,
+            "resolved" => Self::Resolved,
+            "auto-resolved" => Self::AutoResolved,
+            "comment-added" => Self::CommentAdded,
+            "assigned" => Self::Assigned,
+            "auto-escalated" | "escalated" => Self::AutoEscalated,
+            "escalation-ended" => Self::EscalationEnded,
+            "raised" => Self::Raised,
+            "rejected" => Self::Rejected,
+            "responder-added" => Self::ResponderAdded,
+            "responder-removed" => Self::ResponderRemoved,
+            _ => Self::Other(event_type.to_owned()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Person {
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+}
+
+impl Person {
+    /// "Jane Doe", else the user name or email: whatever iLert sent that a reader recognises.
+    pub fn display_name(&self) -> Option<String> {
+        let full: Vec<&str> = [&self.first_name, &self.last_name]
+            .into_iter()
+            .flatten()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !full.is_empty() {
+            return Some(full.join(" "));
+        }
+        [&self.username, &self.email]
+            .into_iter()
+            .flatten()
+            .map(|s| s.trim())
+            .find(|s| !s.is_empty())
+            .map(str::to_owned)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Responder {
+    pub user: Option<Person>,
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Named {
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Link {
+    pub href: Option<String>,
+    pub text: Option<String>,
+}
+
+/// One alert event as iLert posts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertEvent {
+    pub id: AlertId,
+    pub status: AlertStatus,
+    pub kind: EventKind,
+    pub summary: String,
+    pub details: String,
+    pub priority: Option<Priority>,
+    pub report_time: Option<String>,
+    pub resolved_on: Option<String>,
+    pub timestamp: Option<String>,
+    pub event_id: Option<String>,
+    pub alert_key: Option<String>,
+    pub alert_source: Option<String>,
+    pub escalation_policy: Option<String>,
+    pub assigned_to: Option<Person>,
+    pub responders: Vec<Responder>,
+    pub comment: Option<String>,
+    pub links: Vec<Link>,
+}
+
+impl AlertEvent {
+    /// Parses a webhook body. Every refusal says what is wrong, because iLert shows the answer
+    /// in the alert's log to whoever set up the alert action.
+    pub fn parse(body: &[u8]) -> Result<Self, InvalidEvent> {
+        // serde would read a struct from an array too; an iLert event is always an object.
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return Err(match serde_json::from_slice::<serde_json::Value>(body) {
+                Ok(other) => InvalidEvent::new(format!(
+                    "the body is {}, not a JSON object",
+                    json_kind(&other)
+                )),
+                Err(error) => describe_json_error(error),
+            });
+        }
+        let wire: WireEvent = serde_json::from_slice(body).map_err(describe_json_error)?;
+        let id = match wire.id {
+            None => return Err(InvalidEvent::new("`id` is missing")),
+            Some(IdValue::Text(text)) => AlertId::parse(&text)?,
+            Some(IdValue::Number(n)) => AlertId::parse(&n.to_string())?,
+        };
+        let status = wire
+            .status
+            .ok_or_else(|| InvalidEvent::new("`status` is missing"))?;
+        let kind = wire
+            .event_type
+            .as_deref()
+            .map_or(EventKind::Other(String::new()), EventKind::from_event_type);
+        Ok(Self {
+            summary: wire
+                .summary
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| format!("iLert alert {id}")),
+            id,
+            status,
+            kind,
+            details: wire.details.unwrap_or_default(),
+            priority: wire.priority,
+            report_time: wire.report_time,
+            resolved_on: wire.resolved_on,
+            timestamp: wire.timestamp,
+            event_id: wire.event_id,
+            alert_key: wire.alert_key,
+            alert_source: wire.alert_source.and_then(|s| s.name),
+            escalation_policy: wire.escalation_policy.and_then(|p| p.name),
+            assigned_to: wire.assigned_to,
+            responders: wire.responders.unwrap_or_default(),
+            comment: wire.comment.filter(|c| !c.trim().is_empty()),
+            links: wire.links.unwrap_or_default(),
+        })
+    }
+
+    /// Who acted on the alert, as far as the body tells: the assignee, else the responder who
+    /// accepted it, else the only responder.
+    pub fn actor(&self) -> Option<String> {
+        if let Some(name) = self.assigned_to.as_ref().and_then(Person::display_name) {
+            return Some(name);
+        }
+        let with_user: Vec<&Responder> = self
+            .responders
+            .iter()
+            .filter(|r| r.user.is_some())
+            .collect();
+        let accepted = with_user
+            .iter()
+            .find(|r| r.status.as_deref() == Some("ACCEPTED"));
+        let chosen = accepted.or(if with_user.len() == 1 {
+            with_user.first()
+        } else {
+            None
+        });
+        chosen
+            .and_then(|r| r.user.as_ref())
+            .and_then(Person::display_name)
+    }
+}
+
+/// Why a body is not a usable iLert event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidEvent(String);
+
+impl InvalidEvent {
+    fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+fn describe_json_error(error: serde_json::Error) -> InvalidEvent {
+    use serde_json::error::Category;
+    let message = match error.classify() {
+        Category::Eof if error.line() == 1 && error.column() == 0 => "the body is empty".to_owned(),
+        Category::Syntax | Category::Eof => format!("the body is not valid JSON: {error}"),
+        Category::Data => format!("the body is not an iLert alert event: {error}"),
+        Category::Io => format!("the body could not be read: {error}"),
+    };
+    InvalidEvent::new(message)
+}
+
+/// Cuts `text` to at most `max_chars` characters, never inside a character.
+pub fn shorten(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((byte_index, _)) => text[..byte_index].to_owned(),
+        None => text.to_owned(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IdValue {
+    Text(String),
+    Number(u64),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireEvent {
+    #[serde(default, deserialize_with = "id_value")]
+    id: Option<IdValue>,
+    status: Option<AlertStatus>,
+    event_type: Option<String>,
+    summary: Option<String>,
+    details: Option<String>,
+    priority: Option<Priority>,
+    report_time: Option<String>,
+    resolved_on: Option<String>,
+    timestamp: Option<String>,
+    event_id: Option<String>,
+    alert_key: Option<String>,
+    alert_source: Option<Named>,
+    escalation_policy: Option<Named>,
+    assigned_to: Option<Person>,
+    responders: Option<Vec<Responder>>,
+    comment: Option<String>,
+    links: Option<Vec<Link>>,
+}
+
+/// `id` is a string of digits in webhooks and an integer in iLert's REST API; anything else
+/// (a float, a negative number, an object) gets a message naming the field.
+fn id_value<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<IdValue>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(de)?;
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => Ok(Some(IdValue::Text(text))),
+        Some(serde_json::Value::Number(n)) => match n.as_u64() {
+            Some(n) => Ok(Some(IdValue::Number(n))),
+            None => Err(serde::de::Error::custom(format!(
+                "`id` must be 1 to {MAX_ALERT_ID_DIGITS} digits, got {n}"
+            ))),
+        },
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "`id` must be a string of digits or an integer, got {}",
+            json_kind(&other)
+        ))),
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// The bundled sample events, parsed, for unit tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) fn sample(name: &str) -> AlertEvent {
+    let envelope = match name {
+        "01-alert-created" => include_str!("../events/01-alert-created.json"),
+        "02-alert-acknowledged" => include_str!("../events/02-alert-acknowledged.json"),
+        "03-alert-comment-added" => include_str!("../events/03-alert-comment-added.json"),
+        "04-alert-resolved" => include_str!("../events/04-alert-resolved.json"),
+        "06-legacy-docs-sample" => include_str!("../events/06-legacy-docs-sample.json"),
+        other => panic!("no sample named {other}"),
+    };
+    let envelope: serde_json::Value = serde_json::from_str(envelope).unwrap();
+    AlertEvent::parse(envelope["body"].as_str().unwrap().as_bytes()).unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(body: &str) -> String {
+        AlertEvent::parse(body.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_sample_created_event_is_read_with_all_its_fields() {
+        let event = sample("01-alert-created");
+        assert_eq!(event.id.as_str(), "12797430");
+        assert_eq!(event.status, AlertStatus::Pending);
+        assert_eq!(event.kind, EventKind::Created);
+        assert_eq!(event.priority, Some(Priority::High));
+        assert_eq!(event.alert_source.as_deref(), Some("Prometheus Production"));
+        assert_eq!(event.links.len(), 1);
+        assert_eq!(event.actor().as_deref(), Some("Jane Doe"));
+    }
+
+    #[test]
+    fn legacy_incident_event_names_mean_their_alert_twins() {
+        let event = sample("06-legacy-docs-sample");
+        assert_eq!(event.kind, EventKind::Acknowledged);
+        assert_eq!(event.actor().as_deref(), Some("Andreas Farmer"));
+        assert_eq!(
+            EventKind::from_event_type("incident-resolved"),
+            EventKind::Resolved
+        );
+    }
+
+    #[test]
+    fn an_id_may_be_a_string_of_digits_or_an_integer() {
+        let text = AlertEvent::parse(br#"{"id":"42","status":"PENDING"}"#).unwrap();
+        let number = AlertEvent::parse(br#"{"id":42,"status":"PENDING"}"#).unwrap();
+        assert_eq!(text.id, number.id);
+    }
+
+    #[test]
+    fn ids_that_could_change_a_query_are_refused() {
+        for id in [
+            r#""1^ORnumber=INC1""#,
+            r#""""#,
+            r#""-5""#,
+            r#""123456789012345678901""#,
+            "-5",
+            "1.5",
+            "[1]",
+        ] {
+            let body = format!(r#"{{"id":{id},"status":"PENDING"}}"#);
+            assert!(
+                error_of(&body).contains("`id`"),
+                "{body}: {}",
+                error_of(&body)
+            );
+        }
+    }
+
+    #[test]
+    fn refusals_say_what_is_wrong() {
+        assert_eq!(error_of(""), "the body is empty");
+        assert!(error_of("{").contains("not valid JSON"));
+        assert_eq!(error_of("[1,2]"), "the body is an array, not a JSON object");
+        assert_eq!(error_of("null"), "the body is null, not a JSON object");
+        assert_eq!(error_of(r#"{"status":"PENDING"}"#), "`id` is missing");
+        assert_eq!(error_of(r#"{"id":"1"}"#), "`status` is missing");
+        assert!(error_of(r#"{"id":"1","status":"OPEN"}"#).contains("unknown variant `OPEN`"));
+        assert!(
+            error_of(r#"{"id":"1","status":"PENDING","summary":5}"#).contains("expected a string")
+        );
+    }
+
+    #[test]
+    fn unknown_event_types_and_fields_are_accepted() {
+        let event = AlertEvent::parse(
+            br#"{"id":"7","status":"ACCEPTED","eventType":"alert-channel-attached","newField":{"x":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            event.kind,
+            EventKind::Other("alert-channel-attached".into())
+        );
+        assert_eq!(event.summary, "iLert alert 7");
+    }
+
+    #[test]
+    fn shorten_cuts_on_a_character_boundary() {
+        assert_eq!(shorten("héllo", 2), "hé");
+        assert_eq!(shorten("abc", 10), "abc");
+        assert_eq!(shorten("😀😀😀", 1), "😀");
+    }
+}

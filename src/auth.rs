@@ -1,0 +1,147 @@
+//! Checks that a call comes from iLert: a bearer token (a custom header on the webhook alert
+//! action) or HTTP Basic credentials (put in the webhook URL). iLert has no signatures.
+
+use crate::secrets::WebhookCredentials;
+use base64::Engine;
+use lambda_http::http::{header::AUTHORIZATION, HeaderMap};
+use secrecy::ExposeSecret;
+
+/// Why a call was refused, for the function's log; the caller only learns "401".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unauthorized {
+    #[error("no Authorization header")]
+    Missing,
+    #[error("the Authorization scheme is neither Bearer nor Basic, or not configured")]
+    UnsupportedScheme,
+    #[error("the bearer token is wrong")]
+    WrongToken,
+    #[error("the Basic credentials are wrong")]
+    WrongBasic,
+}
+
+pub fn authenticate(
+    headers: &HeaderMap,
+    expected: &WebhookCredentials,
+) -> Result<(), Unauthorized> {
+    let value = headers
+        .get(AUTHORIZATION)
+        .ok_or(Unauthorized::Missing)?
+        .as_bytes();
+    let (scheme, credentials) = split_scheme(value).ok_or(Unauthorized::UnsupportedScheme)?;
+    if scheme.eq_ignore_ascii_case(b"bearer") {
+        let token = expected
+            .token
+            .as_ref()
+            .ok_or(Unauthorized::UnsupportedScheme)?;
+        return constant_time_eq(credentials, token.expose_secret().as_bytes())
+            .then_some(())
+            .ok_or(Unauthorized::WrongToken);
+    }
+    if scheme.eq_ignore_ascii_case(b"basic") {
+        let (user, password) = expected
+            .basic
+            .as_ref()
+            .ok_or(Unauthorized::UnsupportedScheme)?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(credentials)
+            .map_err(|_| Unauthorized::WrongBasic)?;
+        let wanted = format!("{user}:{}", password.expose_secret());
+        return constant_time_eq(&decoded, wanted.as_bytes())
+            .then_some(())
+            .ok_or(Unauthorized::WrongBasic);
+    }
+    Err(Unauthorized::UnsupportedScheme)
+}
+
+fn split_scheme(value: &[u8]) -> Option<(&[u8], &[u8])> {
+    let space = value.iter().position(|&b| b == b' ')?;
+    let (scheme, rest) = value.split_at(space);
+    Some((scheme, rest.trim_ascii()))
+}
+
+/// Compares without stopping at the first difference, so response time does not tell an
+/// attacker how much of a guess was right. Only the length can differ in time.
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    if given.len() != expected.len() {
+        return false;
+    }
+    let difference = given
+        .iter()
+        .zip(expected)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    std::hint::black_box(difference) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::http::HeaderValue;
+    use secrecy::SecretString;
+
+    fn credentials() -> WebhookCredentials {
+        WebhookCredentials {
+            token: Some(SecretString::from("tok-123")),
+            basic: Some(("ilert".into(), SecretString::from("pa:ss"))),
+        }
+    }
+
+    fn check(header: Option<&str>) -> Result<(), Unauthorized> {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = header {
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        }
+        authenticate(&headers, &credentials())
+    }
+
+    fn basic(user_and_password: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(user_and_password)
+        )
+    }
+
+    #[test]
+    fn the_right_token_or_basic_credentials_pass() {
+        assert_eq!(check(Some("Bearer tok-123")), Ok(()));
+        assert_eq!(check(Some("bearer   tok-123")), Ok(()));
+        assert_eq!(check(Some(&basic("ilert:pa:ss"))), Ok(()));
+    }
+
+    #[test]
+    fn anything_else_is_refused_with_a_reason() {
+        assert_eq!(check(None), Err(Unauthorized::Missing));
+        assert_eq!(check(Some("Bearer tok-124")), Err(Unauthorized::WrongToken));
+        assert_eq!(
+            check(Some("Bearer tok-123x")),
+            Err(Unauthorized::WrongToken)
+        );
+        assert_eq!(check(Some("Bearer ")), Err(Unauthorized::WrongToken));
+        assert_eq!(check(Some("tok-123")), Err(Unauthorized::UnsupportedScheme));
+        assert_eq!(
+            check(Some("Digest tok-123")),
+            Err(Unauthorized::UnsupportedScheme)
+        );
+        assert_eq!(
+            check(Some(&basic("ilert:wrong"))),
+            Err(Unauthorized::WrongBasic)
+        );
+        assert_eq!(check(Some("Basic %%%")), Err(Unauthorized::WrongBasic));
+    }
+
+    #[test]
+    fn a_scheme_that_is_not_configured_is_refused() {
+        let token_only = WebhookCredentials {
+            token: Some(SecretString::from("tok-123")),
+            basic: None,
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&basic("ilert:pa:ss")).unwrap(),
+        );
+        assert_eq!(
+            authenticate(&headers, &token_only),
+            Err(Unauthorized::UnsupportedScheme)
+        );
+    }
+}

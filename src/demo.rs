@@ -1,0 +1,137 @@
+//! `ilert-servicenow demo`: the bundled iLert events replayed through the real handler against
+//! the built-in ServiceNow simulator, printing the incident after each one. Needs no AWS
+//! account, no ServiceNow instance and no Docker.
+
+use crate::secrets::{ConnectionCache, StaticSecret};
+use crate::servicenow::TableApi;
+use crate::settings::Settings;
+use crate::simulator::ServiceNowSimulator;
+use crate::webhook::WebhookHandler;
+use serde_json::{json, Value};
+use std::io::Write;
+
+/// The token the bundled events carry (`events/*.json`).
+pub const DEMO_WEBHOOK_TOKEN: &str = "change-me-webhook-token";
+
+/// The bundled API Gateway events, in lifecycle order, then two redeliveries.
+pub const BUNDLED_EVENTS: &[(&str, &str)] = &[
+    (
+        "01-alert-created",
+        include_str!("../events/01-alert-created.json"),
+    ),
+    (
+        "02-alert-acknowledged",
+        include_str!("../events/02-alert-acknowledged.json"),
+    ),
+    (
+        "03-alert-comment-added",
+        include_str!("../events/03-alert-comment-added.json"),
+    ),
+    (
+        "04-alert-resolved",
+        include_str!("../events/04-alert-resolved.json"),
+    ),
+    (
+        "05-test-connection",
+        include_str!("../events/05-test-connection.json"),
+    ),
+    (
+        "06-legacy-docs-sample",
+        include_str!("../events/06-legacy-docs-sample.json"),
+    ),
+];
+
+pub async fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let simulator = ServiceNowSimulator::start("ilert.integration", "demo-password").await?;
+    let secret = json!({
+        "instance_url": simulator.url(),
+        "username": "ilert.integration",
+        "password": "demo-password",
+        "webhook_token": DEMO_WEBHOOK_TOKEN,
+    });
+    let handler = WebhookHandler::new(
+        ConnectionCache::new(
+            StaticSecret::new(secret.to_string()),
+            ConnectionCache::<StaticSecret>::DEFAULT_TTL,
+        ),
+        TableApi::new(TableApi::default_http_client()),
+        Settings::default(),
+    );
+    writeln!(
+        out,
+        "ServiceNow simulator at {}; replaying {} bundled iLert events, then redelivering two.\n",
+        simulator.url(),
+        BUNDLED_EVENTS.len()
+    )?;
+
+    let redeliveries = [BUNDLED_EVENTS[1], BUNDLED_EVENTS[2]];
+    for (name, envelope) in BUNDLED_EVENTS.iter().chain(redeliveries.iter()) {
+        let request = lambda_http::request::from_str(envelope)?;
+        simulator.clear_requests();
+        let response = handler.handle(request).await;
+        let answer: Value = serde_json::from_slice(response.body().as_ref()).unwrap_or_default();
+        let requests = simulator.requests();
+        let calls: Vec<&str> = requests.iter().map(|r| r.method.as_str()).collect();
+        writeln!(out, "── {name}")?;
+        writeln!(out, "   answer {}: {answer}", response.status().as_u16())?;
+        writeln!(
+            out,
+            "   ServiceNow requests: {} ({})",
+            calls.len(),
+            calls.join(", ")
+        )?;
+        if let Some(number) = answer["incident"]["number"].as_str() {
+            print_incident(out, &simulator, number)?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn print_incident(
+    out: &mut impl Write,
+    simulator: &ServiceNowSimulator,
+    number: &str,
+) -> std::io::Result<()> {
+    let Some(incident) = simulator
+        .incidents()
+        .into_iter()
+        .find(|i| i["number"] == number)
+    else {
+        return Ok(());
+    };
+    let field = |name: &str| incident[name].as_str().unwrap_or_default().to_owned();
+    let state = match field("state").as_str() {
+        "1" => "1 New",
+        "2" => "2 In Progress",
+        "3" => "3 On Hold",
+        "6" => "6 Resolved",
+        "7" => "7 Closed",
+        "8" => "8 Canceled",
+        _ => "other",
+    };
+    writeln!(
+        out,
+        "   {number}  state {state}  impact {}  urgency {}  priority {}",
+        field("impact"),
+        field("urgency"),
+        field("priority")
+    )?;
+    writeln!(out, "   short_description: {}", field("short_description"))?;
+    writeln!(
+        out,
+        "   correlation: {} ({})",
+        field("correlation_id"),
+        field("correlation_display")
+    )?;
+    if !field("close_code").is_empty() {
+        writeln!(out, "   close_code: {}", field("close_code"))?;
+        for line in field("close_notes").lines() {
+            writeln!(out, "   close_notes│ {line}")?;
+        }
+    }
+    for entry in simulator.journal(number) {
+        writeln!(out, "   {}: {}", entry.field, entry.text)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,279 @@
+//! The ServiceNow incident as this function sees it: what a lookup returns and what a write
+//! sends. No I/O here.
+
+use crate::alert::AlertId;
+use serde::Serialize;
+
+/// ServiceNow's default length of `correlation_id` and `correlation_display`.
+pub const CORRELATION_FIELD_MAX_CHARS: usize = 100;
+
+/// The key that ties an incident to its iLert alert: `ilert:<alert id>`. Built only from a
+/// validated [`AlertId`], so it never carries query syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorrelationId(String);
+
+impl CorrelationId {
+    pub fn for_alert(id: &AlertId) -> Self {
+        Self(format!("ilert:{id}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Incident states as ServiceNow numbers them. Custom states an instance adds are kept as
+/// `Other` and treated like work in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncidentState {
+    New,
+    InProgress,
+    OnHold,
+    Resolved,
+    Closed,
+    Canceled,
+    Other(String),
+}
+
+impl IncidentState {
+    pub fn from_code(code: &str) -> Self {
+        match code.trim() {
+            "1" => Self::New,
+            "2" => Self::InProgress,
+            "3" => Self::OnHold,
+            "6" => Self::Resolved,
+            "7" => Self::Closed,
+            "8" => Self::Canceled,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    pub fn code(&self) -> &str {
+        match self {
+            Self::New => "1",
+            Self::InProgress => "2",
+            Self::OnHold => "3",
+            Self::Resolved => "6",
+            Self::Closed => "7",
+            Self::Canceled => "8",
+            Self::Other(code) => code,
+        }
+    }
+
+    /// Closed and Canceled incidents are read-only in practice; they are never written.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Closed | Self::Canceled)
+    }
+}
+
+/// An incident found by correlation id, with only the fields the decision needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incident {
+    pub sys_id: String,
+    pub number: String,
+    pub state: IncidentState,
+    pub short_description: String,
+    pub correlation_id: String,
+    pub correlation_display: String,
+    pub impact: String,
+    pub urgency: String,
+}
+
+impl Incident {
+    /// The fields a lookup asks for (`sysparm_fields`): nothing more travels.
+    pub const LOOKUP_FIELDS: &'static [&'static str] = &[
+        "sys_id",
+        "number",
+        "state",
+        "short_description",
+        "correlation_id",
+        "correlation_display",
+        "impact",
+        "urgency",
+    ];
+}
+
+/// The fields one write sets. `None` is left as it is on the incident. Values are strings,
+/// as ServiceNow itself stores and returns them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IncidentChanges {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub short_description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impact: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub urgency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub close_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub close_notes: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_notes: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_display: Option<String>,
+}
+
+impl IncidentChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The fields this write set that `written` (ServiceNow's answer) does not show. A field
+    /// ACL or business rule can drop a field and still answer 200; a dropped `state` would
+    /// leave the ticket open, a dropped `correlation_id` would make the next event create a
+    /// duplicate.
+    pub fn not_applied_in(&self, written: &Incident) -> Vec<&'static str> {
+        let checks = [
+            ("state", self.state.as_deref(), written.state.code()),
+            (
+                "correlation_id",
+                self.correlation_id.as_deref(),
+                written.correlation_id.as_str(),
+            ),
+        ];
+        checks
+            .into_iter()
+            .filter(|(_, wanted, got)| wanted.is_some_and(|wanted| wanted != *got))
+            .map(|(field, _, _)| field)
+            .collect()
+    }
+}
+
+/// What `correlation_display` starts with on every incident this function creates.
+pub const CORRELATION_DISPLAY: &str = "iLert";
+
+/// Work notes are journal entries: ServiceNow appends them and reads them back empty, so a
+/// redelivered event would add its note twice. The incident remembers the last few notes it
+/// was given as short fingerprints in `correlation_display` ("iLert #1a2b3c #4d5e6f"), the
+/// integration's own field, which reads back like any other string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoteMemory(Vec<String>);
+
+impl NoteMemory {
+    pub fn read(correlation_display: &str) -> Self {
+        Self(
+            correlation_display
+                .split_whitespace()
+                .filter(|token| token.starts_with('#'))
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
+    pub fn contains(&self, fingerprint: &NoteFingerprint) -> bool {
+        self.0.iter().any(|token| *token == fingerprint.0)
+    }
+
+    /// The field's new value with `fingerprint` added, forgetting the oldest notes when the
+    /// field would grow past ServiceNow's 100 characters.
+    pub fn remember(&self, fingerprint: &NoteFingerprint) -> String {
+        let mut tokens: Vec<&str> = self.0.iter().map(String::as_str).collect();
+        tokens.push(&fingerprint.0);
+        let render = |tokens: &[&str]| {
+            std::iter::once(CORRELATION_DISPLAY)
+                .chain(tokens.iter().copied())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        while render(&tokens).chars().count() > CORRELATION_FIELD_MAX_CHARS {
+            tokens.remove(0);
+        }
+        render(&tokens)
+    }
+}
+
+/// Six hex digits of an FNV-1a hash of what identifies one iLert event. FNV rather than the
+/// standard hasher because the value must stay the same across builds and releases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoteFingerprint(String);
+
+impl NoteFingerprint {
+    pub fn of(identity: &str) -> Self {
+        let hash = identity.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+            (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+        });
+        Self(format!("#{:06x}", hash & 0x00ff_ffff))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_correlation_id_is_the_alert_id_with_a_prefix() {
+        let id = AlertId::parse("12797430").unwrap();
+        assert_eq!(CorrelationId::for_alert(&id).as_str(), "ilert:12797430");
+    }
+
+    #[test]
+    fn states_round_trip_and_custom_states_are_kept() {
+        for code in ["1", "2", "3", "6", "7", "8", "101"] {
+            assert_eq!(IncidentState::from_code(code).code(), code);
+        }
+        assert!(IncidentState::from_code("7").is_final());
+        assert!(IncidentState::from_code("8").is_final());
+        assert!(!IncidentState::from_code("6").is_final());
+    }
+
+    #[test]
+    fn note_memory_recognises_what_it_remembered() {
+        let first = NoteFingerprint::of("event-a");
+        let second = NoteFingerprint::of("event-b");
+        assert_ne!(first, second);
+        let display = NoteMemory::read(CORRELATION_DISPLAY).remember(&first);
+        let memory = NoteMemory::read(&display);
+        assert!(memory.contains(&first));
+        assert!(!memory.contains(&second));
+    }
+
+    #[test]
+    fn note_memory_forgets_the_oldest_to_fit_the_field() {
+        let mut display = CORRELATION_DISPLAY.to_owned();
+        for n in 0..50 {
+            display = NoteMemory::read(&display).remember(&NoteFingerprint::of(&n.to_string()));
+            assert!(display.chars().count() <= CORRELATION_FIELD_MAX_CHARS);
+        }
+        let memory = NoteMemory::read(&display);
+        assert!(memory.contains(&NoteFingerprint::of("49")));
+        assert!(!memory.contains(&NoteFingerprint::of("0")));
+        assert!(display.starts_with("iLert #"));
+    }
+
+    #[test]
+    fn a_write_that_the_instance_dropped_is_noticed() {
+        let changes = IncidentChanges {
+            state: Some("6".into()),
+            ..Default::default()
+        };
+        let mut written = Incident {
+            sys_id: "a".into(),
+            number: "INC1".into(),
+            state: IncidentState::InProgress,
+            short_description: "RESOLVED x".into(),
+            correlation_id: "ilert:1".into(),
+            correlation_display: String::new(),
+            impact: String::new(),
+            urgency: String::new(),
+        };
+        assert_eq!(changes.not_applied_in(&written), ["state"]);
+        written.state = IncidentState::Resolved;
+        assert!(changes.not_applied_in(&written).is_empty());
+    }
+
+    #[test]
+    fn changes_serialise_only_the_fields_they_set() {
+        let changes = IncidentChanges {
+            state: Some("2".into()),
+            ..Default::default()
+        };
+        assert_eq!(serde_json::to_string(&changes).unwrap(), r#"{"state":"2"}"#);
+        assert!(IncidentChanges::default().is_empty());
+    }
+}

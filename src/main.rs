@@ -1,0 +1,55 @@
+//! Wiring only: the Lambda entry point, and the `demo` command for trying it locally.
+
+use ilert_servicenow::secrets::{cache_ttl_from, AwsSecretsManager, ConnectionCache};
+use ilert_servicenow::servicenow::TableApi;
+use ilert_servicenow::settings::Settings;
+use ilert_servicenow::webhook::WebhookHandler;
+use lambda_http::{service_fn, Error};
+use std::convert::Infallible;
+
+const USAGE: &str = "usage: ilert-servicenow [demo]
+  (no command)  in AWS Lambda: serve iLert webhook calls; elsewhere: same as demo
+  demo          replay the bundled iLert events against a built-in ServiceNow simulator";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    match std::env::args().nth(1).as_deref() {
+        None if in_lambda => serve_lambda().await,
+        None | Some("demo") => {
+            lambda_http::tracing::init_default_subscriber_with_writer(std::io::stderr);
+            ilert_servicenow::demo::run(&mut std::io::stdout()).await?;
+            Ok(())
+        }
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command {other:?}\n{USAGE}").into()),
+    }
+}
+
+async fn serve_lambda() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let secret_id = std::env::var("SERVICENOW_SECRET_ID")
+        .ok()
+        .filter(|id| !id.trim().is_empty());
+    let ttl = cache_ttl_from(std::env::var("SECRET_CACHE_TTL_SECONDS").ok().as_deref())
+        .unwrap_or_else(|problem| {
+            tracing::warn!("{problem}; using the default");
+            ConnectionCache::<AwsSecretsManager>::DEFAULT_TTL
+        });
+    // Honours the standard variables, AWS_ENDPOINT_URL_SECRETS_MANAGER included.
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let secrets = AwsSecretsManager::new(aws_sdk_secretsmanager::Client::new(&aws), secret_id);
+    let handler = WebhookHandler::new(
+        ConnectionCache::new(secrets, ttl),
+        TableApi::new(TableApi::default_http_client()),
+        Settings::default(),
+    );
+    let handler = &handler;
+    lambda_http::run(service_fn(move |request| async move {
+        Ok::<_, Infallible>(handler.handle(request).await)
+    }))
+    .await
+}

@@ -1,0 +1,396 @@
+//! The ServiceNow connection and the webhook's credentials, read from one AWS Secrets Manager
+//! secret and cached per execution environment.
+//!
+//! Nothing here ever formats a secret value: credentials stay in `SecretString`, whose `Debug`
+//! is redacted, and parse errors name the key, never its content.
+
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// Where and as whom to reach ServiceNow.
+#[derive(Debug, Clone)]
+pub struct ServiceNowAccount {
+    pub instance_url: Url,
+    pub username: String,
+    pub password: SecretString,
+}
+
+/// What iLert must present: a bearer token (a custom header on the alert action), or HTTP
+/// Basic credentials put in the webhook URL.
+#[derive(Debug, Clone)]
+pub struct WebhookCredentials {
+    pub token: Option<SecretString>,
+    pub basic: Option<(String, SecretString)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub servicenow: ServiceNowAccount,
+    pub webhook: WebhookCredentials,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// The function's configuration is wrong; retrying will not help.
+    #[error("{0}")]
+    Misconfigured(String),
+    /// Secrets Manager could not answer now (throttled, 5xx, network).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl Connection {
+    /// Reads the secret's JSON. `secret_name` is only used in messages.
+    pub fn from_secret(secret: &SecretString, secret_name: &str) -> Result<Self, SecretError> {
+        let unusable = |reason: String| {
+            SecretError::Misconfigured(format!("secret {secret_name} is unusable: {reason}"))
+        };
+        // Parse into a map first: serde's type errors quote the offending value, which here
+        // could be a password.
+        let fields: Map<String, Value> = match serde_json::from_str(secret.expose_secret()) {
+            Ok(Value::Object(fields)) => fields,
+            Ok(_) => return Err(unusable("its SecretString is not a JSON object".into())),
+            Err(_) => return Err(unusable("its SecretString is not JSON".into())),
+        };
+        let text = |key: &str| -> Result<Option<String>, SecretError> {
+            match fields.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(unusable(format!("key `{key}` must be a string"))),
+            }
+        };
+        let required = |key: &str| -> Result<String, SecretError> {
+            text(key)?.ok_or_else(|| unusable(format!("key `{key}` is missing")))
+        };
+
+        let instance_url = parse_instance_url(&required("instance_url")?).map_err(unusable)?;
+        let servicenow = ServiceNowAccount {
+            instance_url,
+            username: required("username")?,
+            password: required("password")?.into(),
+        };
+        let token = text("webhook_token")?.map(SecretString::from);
+        let basic = match (text("webhook_username")?, text("webhook_password")?) {
+            (Some(user), Some(password)) => Some((user, SecretString::from(password))),
+            (None, None) => None,
+            _ => {
+                return Err(unusable(
+                    "`webhook_username` and `webhook_password` go together".into(),
+                ))
+            }
+        };
+        if token.is_none() && basic.is_none() {
+            return Err(unusable(
+                "key `webhook_token` is missing (or set `webhook_username` and `webhook_password`)"
+                    .into(),
+            ));
+        }
+        Ok(Self {
+            servicenow,
+            webhook: WebhookCredentials { token, basic },
+        })
+    }
+}
+
+/// https only, except plain http to a loopback host (a local simulator): credentials never
+/// cross a network in clear text.
+fn parse_instance_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw.trim())
+        .map_err(|_| "`instance_url` is not a URL (expected https://<name>.service-now.com)")?;
+    let host = url.host_str().unwrap_or_default();
+    let is_loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" if url.host().is_some() => {}
+        "http" if is_loopback => {}
+        "http" => {
+            return Err("`instance_url` must use https (plain http only for localhost)".into())
+        }
+        _ => return Err("`instance_url` must be an https URL".into()),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "`instance_url` must not carry credentials; use `username` and `password`".into(),
+        );
+    }
+    Ok(url)
+}
+
+/// Where the secret's text comes from: AWS Secrets Manager in Lambda, a fixed value in the
+/// demo and in tests.
+pub trait SecretSource: Send + Sync {
+    /// Name or ARN, for messages.
+    fn secret_name(&self) -> &str;
+    fn fetch(&self) -> impl Future<Output = Result<SecretString, SecretError>> + Send;
+}
+
+pub struct AwsSecretsManager {
+    client: aws_sdk_secretsmanager::Client,
+    secret_id: Option<String>,
+}
+
+impl AwsSecretsManager {
+    /// `secret_id` is `None` when `SERVICENOW_SECRET_ID` is unset: every request then answers
+    /// 500 with that cause, which iLert's alert log shows.
+    pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: Option<String>) -> Self {
+        Self { client, secret_id }
+    }
+}
+
+impl SecretSource for AwsSecretsManager {
+    fn secret_name(&self) -> &str {
+        self.secret_id.as_deref().unwrap_or("(unset)")
+    }
+
+    async fn fetch(&self) -> Result<SecretString, SecretError> {
+        let Some(secret_id) = &self.secret_id else {
+            return Err(SecretError::Misconfigured(
+                "SERVICENOW_SECRET_ID is not set".into(),
+            ));
+        };
+        let answer = self
+            .client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .send()
+            .await
+            .map_err(|error| classify_sdk_error(error, secret_id))?;
+        answer.secret_string.map(SecretString::from).ok_or_else(|| {
+            SecretError::Misconfigured(format!(
+                "secret {secret_id} has no SecretString (binary secrets are not supported)"
+            ))
+        })
+    }
+}
+
+/// Throttling, 5xx and network trouble are worth another try; everything else is a
+/// configuration problem that a retry will not fix.
+fn classify_sdk_error<E, R>(error: SdkError<E, R>, secret_id: &str) -> SecretError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &error {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("unknown");
+            let message = service.err().message().unwrap_or_default();
+            match code {
+                "ResourceNotFoundException" => SecretError::Misconfigured(format!(
+                    "secret {secret_id} was not found in Secrets Manager"
+                )),
+                "AccessDeniedException" => SecretError::Misconfigured(format!(
+                    "the function may not read secret {secret_id} (AccessDenied): {message}"
+                )),
+                "ThrottlingException"
+                | "InternalServiceError"
+                | "InternalServiceErrorException"
+                | "ServiceUnavailable"
+                | "ServiceUnavailableException"
+                | "RequestTimeout"
+                | "RequestTimeoutException" => SecretError::Unavailable(format!(
+                    "Secrets Manager could not answer ({code}): {message}"
+                )),
+                _ => SecretError::Misconfigured(format!(
+                    "Secrets Manager refused to read secret {secret_id} ({code}): {message}"
+                )),
+            }
+        }
+        SdkError::ConstructionFailure(_) => SecretError::Misconfigured(format!(
+            "the Secrets Manager request could not be built: {}",
+            error_chain(&error)
+        )),
+        _ => SecretError::Unavailable(format!(
+            "Secrets Manager could not be reached: {}",
+            error_chain(&error)
+        )),
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A secret given as a value: the demo's, and tests'.
+pub struct StaticSecret(SecretString);
+
+impl StaticSecret {
+    pub fn new(json: impl Into<String>) -> Self {
+        Self(SecretString::from(json.into()))
+    }
+}
+
+impl SecretSource for StaticSecret {
+    fn secret_name(&self) -> &str {
+        "(built in)"
+    }
+
+    async fn fetch(&self) -> Result<SecretString, SecretError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// The connection, fetched once per execution environment and kept for `ttl`, so that a
+/// rotated secret is picked up without a restart but not paid for on every request.
+pub struct ConnectionCache<S> {
+    source: S,
+    ttl: Duration,
+    cached: Mutex<Option<(Instant, Arc<Connection>)>>,
+}
+
+impl<S: SecretSource> ConnectionCache<S> {
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+
+    pub fn new(source: S, ttl: Duration) -> Self {
+        Self {
+            source,
+            ttl,
+            cached: Mutex::new(None),
+        }
+    }
+
+    pub async fn get(&self) -> Result<Arc<Connection>, SecretError> {
+        // Held across the fetch so that concurrent requests wait for one fetch, not race it.
+        let mut cached = self.cached.lock().await;
+        if let Some((fetched_at, connection)) = cached.as_ref() {
+            if fetched_at.elapsed() < self.ttl {
+                return Ok(Arc::clone(connection));
+            }
+        }
+        let secret = self.source.fetch().await?;
+        let connection = Arc::new(Connection::from_secret(&secret, self.source.secret_name())?);
+        *cached = Some((Instant::now(), Arc::clone(&connection)));
+        Ok(connection)
+    }
+}
+
+/// `SECRET_CACHE_TTL_SECONDS`: a whole number of seconds; unset means five minutes.
+pub fn cache_ttl_from(value: Option<&str>) -> Result<Duration, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(ConnectionCache::<StaticSecret>::DEFAULT_TTL),
+        Some(text) => text.parse::<u64>().map(Duration::from_secs).map_err(|_| {
+            format!("SECRET_CACHE_TTL_SECONDS must be a whole number of seconds, got {text:?}")
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Connection, SecretError> {
+        Connection::from_secret(&SecretString::from(json.to_owned()), "ilert/servicenow")
+    }
+
+    fn error(json: &str) -> String {
+        parse(json).unwrap_err().to_string()
+    }
+
+    const PASSWORD: &str = "s3cr3t-Pa55";
+
+    #[test]
+    fn a_complete_secret_gives_the_connection() {
+        let connection = parse(&format!(
+            r#"{{"instance_url":"https://acme.service-now.com","username":"ilert","password":"{PASSWORD}","webhook_token":"tok"}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            connection.servicenow.instance_url.as_str(),
+            "https://acme.service-now.com/"
+        );
+        assert_eq!(connection.servicenow.password.expose_secret(), PASSWORD);
+        assert!(connection.webhook.basic.is_none());
+        assert!(
+            !format!("{connection:?}").contains(PASSWORD),
+            "Debug must redact"
+        );
+    }
+
+    #[test]
+    fn each_missing_key_is_named() {
+        let full = serde_json::json!({
+            "instance_url": "https://acme.service-now.com",
+            "username": "ilert",
+            "password": PASSWORD,
+            "webhook_token": "tok",
+        });
+        for key in ["instance_url", "username", "password", "webhook_token"] {
+            let mut partial = full.clone();
+            partial.as_object_mut().unwrap().remove(key);
+            let message = error(&partial.to_string());
+            assert!(message.contains(&format!("`{key}`")), "{message}");
+            assert!(message.contains("ilert/servicenow"), "{message}");
+        }
+    }
+
+    #[test]
+    fn basic_credentials_may_replace_the_token_but_only_as_a_pair() {
+        let with_basic = parse(&format!(
+            r#"{{"instance_url":"https://a.service-now.com","username":"u","password":"{PASSWORD}","webhook_username":"ilert","webhook_password":"pw"}}"#
+        ))
+        .unwrap();
+        assert_eq!(with_basic.webhook.basic.as_ref().unwrap().0, "ilert");
+        let half = error(&format!(
+            r#"{{"instance_url":"https://a.service-now.com","username":"u","password":"{PASSWORD}","webhook_token":"t","webhook_username":"ilert"}}"#
+        ));
+        assert!(half.contains("go together"), "{half}");
+    }
+
+    #[test]
+    fn plain_http_is_refused_except_to_loopback() {
+        let with_url = |url: &str| {
+            parse(&format!(
+                r#"{{"instance_url":"{url}","username":"u","password":"p","webhook_token":"t"}}"#
+            ))
+        };
+        assert!(error(r#"{"instance_url":"http://acme.service-now.com","username":"u","password":"p","webhook_token":"t"}"#).contains("https"));
+        assert!(with_url("http://127.0.0.1:8080").is_ok());
+        assert!(with_url("http://localhost:8080").is_ok());
+        assert!(with_url("http://[::1]:8080").is_ok());
+        assert!(with_url("ftp://acme").is_err());
+        assert!(with_url("acme.service-now.com").is_err());
+        assert!(with_url("https://user:pw@acme.service-now.com").is_err());
+    }
+
+    #[test]
+    fn no_error_message_repeats_a_secret_value() {
+        for json in [
+            format!(
+                r#"{{"instance_url":"https://a.service-now.com","username":"u","password":["{PASSWORD}"],"webhook_token":"t"}}"#
+            ),
+            format!(
+                r#"{{"instance_url":"{PASSWORD}","username":"u","password":"p","webhook_token":"t"}}"#
+            ),
+            format!(r#"{{"password":"{PASSWORD}""#),
+            format!(r#"["{PASSWORD}"]"#),
+        ] {
+            let message = error(&json);
+            assert!(!message.contains(PASSWORD), "{message}");
+        }
+    }
+
+    #[test]
+    fn the_cache_ttl_defaults_to_five_minutes_and_refuses_nonsense() {
+        assert_eq!(cache_ttl_from(None).unwrap(), Duration::from_secs(300));
+        assert_eq!(cache_ttl_from(Some("60")).unwrap(), Duration::from_secs(60));
+        assert!(cache_ttl_from(Some("5m")).is_err());
+    }
+}

@@ -1,0 +1,352 @@
+//! ServiceNow's Table API for incidents, behind a small trait so the flow does not depend on
+//! HTTP. The real adapter guards against the instance's traps (see the README's notes).
+
+use crate::alert::shorten;
+use crate::incident::{CorrelationId, Incident, IncidentChanges, IncidentState};
+use crate::secrets::ServiceNowAccount;
+use reqwest::{Method, StatusCode, Url};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use std::future::Future;
+use std::time::Duration;
+
+/// How much of ServiceNow's own error message is passed on to iLert and the log.
+const ERROR_MESSAGE_MAX_CHARS: usize = 300;
+/// More than one incident per alert only exists after a race; a handful is plenty to see it.
+const LOOKUP_LIMIT: usize = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceNowError {
+    /// Worth another delivery: throttled, 5xx, unreachable, or asleep.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The instance said no, and saying it again will not change its mind.
+    #[error("{0}")]
+    Refused(String),
+}
+
+pub trait IncidentTable: Send + Sync {
+    /// Incidents whose `correlation_id` is exactly `key`, oldest (lowest number) first.
+    fn find(
+        &self,
+        account: &ServiceNowAccount,
+        key: &CorrelationId,
+    ) -> impl Future<Output = Result<Vec<Incident>, ServiceNowError>> + Send;
+
+    fn create(
+        &self,
+        account: &ServiceNowAccount,
+        changes: &IncidentChanges,
+    ) -> impl Future<Output = Result<Incident, ServiceNowError>> + Send;
+
+    fn update(
+        &self,
+        account: &ServiceNowAccount,
+        sys_id: &str,
+        changes: &IncidentChanges,
+    ) -> impl Future<Output = Result<Incident, ServiceNowError>> + Send;
+}
+
+/// The Table API over HTTPS. One `reqwest::Client` per execution environment, so warm
+/// invocations reuse the TCP and TLS connection.
+#[derive(Clone)]
+pub struct TableApi {
+    http: reqwest::Client,
+}
+
+impl TableApi {
+    pub fn new(http: reqwest::Client) -> Self {
+        Self { http }
+    }
+
+    /// The client the function uses: rustls, bounded waits, no proxy lookup.
+    pub fn default_http_client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .user_agent(concat!("ilert-servicenow/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(8))
+            .build()
+            .expect("a client with static settings builds")
+    }
+
+    fn table_url(account: &ServiceNowAccount, sys_id: Option<&str>) -> Url {
+        let mut url = account.instance_url.clone();
+        {
+            let mut segments = url
+                .path_segments_mut()
+                .expect("instance_url is an http(s) URL, which has a path");
+            segments
+                .pop_if_empty()
+                .extend(["api", "now", "table", "incident"]);
+            if let Some(sys_id) = sys_id {
+                segments.push(sys_id);
+            }
+        }
+        url.query_pairs_mut()
+            .append_pair("sysparm_fields", &Incident::LOOKUP_FIELDS.join(","))
+            .append_pair("sysparm_exclude_reference_link", "true");
+        url
+    }
+
+    async fn call(
+        &self,
+        account: &ServiceNowAccount,
+        method: Method,
+        url: Url,
+        body: Option<&IncidentChanges>,
+    ) -> Result<Value, ServiceNowError> {
+        let mut request = self
+            .http
+            .request(method.clone(), url)
+            .basic_auth(&account.username, Some(account.password.expose_secret()))
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(body) = body {
+            let json = serde_json::to_vec(body).expect("incident changes are plain strings");
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(json);
+        }
+        let response = request.send().await.map_err(|error| {
+            ServiceNowError::Unavailable(format!(
+                "ServiceNow could not be reached ({method}): {}",
+                describe_transport_error(&error)
+            ))
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|error| {
+            ServiceNowError::Unavailable(format!(
+                "ServiceNow's answer was cut off ({method}, {status}): {}",
+                describe_transport_error(&error)
+            ))
+        })?;
+        interpret(&method, status, &bytes)
+    }
+}
+
+impl IncidentTable for TableApi {
+    async fn find(
+        &self,
+        account: &ServiceNowAccount,
+        key: &CorrelationId,
+    ) -> Result<Vec<Incident>, ServiceNowError> {
+        let mut url = Self::table_url(account, None);
+        url.query_pairs_mut()
+            .append_pair(
+                "sysparm_query",
+                &format!("correlation_id={}^ORDERBYnumber", key.as_str()),
+            )
+            .append_pair("sysparm_limit", &LOOKUP_LIMIT.to_string());
+        let result = self.call(account, Method::GET, url, None).await?;
+        let records = result.as_array().ok_or_else(|| {
+            ServiceNowError::Unavailable("ServiceNow's lookup answer has no list of records".into())
+        })?;
+        let mut incidents: Vec<Incident> = records
+            .iter()
+            .map(incident_from)
+            // A query term the instance cannot parse is dropped, widening the query to every
+            // row: keep only what really carries our key.
+            .filter(|incident| incident.correlation_id == key.as_str())
+            .collect();
+        incidents.sort_by(|a, b| oldest_first(&a.number, &b.number));
+        Ok(incidents)
+    }
+
+    async fn create(
+        &self,
+        account: &ServiceNowAccount,
+        changes: &IncidentChanges,
+    ) -> Result<Incident, ServiceNowError> {
+        let url = Self::table_url(account, None);
+        let result = self.call(account, Method::POST, url, Some(changes)).await?;
+        Ok(incident_from(&result))
+    }
+
+    async fn update(
+        &self,
+        account: &ServiceNowAccount,
+        sys_id: &str,
+        changes: &IncidentChanges,
+    ) -> Result<Incident, ServiceNowError> {
+        let url = Self::table_url(account, Some(sys_id));
+        let result = self
+            .call(account, Method::PATCH, url, Some(changes))
+            .await?;
+        Ok(incident_from(&result))
+    }
+}
+
+/// Incident numbers share a prefix and grow in length over time (INC0009999, INC0010000), so
+/// a shorter number is older.
+fn oldest_first(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// Turns an answer into the `result` value or a verdict.
+fn interpret(method: &Method, status: StatusCode, body: &[u8]) -> Result<Value, ServiceNowError> {
+    if status.is_success() {
+        // A sleeping developer instance answers 200 with an HTML page.
+        let result = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|mut json| json.get_mut("result").map(Value::take));
+        return result.ok_or_else(|| {
+            ServiceNowError::Unavailable(format!(
+                "ServiceNow answered {method} with {status} but not with Table API JSON \
+                 (the instance may be asleep or behind a login page)"
+            ))
+        });
+    }
+    let detail = error_message(body);
+    let message = format!("ServiceNow answered {method} with {status}{detail}");
+    match status {
+        StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::BAD_GATEWAY
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::GATEWAY_TIMEOUT
+        | StatusCode::REQUEST_TIMEOUT => Err(ServiceNowError::Unavailable(message)),
+        StatusCode::UNAUTHORIZED => Err(ServiceNowError::Refused(format!(
+            "{message}: check `username` and `password` in the secret"
+        ))),
+        status if status.is_server_error() => Err(ServiceNowError::Unavailable(message)),
+        _ => Err(ServiceNowError::Refused(message)),
+    }
+}
+
+/// ServiceNow's `{"error": {"message", "detail"}}`, shortened; empty when the body has none.
+fn error_message(body: &[u8]) -> String {
+    let Ok(json) = serde_json::from_slice::<Value>(body) else {
+        return String::new();
+    };
+    let error = &json["error"];
+    let parts: Vec<&str> = [&error["message"], &error["detail"]]
+        .into_iter()
+        .filter_map(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", shorten(&parts.join(": "), ERROR_MESSAGE_MAX_CHARS))
+    }
+}
+
+fn describe_transport_error(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut cause = String::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        cause = inner.to_string();
+        source = inner.source();
+    }
+    if cause.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {cause}")
+    }
+}
+
+/// Values arrive as strings; a reference field may still be `{link, value}`.
+fn incident_from(record: &Value) -> Incident {
+    let field = |name: &str| -> String {
+        match &record[name] {
+            Value::String(s) => s.clone(),
+            Value::Object(reference) => reference
+                .get("value")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            Value::Number(n) => n.to_string(),
+            _ => String::new(),
+        }
+    };
+    Incident {
+        sys_id: field("sys_id"),
+        number: field("number"),
+        state: IncidentState::from_code(&field("state")),
+        short_description: field("short_description"),
+        correlation_id: field("correlation_id"),
+        correlation_display: field("correlation_display"),
+        impact: field("impact"),
+        urgency: field("urgency"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_200_html_page_is_an_unavailable_instance() {
+        let verdict = interpret(
+            &Method::GET,
+            StatusCode::OK,
+            b"<html><body>Your instance is hibernating</body></html>",
+        );
+        assert!(matches!(verdict, Err(ServiceNowError::Unavailable(m)) if m.contains("asleep")));
+    }
+
+    #[test]
+    fn throttling_and_gateway_errors_are_unavailable_and_client_errors_are_refusals() {
+        for status in [429, 500, 502, 503, 504] {
+            let verdict = interpret(&Method::POST, StatusCode::from_u16(status).unwrap(), b"");
+            assert!(
+                matches!(verdict, Err(ServiceNowError::Unavailable(_))),
+                "{status}"
+            );
+        }
+        for status in [400, 401, 403, 404] {
+            let verdict = interpret(&Method::POST, StatusCode::from_u16(status).unwrap(), b"");
+            assert!(
+                matches!(verdict, Err(ServiceNowError::Refused(_))),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn servicenows_own_error_message_is_passed_on_shortened() {
+        let body = serde_json::json!({
+            "error": {
+                "message": "Operation Failed",
+                "detail": format!("Data Policy Exception: {}", "x".repeat(1000)),
+            },
+            "status": "failure",
+        });
+        let Err(ServiceNowError::Refused(message)) = interpret(
+            &Method::PATCH,
+            StatusCode::FORBIDDEN,
+            body.to_string().as_bytes(),
+        ) else {
+            panic!("a 403 is a refusal");
+        };
+        assert!(message.starts_with(
+            "ServiceNow answered PATCH with 403 Forbidden: Operation Failed: Data Policy Exception"
+        ));
+        assert!(message.len() < 400);
+    }
+
+    #[test]
+    fn reference_fields_and_numbers_are_read_as_strings() {
+        let incident = incident_from(&serde_json::json!({
+            "sys_id": {"link": "https://x/api/now/table/incident/abc", "value": "abc"},
+            "state": 2,
+            "number": "INC0010001",
+        }));
+        assert_eq!(incident.sys_id, "abc");
+        assert_eq!(incident.state, IncidentState::InProgress);
+        assert_eq!(incident.impact, "");
+    }
+
+    #[test]
+    fn shorter_incident_numbers_are_older() {
+        let mut numbers = vec!["INC0010000", "INC0009999", "INC0010001"];
+        numbers.sort_by(|a, b| oldest_first(a, b));
+        assert_eq!(numbers, ["INC0009999", "INC0010000", "INC0010001"]);
+    }
+}

@@ -1,0 +1,624 @@
+//! Local stand-ins for ServiceNow and AWS Secrets Manager, served over real sockets on
+//! loopback. The demo replays the bundled events against them; the tests use them as fakes.
+//!
+//! The ServiceNow simulator keeps the traps of a real instance (see the README): values are
+//! strings, journal fields read back empty, an invalid query term is dropped (widening the
+//! query), resolving without close fields hits a data-policy 403, Closed and Canceled
+//! incidents refuse writes, and `priority` is computed from impact and urgency.
+
+use base64::Engine;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::net::TcpListener;
+
+type HttpResponse = Response<Full<Bytes>>;
+
+/// Serves `handle` on a fresh loopback port until the runtime that called it shuts down.
+async fn serve<F, Fut>(handle: F) -> std::io::Result<SocketAddr>
+where
+    F: Fn(Method, String, Option<String>, hyper::HeaderMap, Bytes) -> Fut
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    Fut: Future<Output = HttpResponse> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let handle = handle.clone();
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let handle = handle.clone();
+                async move {
+                    let (parts, body) = request.into_parts();
+                    let bytes = body
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let query = parts.uri.query().map(str::to_owned);
+                    let path = parts.uri.path().to_owned();
+                    Ok::<_, std::convert::Infallible>(
+                        handle(parts.method, path, query, parts.headers, bytes).await,
+                    )
+                }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(address)
+}
+
+fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> HttpResponse {
+    Response::builder()
+        .status(status)
+        .header(hyper::header::CONTENT_TYPE, content_type)
+        .body(Full::new(body.into()))
+        .expect("static parts are valid")
+}
+
+fn respond_json(status: StatusCode, body: &Value) -> HttpResponse {
+    respond(status, "application/json", body.to_string())
+}
+
+/// A request the simulator received, for assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: BTreeMap<String, String>,
+    pub body: Option<Value>,
+}
+
+/// One journal entry (work note or customer-visible comment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub field: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone)]
+struct StoredIncident {
+    fields: BTreeMap<String, String>,
+    journal: Vec<JournalEntry>,
+}
+
+/// Fields an incident has; a query term naming any other field is "invalid".
+const INCIDENT_FIELDS: &[&str] = &[
+    "sys_id",
+    "number",
+    "state",
+    "short_description",
+    "description",
+    "correlation_id",
+    "correlation_display",
+    "impact",
+    "urgency",
+    "priority",
+    "close_code",
+    "close_notes",
+    "caller_id",
+    "assignment_group",
+    "assigned_to",
+    "category",
+    "subcategory",
+    "cmdb_ci",
+    "business_service",
+    "service_offering",
+    "contact_type",
+    "location",
+    "company",
+    "hold_reason",
+    "active",
+    "opened_at",
+    "resolved_at",
+    "sys_created_on",
+    "sys_updated_on",
+    "work_notes",
+    "comments",
+];
+const JOURNAL_FIELDS: &[&str] = &["work_notes", "comments"];
+const REFERENCE_FIELDS: &[&str] = &[
+    "caller_id",
+    "assignment_group",
+    "assigned_to",
+    "cmdb_ci",
+    "business_service",
+    "service_offering",
+    "location",
+    "company",
+];
+
+#[derive(Debug, Default)]
+struct ServiceNowState {
+    incidents: Vec<StoredIncident>,
+    requests: Vec<ReceivedRequest>,
+    next_number: u32,
+}
+
+/// A stateful ServiceNow instance with an incident table, reached over HTTP on loopback.
+#[derive(Clone)]
+pub struct ServiceNowSimulator {
+    address: SocketAddr,
+    state: Arc<Mutex<ServiceNowState>>,
+}
+
+impl ServiceNowSimulator {
+    /// Starts an instance that accepts only `username`/`password` (HTTP Basic).
+    pub async fn start(username: &str, password: &str) -> std::io::Result<Self> {
+        let state = Arc::new(Mutex::new(ServiceNowState {
+            next_number: 10001,
+            ..ServiceNowState::default()
+        }));
+        let expected_auth = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+        );
+        let shared = Arc::clone(&state);
+        let address = serve(move |method, path, query, headers, body| {
+            let state = Arc::clone(&shared);
+            let expected_auth = expected_auth.clone();
+            async move {
+                let authorised = headers
+                    .get(hyper::header::AUTHORIZATION)
+                    .is_some_and(|value| value.as_bytes() == expected_auth.as_bytes());
+                let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                state.table_api(authorised, &method, &path, query.as_deref(), &body)
+            }
+        })
+        .await?;
+        Ok(Self { address, state })
+    }
+
+    /// The instance URL to put in the secret.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ServiceNowState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every incident as the Table API would return it with all fields (journals empty).
+    pub fn incidents(&self) -> Vec<Map<String, Value>> {
+        self.lock()
+            .incidents
+            .iter()
+            .map(|incident| record_of(incident, None, true))
+            .collect()
+    }
+
+    /// The incident with this correlation id, if exactly one has it.
+    pub fn incident_for(&self, correlation_id: &str) -> Option<Map<String, Value>> {
+        let all: Vec<_> = self
+            .incidents()
+            .into_iter()
+            .filter(|i| i["correlation_id"] == correlation_id)
+            .collect();
+        match all.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        }
+    }
+
+    /// The journal entries of the incident with this number, oldest first.
+    pub fn journal(&self, number: &str) -> Vec<JournalEntry> {
+        self.lock()
+            .incidents
+            .iter()
+            .find(|i| i.fields.get("number").map(String::as_str) == Some(number))
+            .map(|i| i.journal.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn requests(&self) -> Vec<ReceivedRequest> {
+        self.lock().requests.clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.lock().requests.clear();
+    }
+
+    /// Adds an incident as if someone had created it on the instance; returns its number.
+    pub fn insert(&self, fields: &[(&str, &str)]) -> String {
+        let mut state = self.lock();
+        let record = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        state.insert(record).fields["number"].clone()
+    }
+}
+
+impl ServiceNowState {
+    fn table_api(
+        &mut self,
+        authorised: bool,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        body: &[u8],
+    ) -> HttpResponse {
+        let query: BTreeMap<String, String> = query
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.requests.push(ReceivedRequest {
+            method: method.to_string(),
+            path: path.to_owned(),
+            query: query.clone(),
+            body: serde_json::from_slice(body).ok(),
+        });
+        if !authorised {
+            return failure(
+                StatusCode::UNAUTHORIZED,
+                "User Not Authenticated",
+                "Required to provide Auth information",
+            );
+        }
+        let fields = query.get("sysparm_fields").map(|f| {
+            f.split(',')
+                .map(str::trim)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        });
+        let exclude_links = query
+            .get("sysparm_exclude_reference_link")
+            .map(String::as_str)
+            == Some("true");
+        let project = |incident: &StoredIncident| {
+            Value::Object(record_of(incident, fields.as_deref(), exclude_links))
+        };
+        let rest = path.strip_prefix("/api/now/table/incident");
+        match (method, rest) {
+            (&Method::GET, Some("" | "/")) => {
+                let limit = query
+                    .get("sysparm_limit")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(10_000);
+                let found = self.query(query.get("sysparm_query").map_or("", String::as_str));
+                let result: Vec<Value> = found
+                    .into_iter()
+                    .take(limit)
+                    .map(|i| project(&self.incidents[i]))
+                    .collect();
+                respond_json(StatusCode::OK, &json!({ "result": result }))
+            }
+            (&Method::POST, Some("" | "/")) => match parse_write(body) {
+                Err(response) => response,
+                Ok(values) => {
+                    let mut record = BTreeMap::new();
+                    record.insert("state".to_owned(), "1".to_owned());
+                    record.insert("impact".to_owned(), "3".to_owned());
+                    record.insert("urgency".to_owned(), "3".to_owned());
+                    let mut pending = StoredIncident {
+                        fields: record,
+                        journal: Vec::new(),
+                    };
+                    merge(&mut pending, values);
+                    if let Some(refusal) = data_policy(&pending.fields) {
+                        return refusal;
+                    }
+                    let index = self.insert_stored(pending);
+                    respond_json(
+                        StatusCode::CREATED,
+                        &json!({ "result": project(&self.incidents[index]) }),
+                    )
+                }
+            },
+            (&Method::PATCH | &Method::PUT, Some(rest)) if rest.len() > 1 => {
+                let sys_id = &rest[1..];
+                let Some(index) = self
+                    .incidents
+                    .iter()
+                    .position(|i| i.fields.get("sys_id").map(String::as_str) == Some(sys_id))
+                else {
+                    return failure(
+                        StatusCode::NOT_FOUND,
+                        "No Record found",
+                        "Record doesn't exist or ACL restricts the record retrieval",
+                    );
+                };
+                let values = match parse_write(body) {
+                    Err(response) => return response,
+                    Ok(values) => values,
+                };
+                let state = self.incidents[index].fields.get("state").cloned();
+                if matches!(state.as_deref(), Some("7" | "8")) {
+                    return failure(
+                        StatusCode::FORBIDDEN,
+                        "Operation Failed",
+                        "ACL Exception Update Failed due to security constraints",
+                    );
+                }
+                let mut pending = self.incidents[index].clone();
+                merge(&mut pending, values);
+                if let Some(refusal) = data_policy(&pending.fields) {
+                    return refusal;
+                }
+                self.incidents[index] = pending;
+                respond_json(
+                    StatusCode::OK,
+                    &json!({ "result": project(&self.incidents[index]) }),
+                )
+            }
+            _ => failure(
+                StatusCode::BAD_REQUEST,
+                "Invalid resource",
+                &format!("{method} {path} is not part of this simulator"),
+            ),
+        }
+    }
+
+    /// Indexes of incidents matching an encoded query. Like a real instance, a term it cannot
+    /// parse (unknown field or operator) is dropped, which widens the query.
+    fn query(&self, encoded: &str) -> Vec<usize> {
+        let mut conditions: Vec<(&str, &str, bool)> = Vec::new();
+        let mut order: Vec<(&str, bool)> = Vec::new();
+        for term in encoded.split('^').filter(|t| !t.is_empty()) {
+            if let Some(field) = term.strip_prefix("ORDERBYDESC") {
+                order.push((field, true));
+            } else if let Some(field) = term.strip_prefix("ORDERBY") {
+                order.push((field, false));
+            } else if let Some((field, value)) = term.split_once("!=") {
+                conditions.push((field, value, false));
+            } else if let Some((field, value)) = term.split_once('=') {
+                conditions.push((field, value, true));
+            }
+        }
+        conditions.retain(|(field, _, _)| INCIDENT_FIELDS.contains(field));
+        let mut matches: Vec<usize> = (0..self.incidents.len())
+            .filter(|&i| {
+                conditions.iter().all(|(field, value, equal)| {
+                    let actual = self.incidents[i]
+                        .fields
+                        .get(*field)
+                        .map_or("", String::as_str);
+                    (actual == *value) == *equal
+                })
+            })
+            .collect();
+        for (field, descending) in order.into_iter().rev() {
+            matches.sort_by(|&a, &b| {
+                let value = |i: usize| {
+                    self.incidents[i]
+                        .fields
+                        .get(field)
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                let ordering = value(a).cmp(&value(b));
+                if descending {
+                    ordering.reverse()
+                } else {
+                    ordering
+                }
+            });
+        }
+        matches
+    }
+
+    fn insert(&mut self, fields: BTreeMap<String, String>) -> &StoredIncident {
+        let index = self.insert_stored(StoredIncident {
+            fields,
+            journal: Vec::new(),
+        });
+        &self.incidents[index]
+    }
+
+    fn insert_stored(&mut self, mut incident: StoredIncident) -> usize {
+        let number = self.next_number;
+        self.next_number += 1;
+        let fields = &mut incident.fields;
+        fields.insert("number".into(), format!("INC{number:07}"));
+        fields.insert(
+            "sys_id".into(),
+            format!("{:032x}", u128::from(number) * 0x9e37_79b9_7f4a_7c15),
+        );
+        fields.insert(
+            "sys_created_on".into(),
+            format!("2025-10-17 10:{:02}:{:02}", number / 60 % 60, number % 60),
+        );
+        fields.entry("state".into()).or_insert_with(|| "1".into());
+        let priority = computed_priority(fields);
+        fields.insert("priority".into(), priority);
+        self.incidents.push(incident);
+        self.incidents.len() - 1
+    }
+}
+
+fn failure(status: StatusCode, message: &str, detail: &str) -> HttpResponse {
+    respond_json(
+        status,
+        &json!({ "error": { "message": message, "detail": detail }, "status": "failure" }),
+    )
+}
+
+fn parse_write(body: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(values)) => Ok(values),
+        _ => Err(failure(
+            StatusCode::BAD_REQUEST,
+            "Exception while reading request",
+            "The payload is not valid JSON.",
+        )),
+    }
+}
+
+/// Applies written values the way an instance stores them: as strings, journal fields as new
+/// entries, unknown fields ignored, `priority` recomputed.
+fn merge(incident: &mut StoredIncident, values: Map<String, Value>) {
+    for (field, value) in values {
+        let text = match value {
+            Value::String(s) => s,
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        if JOURNAL_FIELDS.contains(&field.as_str()) {
+            if !text.is_empty() {
+                incident.journal.push(JournalEntry { field, text });
+            }
+        } else if INCIDENT_FIELDS.contains(&field.as_str()) && field != "priority" {
+            incident.fields.insert(field, text);
+        }
+    }
+    let priority = computed_priority(&incident.fields);
+    incident.fields.insert("priority".into(), priority);
+}
+
+/// ServiceNow's default priority matrix.
+fn computed_priority(fields: &BTreeMap<String, String>) -> String {
+    let level = |name: &str| {
+        fields
+            .get(name)
+            .and_then(|v| v.parse::<u8>().ok())
+            .unwrap_or(3)
+            .clamp(1, 3)
+    };
+    (level("impact") + level("urgency") - 1).to_string()
+}
+
+/// The data policy most instances set: Resolved needs a resolution code and notes.
+fn data_policy(fields: &BTreeMap<String, String>) -> Option<HttpResponse> {
+    let blank = |name: &str| fields.get(name).is_none_or(|v| v.trim().is_empty());
+    let resolving = matches!(fields.get("state").map(String::as_str), Some("6" | "7"));
+    (resolving && (blank("close_code") || blank("close_notes"))).then(|| {
+        failure(
+            StatusCode::FORBIDDEN,
+            "Operation Failed",
+            "Data Policy Exception: The following fields are mandatory: Resolution code, Resolution notes",
+        )
+    })
+}
+
+fn record_of(
+    incident: &StoredIncident,
+    fields: Option<&[String]>,
+    exclude_links: bool,
+) -> Map<String, Value> {
+    let wanted: Vec<&str> = match fields {
+        Some(list) => list.iter().map(String::as_str).collect(),
+        None => INCIDENT_FIELDS.to_vec(),
+    };
+    wanted
+        .into_iter()
+        .filter(|name| INCIDENT_FIELDS.contains(name))
+        .map(|name| {
+            let text = incident.fields.get(name).cloned().unwrap_or_default();
+            let value = if JOURNAL_FIELDS.contains(&name) {
+                Value::String(String::new())
+            } else if REFERENCE_FIELDS.contains(&name) && !exclude_links && !text.is_empty() {
+                json!({ "link": format!("/api/now/table/sys_user/{text}"), "value": text })
+            } else {
+                Value::String(text)
+            };
+            (name.to_owned(), value)
+        })
+        .collect()
+}
+
+/// AWS Secrets Manager's JSON protocol for `GetSecretValue`, enough for the real SDK to talk
+/// to it: point `AWS_ENDPOINT_URL_SECRETS_MANAGER` (or the SDK's `endpoint_url`) here.
+#[derive(Clone)]
+pub struct SecretsManagerSimulator {
+    address: SocketAddr,
+    state: Arc<Mutex<SecretsState>>,
+}
+
+#[derive(Debug, Default)]
+struct SecretsState {
+    secrets: BTreeMap<String, String>,
+    reads: usize,
+}
+
+impl SecretsManagerSimulator {
+    pub async fn start() -> std::io::Result<Self> {
+        let state = Arc::new(Mutex::new(SecretsState::default()));
+        let shared = Arc::clone(&state);
+        let address = serve(move |_method, _path, _query, headers, body| {
+            let state = Arc::clone(&shared);
+            async move {
+                let target = headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                state.answer(&target, &body)
+            }
+        })
+        .await?;
+        Ok(Self { address, state })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Creates or replaces (rotates) a secret.
+    pub fn put(&self, name: &str, secret_string: &str) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .secrets
+            .insert(name.to_owned(), secret_string.to_owned());
+    }
+
+    /// How many `GetSecretValue` calls arrived.
+    pub fn reads(&self) -> usize {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).reads
+    }
+}
+
+impl SecretsState {
+    fn answer(&mut self, target: &str, body: &[u8]) -> HttpResponse {
+        let aws_error = |status: StatusCode, kind: &str, message: &str| {
+            respond(
+                status,
+                "application/x-amz-json-1.1",
+                json!({ "__type": kind, "message": message }).to_string(),
+            )
+        };
+        if target != "secretsmanager.GetSecretValue" {
+            return aws_error(StatusCode::BAD_REQUEST, "UnknownOperationException", target);
+        }
+        self.reads += 1;
+        let request: Value = serde_json::from_slice(body).unwrap_or_default();
+        let id = request["SecretId"].as_str().unwrap_or_default();
+        match self.secrets.get(id) {
+            Some(secret_string) => respond(
+                StatusCode::OK,
+                "application/x-amz-json-1.1",
+                json!({
+                    "ARN": format!("arn:aws:secretsmanager:eu-central-1:123456789012:secret:{id}-AbCdEf"),
+                    "Name": id,
+                    "SecretString": secret_string,
+                    "VersionId": "00000000-0000-0000-0000-000000000001",
+                    "VersionStages": ["AWSCURRENT"],
+                    "CreatedDate": 1.7e9,
+                })
+                .to_string(),
+            ),
+            None => aws_error(
+                StatusCode::BAD_REQUEST,
+                "ResourceNotFoundException",
+                "Secrets Manager can't find the specified secret.",
+            ),
+        }
+    }
+}
