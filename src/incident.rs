@@ -167,7 +167,7 @@ impl NoteMemory {
     }
 
     pub fn contains(&self, fingerprint: &NoteFingerprint) -> bool {
-        self.0.iter().any(|token| *token == fingerprint.0)
+        self.0.contains(&fingerprint.0)
     }
 
     /// The field's new value with `fingerprint` added, forgetting the oldest notes when the

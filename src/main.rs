@@ -25,23 +25,21 @@ async fn main() -> Result<(), Error> {
             println!("{USAGE}");
             Ok(())
         }
-        Some(other) => Err(format!("unknown command {other:?}\n{USAGE}").into()),
+        Some(other) => {
+            eprintln!("unknown command {other:?}\n{USAGE}");
+            std::process::exit(2);
+        }
     }
 }
 
 async fn serve_lambda() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let secret_id = std::env::var("SERVICENOW_SECRET_ID")
-        .ok()
-        .filter(|id| !id.trim().is_empty());
     let ttl = cache_ttl_from(std::env::var("SECRET_CACHE_TTL_SECONDS").ok().as_deref())
         .unwrap_or_else(|problem| {
             tracing::warn!("{problem}; using the default");
             ConnectionCache::<AwsSecretsManager>::DEFAULT_TTL
         });
-    // Honours the standard variables, AWS_ENDPOINT_URL_SECRETS_MANAGER included.
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let secrets = AwsSecretsManager::new(aws_sdk_secretsmanager::Client::new(&aws), secret_id);
+    let secrets = AwsSecretsManager::from_env().await;
     let handler = WebhookHandler::new(
         ConnectionCache::new(secrets, ttl),
         TableApi::new(TableApi::default_http_client()),

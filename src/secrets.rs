@@ -142,6 +142,16 @@ pub struct AwsSecretsManager {
 }
 
 impl AwsSecretsManager {
+    /// Reads `SERVICENOW_SECRET_ID` and the standard AWS variables (region, credentials, and
+    /// `AWS_ENDPOINT_URL_SECRETS_MANAGER` for a local emulator).
+    pub async fn from_env() -> Self {
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let secret_id = std::env::var("SERVICENOW_SECRET_ID")
+            .ok()
+            .filter(|id| !id.trim().is_empty());
+        Self::new(aws_sdk_secretsmanager::Client::new(&aws), secret_id)
+    }
+
     /// `secret_id` is `None` when `SERVICENOW_SECRET_ID` is unset: every request then answers
     /// 500 with that cause, which iLert's alert log shows.
     pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: Option<String>) -> Self {

@@ -146,6 +146,19 @@ struct ServiceNowState {
     incidents: Vec<StoredIncident>,
     requests: Vec<ReceivedRequest>,
     next_number: u32,
+    quirks: Quirks,
+}
+
+/// Ways a real instance misbehaves that tests can switch on.
+#[derive(Debug, Default)]
+struct Quirks {
+    /// Answers served instead of the Table API's, one per request, oldest first.
+    canned: std::collections::VecDeque<(StatusCode, &'static str, String)>,
+    /// Fields queries cannot see (hidden by an ACL, or misspelled on the caller's side): a
+    /// term naming one is dropped and the query widens.
+    hidden_from_queries: Vec<String>,
+    /// Fields a field-level ACL silently refuses to write, still answering 200.
+    dropped_on_write: Vec<String>,
 }
 
 /// A stateful ServiceNow instance with an incident table, reached over HTTP on loopback.
@@ -231,6 +244,30 @@ impl ServiceNowSimulator {
         self.lock().requests.clear();
     }
 
+    /// The next request gets this answer instead of the Table API's (after being recorded),
+    /// e.g. a 429, a 503, or a sleeping instance's `200 text/html` page.
+    pub fn answer_next_with(&self, status: u16, content_type: &'static str, body: &str) {
+        let status = StatusCode::from_u16(status).expect("a valid status code");
+        self.lock()
+            .quirks
+            .canned
+            .push_back((status, content_type, body.to_owned()));
+    }
+
+    /// Makes query terms on `field` invalid, as on an instance where an ACL hides it: the
+    /// instance then drops the term and returns every row.
+    pub fn hide_from_queries(&self, field: &str) {
+        self.lock()
+            .quirks
+            .hidden_from_queries
+            .push(field.to_owned());
+    }
+
+    /// A field-level ACL that drops writes to `field` and still answers 200.
+    pub fn drop_writes_to(&self, field: &str) {
+        self.lock().quirks.dropped_on_write.push(field.to_owned());
+    }
+
     /// Adds an incident as if someone had created it on the instance; returns its number.
     pub fn insert(&self, fields: &[(&str, &str)]) -> String {
         let mut state = self.lock();
@@ -264,6 +301,9 @@ impl ServiceNowState {
             query: query.clone(),
             body: serde_json::from_slice(body).ok(),
         });
+        if let Some((status, content_type, body)) = self.quirks.canned.pop_front() {
+            return respond(status, content_type, body);
+        }
         if !authorised {
             return failure(
                 StatusCode::UNAUTHORIZED,
@@ -300,8 +340,9 @@ impl ServiceNowState {
                 respond_json(StatusCode::OK, &json!({ "result": result }))
             }
             (&Method::POST, Some("" | "/")) => match parse_write(body) {
-                Err(response) => response,
-                Ok(values) => {
+                None => unreadable_payload(),
+                Some(mut values) => {
+                    values.retain(|field, _| !self.quirks.dropped_on_write.contains(field));
                     let mut record = BTreeMap::new();
                     record.insert("state".to_owned(), "1".to_owned());
                     record.insert("impact".to_owned(), "3".to_owned());
@@ -334,10 +375,10 @@ impl ServiceNowState {
                         "Record doesn't exist or ACL restricts the record retrieval",
                     );
                 };
-                let values = match parse_write(body) {
-                    Err(response) => return response,
-                    Ok(values) => values,
+                let Some(mut values) = parse_write(body) else {
+                    return unreadable_payload();
                 };
+                values.retain(|field, _| !self.quirks.dropped_on_write.contains(field));
                 let state = self.incidents[index].fields.get("state").cloned();
                 if matches!(state.as_deref(), Some("7" | "8")) {
                     return failure(
@@ -381,7 +422,10 @@ impl ServiceNowState {
                 conditions.push((field, value, true));
             }
         }
-        conditions.retain(|(field, _, _)| INCIDENT_FIELDS.contains(field));
+        conditions.retain(|(field, _, _)| {
+            INCIDENT_FIELDS.contains(field)
+                && !self.quirks.hidden_from_queries.iter().any(|h| h == field)
+        });
         let mut matches: Vec<usize> = (0..self.incidents.len())
             .filter(|&i| {
                 conditions.iter().all(|(field, value, equal)| {
@@ -449,15 +493,19 @@ fn failure(status: StatusCode, message: &str, detail: &str) -> HttpResponse {
     )
 }
 
-fn parse_write(body: &[u8]) -> Result<Map<String, Value>, HttpResponse> {
+fn parse_write(body: &[u8]) -> Option<Map<String, Value>> {
     match serde_json::from_slice(body) {
-        Ok(Value::Object(values)) => Ok(values),
-        _ => Err(failure(
-            StatusCode::BAD_REQUEST,
-            "Exception while reading request",
-            "The payload is not valid JSON.",
-        )),
+        Ok(Value::Object(values)) => Some(values),
+        _ => None,
     }
+}
+
+fn unreadable_payload() -> HttpResponse {
+    failure(
+        StatusCode::BAD_REQUEST,
+        "Exception while reading request",
+        "The payload is not valid JSON.",
+    )
 }
 
 /// Applies written values the way an instance stores them: as strings, journal fields as new

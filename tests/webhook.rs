@@ -1,0 +1,618 @@
+//! The real handler, driven with the bundled `events/` files, over real sockets against the
+//! ServiceNow simulator and a Secrets Manager endpoint reached through the real AWS SDK.
+
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use ilert_servicenow::secrets::{AwsSecretsManager, ConnectionCache};
+use ilert_servicenow::servicenow::TableApi;
+use ilert_servicenow::settings::Settings;
+use ilert_servicenow::simulator::{SecretsManagerSimulator, ServiceNowSimulator};
+use ilert_servicenow::webhook::WebhookHandler;
+use lambda_http::http::{header, Method};
+use lambda_http::{Body, Request};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const SECRET_ID: &str = "ilert/servicenow";
+const TOKEN: &str = "change-me-webhook-token";
+const SN_USER: &str = "ilert.integration";
+const SN_PASSWORD: &str = "Sn0w-pa55-do-not-leak";
+const KEY: &str = "ilert:12797430";
+
+struct TestApp {
+    servicenow: ServiceNowSimulator,
+    secrets: SecretsManagerSimulator,
+    handler: WebhookHandler<AwsSecretsManager, TableApi>,
+}
+
+struct Answer {
+    status: u16,
+    body: Value,
+    text: String,
+}
+
+impl TestApp {
+    async fn spawn() -> Self {
+        Self::spawn_with(Settings::default(), |_| {}).await
+    }
+
+    /// `edit_secret` may change the secret before it is stored.
+    async fn spawn_with(settings: Settings, edit_secret: impl FnOnce(&mut Value)) -> Self {
+        let servicenow = ServiceNowSimulator::start(SN_USER, SN_PASSWORD)
+            .await
+            .unwrap();
+        let secrets = SecretsManagerSimulator::start().await.unwrap();
+        let mut secret = json!({
+            "instance_url": servicenow.url(),
+            "username": SN_USER,
+            "password": SN_PASSWORD,
+            "webhook_token": TOKEN,
+        });
+        edit_secret(&mut secret);
+        secrets.put(SECRET_ID, &secret.to_string());
+        let sdk = aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("eu-central-1"))
+                .endpoint_url(secrets.url())
+                .credentials_provider(Credentials::for_tests())
+                .build(),
+        );
+        let handler = WebhookHandler::new(
+            ConnectionCache::new(
+                AwsSecretsManager::new(sdk, Some(SECRET_ID.to_owned())),
+                Duration::from_secs(300),
+            ),
+            TableApi::new(TableApi::default_http_client()),
+            settings,
+        );
+        Self {
+            servicenow,
+            secrets,
+            handler,
+        }
+    }
+
+    async fn send(&self, request: Request) -> Answer {
+        let response = self.handler.handle(request).await;
+        let text = String::from_utf8(response.body().to_vec()).unwrap();
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/json",
+            "every answer is JSON"
+        );
+        Answer {
+            status: response.status().as_u16(),
+            body: serde_json::from_str(&text).expect("every answer is JSON"),
+            text,
+        }
+    }
+
+    async fn deliver(&self, name: &str) -> Answer {
+        self.send(event(name)).await
+    }
+
+    fn incident(&self) -> serde_json::Map<String, Value> {
+        self.servicenow
+            .incident_for(KEY)
+            .expect("exactly one incident for the alert")
+    }
+
+    fn notes(&self, number: &str) -> Vec<String> {
+        self.servicenow
+            .journal(number)
+            .into_iter()
+            .map(|entry| format!("{}: {}", entry.field, entry.text))
+            .collect()
+    }
+
+    fn methods(&self) -> Vec<String> {
+        self.servicenow
+            .requests()
+            .into_iter()
+            .map(|r| r.method)
+            .collect()
+    }
+}
+
+fn event(name: &str) -> Request {
+    let path = format!("{}/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn with_body(request: Request, body: impl Into<Body>) -> Request {
+    let (parts, _) = request.into_parts();
+    Request::from_parts(parts, body.into())
+}
+
+fn with_authorization(mut request: Request, value: Option<&str>) -> Request {
+    match value {
+        Some(value) => {
+            request
+                .headers_mut()
+                .insert(header::AUTHORIZATION, value.parse().unwrap());
+        }
+        None => {
+            request.headers_mut().remove(header::AUTHORIZATION);
+        }
+    }
+    request
+}
+
+fn body_of(name: &str) -> Value {
+    let path = format!("{}/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let envelope: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    serde_json::from_str(envelope["body"].as_str().unwrap()).unwrap()
+}
+
+const LIFECYCLE: [&str; 4] = [
+    "01-alert-created",
+    "02-alert-acknowledged",
+    "03-alert-comment-added",
+    "04-alert-resolved",
+];
+
+#[tokio::test]
+async fn the_full_lifecycle_lands_on_one_incident_with_the_right_states_title_notes_and_close_fields(
+) {
+    let app = TestApp::spawn().await;
+
+    let created = app.deliver("01-alert-created").await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    assert_eq!(created.body["action"], "created");
+    let number = created.body["incident"]["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(created.body["incident"]["sys_id"], app.incident()["sys_id"]);
+    assert_eq!(app.incident()["state"], "1");
+    assert_eq!(
+        app.incident()["short_description"],
+        "PENDING PROBLEM: api-gateway-prod p95 latency > 2s"
+    );
+    assert_eq!(app.incident()["correlation_display"], "iLert");
+    assert!(app.incident()["description"]
+        .as_str()
+        .unwrap()
+        .contains("Alert source: Prometheus Production"));
+
+    let acknowledged = app.deliver("02-alert-acknowledged").await;
+    assert_eq!(acknowledged.body["action"], "updated");
+    assert_eq!(app.incident()["state"], "2");
+    assert_eq!(
+        app.incident()["short_description"],
+        "ACCEPTED PROBLEM: api-gateway-prod p95 latency > 2s"
+    );
+
+    let commented = app.deliver("03-alert-comment-added").await;
+    assert_eq!(commented.body["action"], "updated");
+
+    let resolved = app.deliver("04-alert-resolved").await;
+    assert_eq!(resolved.body["action"], "updated");
+    assert_eq!(resolved.body["incident"]["number"], number.as_str());
+
+    let incident = app.incident();
+    assert_eq!(incident["state"], "6");
+    assert_eq!(
+        incident["short_description"],
+        "RESOLVED PROBLEM: api-gateway-prod p95 latency > 2s"
+    );
+    assert_eq!(incident["close_code"], "Solution provided");
+    assert!(incident["close_notes"]
+        .as_str()
+        .unwrap()
+        .starts_with("Root cause: cache flag in deploy 2025.10.17-3. Rolled back."));
+    assert_eq!(incident["impact"], "2");
+    assert_eq!(incident["urgency"], "1");
+    assert_eq!(
+        incident["priority"], "2",
+        "computed by the instance from the pair"
+    );
+    assert_eq!(
+        app.notes(&number),
+        [
+            "work_notes: Accepted in iLert by Jane Doe.",
+            "work_notes: Comment in iLert: Rolled back deploy 2025.10.17-3 (\"gw-cache\" flag); latency recovering.",
+            "work_notes: Resolved in iLert by Jane Doe.",
+        ]
+    );
+    assert_eq!(app.servicenow.incidents().len(), 1);
+}
+
+#[tokio::test]
+async fn redelivering_any_event_creates_nothing_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    for name in LIFECYCLE {
+        assert_eq!(app.deliver(name).await.status, 200);
+    }
+    let before = app.servicenow.incidents();
+    let number = app.incident()["number"].as_str().unwrap().to_owned();
+    let notes_before = app.notes(&number);
+    app.servicenow.clear_requests();
+
+    for name in LIFECYCLE {
+        let answer = app.deliver(name).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.body["action"], "unchanged", "{name}");
+        assert_eq!(answer.body["incident"]["number"], number.as_str());
+    }
+    assert_eq!(app.methods(), ["GET", "GET", "GET", "GET"], "lookups only");
+    assert_eq!(app.servicenow.incidents(), before);
+    assert_eq!(app.notes(&number), notes_before);
+}
+
+#[tokio::test]
+async fn an_event_costs_one_lookup_and_at_most_one_write() {
+    let app = TestApp::spawn().await;
+    app.deliver("01-alert-created").await;
+    assert_eq!(app.methods(), ["GET", "POST"]);
+    app.servicenow.clear_requests();
+    app.deliver("02-alert-acknowledged").await;
+    assert_eq!(app.methods(), ["GET", "PATCH"]);
+    app.servicenow.clear_requests();
+    app.deliver("02-alert-acknowledged").await;
+    assert_eq!(app.methods(), ["GET"]);
+}
+
+#[tokio::test]
+async fn the_lookup_asks_for_the_exact_key_and_only_the_fields_it_needs() {
+    let app = TestApp::spawn().await;
+    app.deliver("01-alert-created").await;
+    let lookup = &app.servicenow.requests()[0];
+    assert_eq!(lookup.path, "/api/now/table/incident");
+    assert_eq!(
+        lookup.query["sysparm_query"],
+        "correlation_id=ilert:12797430^ORDERBYnumber"
+    );
+    let fields: Vec<&str> = lookup.query["sysparm_fields"].split(',').collect();
+    assert!(fields.contains(&"state") && fields.contains(&"correlation_id"));
+    assert!(!fields.contains(&"description"), "{fields:?}");
+    assert!(!fields.contains(&"work_notes"), "{fields:?}");
+}
+
+#[tokio::test]
+async fn a_widened_query_never_touches_another_alerts_incident() {
+    let app = TestApp::spawn().await;
+    let other = app.servicenow.insert(&[
+        ("correlation_id", "ilert:999"),
+        ("state", "2"),
+        ("short_description", "ACCEPTED someone else's alert"),
+    ]);
+    let unrelated = app
+        .servicenow
+        .insert(&[("state", "1"), ("short_description", "printer jam")]);
+    app.servicenow.hide_from_queries("correlation_id");
+
+    let answer = app.deliver("02-alert-acknowledged").await;
+    assert_eq!(answer.body["action"], "created", "{}", answer.text);
+    assert_ne!(answer.body["incident"]["number"], other.as_str());
+    assert_ne!(answer.body["incident"]["number"], unrelated.as_str());
+    assert!(app.notes(&other).is_empty() && app.notes(&unrelated).is_empty());
+    assert!(!app.methods().contains(&"PATCH".to_owned()));
+}
+
+#[tokio::test]
+async fn a_first_event_that_is_already_resolved_opens_no_incident() {
+    let app = TestApp::spawn().await;
+    let answer = app.deliver("04-alert-resolved").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body["action"], "ignored");
+    assert!(answer.body.get("incident").is_none());
+    assert!(answer.body["reason"]
+        .as_str()
+        .unwrap()
+        .contains("already resolved"));
+    assert_eq!(app.methods(), ["GET"]);
+    assert!(app.servicenow.incidents().is_empty());
+}
+
+#[tokio::test]
+async fn closed_and_canceled_incidents_are_never_written() {
+    for state in ["7", "8"] {
+        let app = TestApp::spawn().await;
+        let number = app.servicenow.insert(&[
+            ("correlation_id", KEY),
+            ("state", state),
+            (
+                "short_description",
+                "RESOLVED PROBLEM: api-gateway-prod p95 latency > 2s",
+            ),
+        ]);
+        for name in LIFECYCLE {
+            let answer = app.deliver(name).await;
+            assert_eq!(
+                answer.body["action"], "unchanged",
+                "{name} on state {state}"
+            );
+            assert_eq!(answer.body["incident"]["number"], number.as_str());
+        }
+        assert_eq!(app.methods(), ["GET", "GET", "GET", "GET"]);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_event_type_is_handled_by_its_status() {
+    let app = TestApp::spawn().await;
+    let mut body = body_of("01-alert-created");
+    body["eventType"] = json!("alert-channel-attached");
+    body["status"] = json!("ACCEPTED");
+    let answer = app
+        .send(with_body(event("01-alert-created"), body.to_string()))
+        .await;
+    assert_eq!(answer.body["action"], "created");
+    assert_eq!(app.incident()["state"], "2");
+}
+
+#[tokio::test]
+async fn the_legacy_docs_sample_creates_an_in_progress_incident_with_a_low_priority() {
+    let app = TestApp::spawn().await;
+    let answer = app.deliver("06-legacy-docs-sample").await;
+    assert_eq!(answer.body["action"], "created");
+    let incident = app.servicenow.incident_for("ilert:2983781").unwrap();
+    assert_eq!(incident["state"], "2");
+    assert_eq!(incident["priority"], "4");
+}
+
+#[tokio::test]
+async fn a_call_without_the_right_credentials_is_refused_before_the_body_is_read() {
+    let app = TestApp::spawn().await;
+    for authorization in [
+        None,
+        Some("Bearer wrong-token"),
+        Some("Bearer change-me-webhook-token-and-more"),
+        Some("change-me-webhook-token"),
+        Some("Basic aWxlcnQ6cGFzcw=="),
+    ] {
+        let request = with_authorization(event("01-alert-created"), authorization);
+        let answer = app.send(with_body(request, "not json at all")).await;
+        assert_eq!(answer.status, 401, "{authorization:?}: {}", answer.text);
+        assert_eq!(answer.body["error"], "unauthorized");
+        assert!(!answer.text.contains(TOKEN));
+    }
+    assert!(app.servicenow.requests().is_empty());
+}
+
+#[tokio::test]
+async fn basic_credentials_in_the_webhook_url_are_accepted_when_configured() {
+    let app = TestApp::spawn_with(Settings::default(), |secret| {
+        secret["webhook_username"] = json!("ilert");
+        secret["webhook_password"] = json!("hook-pass");
+    })
+    .await;
+    // iLert sends `https://ilert:hook-pass@…` as `Authorization: Basic base64(ilert:hook-pass)`.
+    let request = with_authorization(
+        event("01-alert-created"),
+        Some("Basic aWxlcnQ6aG9vay1wYXNz"),
+    );
+    assert_eq!(app.send(request).await.body["action"], "created");
+    let wrong = with_authorization(event("02-alert-acknowledged"), Some("Basic aWxlcnQ6eA=="));
+    assert_eq!(app.send(wrong).await.status, 401);
+}
+
+#[tokio::test]
+async fn methods_other_than_post_are_refused_with_405() {
+    let app = TestApp::spawn().await;
+    for method in [Method::GET, Method::PUT, Method::DELETE, Method::HEAD] {
+        let mut request = event("01-alert-created");
+        *request.method_mut() = method.clone();
+        let response = app.handler.handle(request).await;
+        assert_eq!(response.status(), 405, "{method}");
+        assert_eq!(response.headers()[header::ALLOW], "POST");
+    }
+    assert!(app.servicenow.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_body_over_256_kib_is_refused_with_413() {
+    let app = TestApp::spawn().await;
+    let mut body = body_of("01-alert-created");
+    body["details"] = json!("x".repeat(256 * 1024));
+    let answer = app
+        .send(with_body(event("01-alert-created"), body.to_string()))
+        .await;
+    assert_eq!(answer.status, 413);
+    assert!(app.servicenow.requests().is_empty());
+
+    let mut just_under = body_of("01-alert-created");
+    just_under["details"] = json!("x".repeat(250 * 1024));
+    let answer = app
+        .send(with_body(event("01-alert-created"), just_under.to_string()))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_an_ilert_event_is_refused_with_400_saying_why() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        ("", "empty"),
+        ("{\"id\": ", "not valid JSON"),
+        ("[1,2,3]", "an array"),
+        ("\"text\"", "a string"),
+        (r#"{"status":"PENDING"}"#, "`id` is missing"),
+        (
+            r#"{"id":"12^ORstate=1","status":"PENDING"}"#,
+            "`id` must be 1 to 20 digits",
+        ),
+        (
+            r#"{"id":-4,"status":"PENDING"}"#,
+            "`id` must be 1 to 20 digits",
+        ),
+        (
+            r#"{"id":"4","status":"SNOOZED"}"#,
+            "unknown variant `SNOOZED`",
+        ),
+        (
+            r#"{"id":"4","status":"PENDING","summary":["a"]}"#,
+            "expected a string",
+        ),
+    ];
+    for (body, expected) in cases {
+        let answer = app.send(with_body(event("01-alert-created"), body)).await;
+        assert_eq!(answer.status, 400, "{body}");
+        assert_eq!(answer.body["error"], "invalid_event");
+        let message = answer.body["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+    assert!(
+        app.servicenow.requests().is_empty(),
+        "nothing reached ServiceNow"
+    );
+}
+
+#[tokio::test]
+async fn the_secret_is_read_once_per_environment_not_per_request() {
+    let app = TestApp::spawn().await;
+    for name in LIFECYCLE {
+        assert_eq!(app.deliver(name).await.status, 200);
+    }
+    assert_eq!(app.secrets.reads(), 1);
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_a_500_that_names_the_cause() {
+    let app = TestApp::spawn().await;
+    app.secrets.put("some-other-secret", "{}");
+    let handler_without_secret = WebhookHandler::new(
+        ConnectionCache::new(
+            AwsSecretsManager::new(
+                aws_sdk_secretsmanager::Client::from_conf(
+                    aws_sdk_secretsmanager::Config::builder()
+                        .behavior_version(BehaviorVersion::latest())
+                        .region(Region::new("eu-central-1"))
+                        .endpoint_url(app.secrets.url())
+                        .credentials_provider(Credentials::for_tests())
+                        .build(),
+                ),
+                Some("ilert/missing".to_owned()),
+            ),
+            Duration::from_secs(300),
+        ),
+        TableApi::new(TableApi::default_http_client()),
+        Settings::default(),
+    );
+    let response = handler_without_secret
+        .handle(event("01-alert-created"))
+        .await;
+    assert_eq!(response.status(), 500);
+    let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(body["error"], "misconfigured");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("secret ilert/missing was not found"));
+    assert!(app.servicenow.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_incomplete_secret_is_a_500_that_names_the_missing_key() {
+    let app = TestApp::spawn_with(Settings::default(), |secret| {
+        secret.as_object_mut().unwrap().remove("username");
+    })
+    .await;
+    let answer = app.deliver("01-alert-created").await;
+    assert_eq!(answer.status, 500);
+    assert!(answer.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("`username` is missing"));
+    assert!(!answer.text.contains(SN_PASSWORD));
+}
+
+#[tokio::test]
+async fn wrong_servicenow_credentials_are_a_502_that_says_what_to_check() {
+    let app = TestApp::spawn_with(Settings::default(), |secret| {
+        secret["password"] = json!("rotated-away-password");
+    })
+    .await;
+    let answer = app.deliver("01-alert-created").await;
+    assert_eq!(answer.status, 502);
+    let message = answer.body["message"].as_str().unwrap();
+    assert!(message.contains("401"), "{message}");
+    assert!(message.contains("`username` and `password`"), "{message}");
+    assert!(!answer.text.contains("rotated-away-password"));
+}
+
+#[tokio::test]
+async fn a_sleeping_or_throttled_instance_is_a_503_and_nothing_is_written() {
+    let app = TestApp::spawn().await;
+    app.servicenow.answer_next_with(
+        200,
+        "text/html",
+        "<html><body><h1>Your instance is hibernating</h1></body></html>",
+    );
+    let asleep = app.deliver("01-alert-created").await;
+    assert_eq!(asleep.status, 503, "{}", asleep.text);
+    assert!(asleep.body["message"].as_str().unwrap().contains("asleep"));
+
+    app.servicenow.answer_next_with(
+        429,
+        "application/json",
+        r#"{"error":{"message":"Rate limit exceeded","detail":"hourly limit"},"status":"failure"}"#,
+    );
+    let throttled = app.deliver("01-alert-created").await;
+    assert_eq!(throttled.status, 503);
+    assert!(throttled.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("Rate limit exceeded"));
+    assert!(app.servicenow.incidents().is_empty());
+
+    // iLert delivers again once the instance is back: exactly one incident.
+    assert_eq!(
+        app.deliver("01-alert-created").await.body["action"],
+        "created"
+    );
+    assert_eq!(app.servicenow.incidents().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_instance_is_a_503() {
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let app = TestApp::spawn_with(Settings::default(), |secret| {
+        secret["instance_url"] = json!(format!("http://127.0.0.1:{closed_port}"));
+    })
+    .await;
+    let answer = app.deliver("01-alert-created").await;
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    assert!(answer.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("could not be reached"));
+}
+
+#[tokio::test]
+async fn a_data_policy_refusal_is_a_502_with_servicenows_message() {
+    let settings = Settings {
+        close_code: String::new(),
+        ..Settings::default()
+    };
+    let app = TestApp::spawn_with(settings, |_| {}).await;
+    app.deliver("02-alert-acknowledged").await;
+    let answer = app.deliver("04-alert-resolved").await;
+    assert_eq!(answer.status, 502);
+    assert!(answer.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("Data Policy Exception"));
+    assert_eq!(
+        app.incident()["state"],
+        "2",
+        "the refused write changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_write_that_a_field_acl_silently_dropped_is_reported_not_hidden() {
+    let app = TestApp::spawn().await;
+    app.deliver("01-alert-created").await;
+    app.servicenow.drop_writes_to("state");
+    let answer = app.deliver("02-alert-acknowledged").await;
+    assert_eq!(answer.status, 502, "{}", answer.text);
+    assert!(answer.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("did not apply state"));
+}
