@@ -3,13 +3,16 @@
 use ilert_servicenow::secrets::{cache_ttl_from, AwsSecretsManager, ConnectionCache};
 use ilert_servicenow::servicenow::TableApi;
 use ilert_servicenow::settings::Settings;
+use ilert_servicenow::simulator::ServiceNowSimulator;
 use ilert_servicenow::webhook::WebhookHandler;
 use lambda_http::{service_fn, Error};
 use std::convert::Infallible;
 
-const USAGE: &str = "usage: ilert-servicenow [demo]
-  (no command)  in AWS Lambda: serve iLert webhook calls; elsewhere: same as demo
-  demo          replay the bundled iLert events against a built-in ServiceNow simulator";
+const USAGE: &str = "usage: ilert-servicenow [demo | simulator [PORT]]
+  (no command)      in AWS Lambda: serve iLert webhook calls; elsewhere: same as demo
+  demo              replay the bundled iLert events against a built-in ServiceNow simulator
+  simulator [PORT]  serve the ServiceNow simulator on 127.0.0.1:PORT (default 8089) until
+                    stopped, for trying the function with `cargo lambda watch`";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -19,6 +22,26 @@ async fn main() -> Result<(), Error> {
         None | Some("demo") => {
             lambda_http::tracing::init_default_subscriber_with_writer(std::io::stderr);
             ilert_servicenow::demo::run(&mut std::io::stdout()).await?;
+            Ok(())
+        }
+        Some("simulator") => {
+            let port = match std::env::args().nth(2).map(|p| p.parse::<u16>()) {
+                None => 8089,
+                Some(Ok(port)) => port,
+                Some(Err(_)) => {
+                    eprintln!("PORT must be a number\n{USAGE}");
+                    std::process::exit(2);
+                }
+            };
+            let (user, password) = ("ilert.integration", "simulator-password");
+            let simulator =
+                ServiceNowSimulator::start_at(([127, 0, 0, 1], port).into(), user, password)
+                    .await?;
+            println!(
+                "ServiceNow simulator at {} (user {user}, password {password}); Ctrl-C stops it.",
+                simulator.url()
+            );
+            tokio::signal::ctrl_c().await?;
             Ok(())
         }
         Some("-h" | "--help" | "help") => {

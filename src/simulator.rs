@@ -20,8 +20,10 @@ use tokio::net::TcpListener;
 
 type HttpResponse = Response<Full<Bytes>>;
 
+const ANY_LOOPBACK_PORT: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
+
 /// Serves `handle` on a fresh loopback port until the runtime that called it shuts down.
-async fn serve<F, Fut>(handle: F) -> std::io::Result<SocketAddr>
+async fn serve<F, Fut>(address: SocketAddr, handle: F) -> std::io::Result<SocketAddr>
 where
     F: Fn(Method, String, Option<String>, hyper::HeaderMap, Bytes) -> Fut
         + Clone
@@ -30,7 +32,7 @@ where
         + 'static,
     Fut: Future<Output = HttpResponse> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let listener = TcpListener::bind(address).await?;
     let address = listener.local_addr()?;
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -169,8 +171,17 @@ pub struct ServiceNowSimulator {
 }
 
 impl ServiceNowSimulator {
-    /// Starts an instance that accepts only `username`/`password` (HTTP Basic).
+    /// Starts an instance on a free loopback port that accepts only `username`/`password`
+    /// (HTTP Basic).
     pub async fn start(username: &str, password: &str) -> std::io::Result<Self> {
+        Self::start_at(ANY_LOOPBACK_PORT.into(), username, password).await
+    }
+
+    pub async fn start_at(
+        address: SocketAddr,
+        username: &str,
+        password: &str,
+    ) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(ServiceNowState {
             next_number: 10001,
             ..ServiceNowState::default()
@@ -180,7 +191,7 @@ impl ServiceNowSimulator {
             base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
         );
         let shared = Arc::clone(&state);
-        let address = serve(move |method, path, query, headers, body| {
+        let address = serve(address, move |method, path, query, headers, body| {
             let state = Arc::clone(&shared);
             let expected_auth = expected_auth.clone();
             async move {
@@ -598,18 +609,21 @@ impl SecretsManagerSimulator {
     pub async fn start() -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(SecretsState::default()));
         let shared = Arc::clone(&state);
-        let address = serve(move |_method, _path, _query, headers, body| {
-            let state = Arc::clone(&shared);
-            async move {
-                let target = headers
-                    .get("x-amz-target")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-                state.answer(&target, &body)
-            }
-        })
+        let address = serve(
+            ANY_LOOPBACK_PORT.into(),
+            move |_method, _path, _query, headers, body| {
+                let state = Arc::clone(&shared);
+                async move {
+                    let target = headers
+                        .get("x-amz-target")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                    state.answer(&target, &body)
+                }
+            },
+        )
         .await?;
         Ok(Self { address, state })
     }

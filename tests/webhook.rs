@@ -49,22 +49,7 @@ impl TestApp {
         });
         edit_secret(&mut secret);
         secrets.put(SECRET_ID, &secret.to_string());
-        let sdk = aws_sdk_secretsmanager::Client::from_conf(
-            aws_sdk_secretsmanager::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(Region::new("eu-central-1"))
-                .endpoint_url(secrets.url())
-                .credentials_provider(Credentials::for_tests())
-                .build(),
-        );
-        let handler = WebhookHandler::new(
-            ConnectionCache::new(
-                AwsSecretsManager::new(sdk, Some(SECRET_ID.to_owned())),
-                Duration::from_secs(300),
-            ),
-            TableApi::new(TableApi::default_http_client()),
-            settings,
-        );
+        let handler = handler_reading(&secrets, SECRET_ID, settings);
         Self {
             servicenow,
             secrets,
@@ -112,6 +97,30 @@ impl TestApp {
             .map(|r| r.method)
             .collect()
     }
+}
+
+/// The function as Lambda wires it, but with the AWS SDK aimed at the local Secrets Manager.
+fn handler_reading(
+    secrets: &SecretsManagerSimulator,
+    secret_id: &str,
+    settings: Settings,
+) -> WebhookHandler<AwsSecretsManager, TableApi> {
+    let sdk = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-central-1"))
+            .endpoint_url(secrets.url())
+            .credentials_provider(Credentials::for_tests())
+            .build(),
+    );
+    WebhookHandler::new(
+        ConnectionCache::new(
+            AwsSecretsManager::new(sdk, Some(secret_id.to_owned())),
+            Duration::from_secs(300),
+        ),
+        TableApi::new(TableApi::default_http_client()),
+        settings,
+    )
 }
 
 fn event(name: &str) -> Request {
@@ -472,24 +481,8 @@ async fn the_secret_is_read_once_per_environment_not_per_request() {
 async fn a_missing_secret_is_a_500_that_names_the_cause() {
     let app = TestApp::spawn().await;
     app.secrets.put("some-other-secret", "{}");
-    let handler_without_secret = WebhookHandler::new(
-        ConnectionCache::new(
-            AwsSecretsManager::new(
-                aws_sdk_secretsmanager::Client::from_conf(
-                    aws_sdk_secretsmanager::Config::builder()
-                        .behavior_version(BehaviorVersion::latest())
-                        .region(Region::new("eu-central-1"))
-                        .endpoint_url(app.secrets.url())
-                        .credentials_provider(Credentials::for_tests())
-                        .build(),
-                ),
-                Some("ilert/missing".to_owned()),
-            ),
-            Duration::from_secs(300),
-        ),
-        TableApi::new(TableApi::default_http_client()),
-        Settings::default(),
-    );
+    let handler_without_secret =
+        handler_reading(&app.secrets, "ilert/missing", Settings::default());
     let response = handler_without_secret
         .handle(event("01-alert-created"))
         .await;
