@@ -5,7 +5,7 @@
 use crate::alert::{shorten, AlertEvent, AlertStatus, EventKind, Priority};
 use crate::incident::{
     CorrelationId, Incident, IncidentChanges, IncidentState, NoteFingerprint, NoteMemory,
-    CORRELATION_DISPLAY,
+    CORRELATION_DISPLAY, CORRELATION_FIELD_MAX_CHARS,
 };
 use crate::settings::{ImpactUrgency, Settings};
 
@@ -112,6 +112,29 @@ fn decide_update(event: &AlertEvent, incident: &Incident, settings: &Settings) -
             sys_id: incident.sys_id.clone(),
             changes,
         }
+    }
+}
+
+/// The writes that retire `duplicate`, an incident that lost a creation race to `winner`:
+/// Canceled, with a note naming the winner, and its correlation id moved aside so that
+/// lookups no longer find it.
+pub fn cancel_duplicate(duplicate: &Incident, winner: &Incident) -> IncidentChanges {
+    IncidentChanges {
+        state: Some(IncidentState::Canceled.code().to_owned()),
+        correlation_id: Some(shorten(
+            &format!(
+                "{}:duplicate-of-{}",
+                duplicate.correlation_id, winner.number
+            ),
+            CORRELATION_FIELD_MAX_CHARS,
+        )),
+        work_notes: Some(format!(
+            "Canceled automatically: a duplicate of {winner}, opened by a concurrent delivery \
+             of the same iLert alert. The alert's updates continue on {winner}.",
+            winner = winner.number
+        )),
+        close_notes: Some(format!("Duplicate of {}.", winner.number)),
+        ..IncidentChanges::default()
     }
 }
 
@@ -717,6 +740,31 @@ mod tests {
             Some("ACCEPTED PROBLEM: api-gateway-prod p95 latency > 2s")
         );
         assert_eq!(changes.state, None);
+    }
+
+    #[test]
+    fn a_duplicate_is_canceled_with_a_note_naming_the_winner_and_its_key_moved_aside() {
+        let winner = Incident {
+            number: "INC0010001".into(),
+            ..incident_in("2")
+        };
+        let duplicate = Incident {
+            number: "INC0010002".into(),
+            sys_id: "b2".into(),
+            ..incident_in("1")
+        };
+        let changes = cancel_duplicate(&duplicate, &winner);
+        assert_eq!(changes.state.as_deref(), Some("8"));
+        let moved = changes.correlation_id.unwrap();
+        assert_eq!(moved, "ilert:12797430:duplicate-of-INC0010001");
+        assert_ne!(
+            moved, winner.correlation_id,
+            "lookups by the key no longer find it"
+        );
+        assert!(changes
+            .work_notes
+            .unwrap()
+            .contains("duplicate of INC0010001"));
     }
 
     #[test]

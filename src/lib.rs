@@ -6,6 +6,8 @@ pub mod auth;
 pub mod decision;
 pub mod demo;
 pub mod incident;
+pub mod lambda;
+pub mod retry;
 pub mod secrets;
 pub mod servicenow;
 pub mod settings;

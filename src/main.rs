@@ -1,12 +1,14 @@
+#![recursion_limit = "256"]
 //! Wiring only: the Lambda entry point, and the `demo` command for trying it locally.
 
+use ilert_servicenow::lambda;
+use ilert_servicenow::retry::{time_budget_from, DEFAULT_TIME_BUDGET};
 use ilert_servicenow::secrets::{cache_ttl_from, AwsSecretsManager, ConnectionCache};
 use ilert_servicenow::servicenow::TableApi;
 use ilert_servicenow::settings::Settings;
 use ilert_servicenow::simulator::ServiceNowSimulator;
 use ilert_servicenow::webhook::WebhookHandler;
-use lambda_http::{service_fn, Error};
-use std::convert::Infallible;
+use lambda_http::Error;
 
 const USAGE: &str = "usage: ilert-servicenow [demo | simulator [PORT]]
   (no command)      in AWS Lambda: serve iLert webhook calls; elsewhere: same as demo
@@ -62,15 +64,16 @@ async fn serve_lambda() -> Result<(), Error> {
             tracing::warn!("{problem}; using the default");
             ConnectionCache::<AwsSecretsManager>::DEFAULT_TTL
         });
-    let secrets = AwsSecretsManager::from_env().await;
+    let time_budget = time_budget_from(std::env::var("TIME_BUDGET_SECONDS").ok().as_deref())
+        .unwrap_or_else(|problem| {
+            tracing::warn!("{problem}; using the default");
+            DEFAULT_TIME_BUDGET
+        });
     let handler = WebhookHandler::new(
-        ConnectionCache::new(secrets, ttl),
+        ConnectionCache::new(AwsSecretsManager::from_env().await, ttl),
         TableApi::new(TableApi::default_http_client()),
         Settings::default(),
-    );
-    let handler = &handler;
-    lambda_http::run(service_fn(move |request| async move {
-        Ok::<_, Infallible>(handler.handle(request).await)
-    }))
-    .await
+    )
+    .with_time_budget(time_budget);
+    lambda::serve(&handler).await
 }

@@ -24,6 +24,15 @@ pub struct ServiceNowAccount {
 
 /// What iLert must present: a bearer token (a custom header on the alert action), or HTTP
 /// Basic credentials put in the webhook URL.
+impl ServiceNowAccount {
+    /// Whether `other` logs in to the same instance as the same user with the same password.
+    pub fn same_login(&self, other: &Self) -> bool {
+        self.instance_url == other.instance_url
+            && self.username == other.username
+            && self.password.expose_secret() == other.password.expose_secret()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct WebhookCredentials {
     pub token: Option<SecretString>,
@@ -146,10 +155,22 @@ impl AwsSecretsManager {
     /// `AWS_ENDPOINT_URL_SECRETS_MANAGER` for a local emulator).
     pub async fn from_env() -> Self {
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let config = aws_sdk_secretsmanager::config::Builder::from(&aws)
+            .retry_config(Self::retry_config())
+            .build();
         let secret_id = std::env::var("SERVICENOW_SECRET_ID")
             .ok()
             .filter(|id| !id.trim().is_empty());
-        Self::new(aws_sdk_secretsmanager::Client::new(&aws), secret_id)
+        Self::new(aws_sdk_secretsmanager::Client::from_conf(config), secret_id)
+    }
+
+    /// The SDK retries throttling and 5xx itself; these waits are short enough for the
+    /// invocation's time budget, which bounds the whole fetch.
+    pub fn retry_config() -> aws_sdk_secretsmanager::config::retry::RetryConfig {
+        aws_sdk_secretsmanager::config::retry::RetryConfig::standard()
+            .with_max_attempts(4)
+            .with_initial_backoff(Duration::from_millis(100))
+            .with_max_backoff(Duration::from_secs(2))
     }
 
     /// `secret_id` is `None` when `SERVICENOW_SECRET_ID` is unset: every request then answers
@@ -285,6 +306,25 @@ impl<S: SecretSource> ConnectionCache<S> {
                 return Ok(Arc::clone(connection));
             }
         }
+        self.fetch_into(&mut cached).await
+    }
+
+    /// Reads the secret again, bypassing the cache, because `stale` was refused (a rotated
+    /// password). If another request already refreshed it, that copy is used.
+    pub async fn refresh(&self, stale: &Arc<Connection>) -> Result<Arc<Connection>, SecretError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((_, connection)) = cached.as_ref() {
+            if !Arc::ptr_eq(connection, stale) {
+                return Ok(Arc::clone(connection));
+            }
+        }
+        self.fetch_into(&mut cached).await
+    }
+
+    async fn fetch_into(
+        &self,
+        cached: &mut Option<(Instant, Arc<Connection>)>,
+    ) -> Result<Arc<Connection>, SecretError> {
         let secret = self.source.fetch().await?;
         let connection = Arc::new(Connection::from_secret(&secret, self.source.secret_name())?);
         *cached = Some((Instant::now(), Arc::clone(&connection)));

@@ -17,9 +17,21 @@ const LOOKUP_LIMIT: usize = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceNowError {
-    /// Worth another delivery: throttled, 5xx, unreachable, or asleep.
+    /// Worth another try soon: throttled, 5xx, unreachable, timed out, or the connection was
+    /// cut. A write that failed this way may or may not have been applied.
+    #[error("{message}")]
+    Transient {
+        message: String,
+        /// The instance's `Retry-After`, when it gave one.
+        retry_after: Option<Duration>,
+    },
+    /// The instance answered with something that is not the Table API (a sleeping developer
+    /// instance's HTML page): unavailable, and not within seconds.
     #[error("{0}")]
-    Unavailable(String),
+    NotTableApi(String),
+    /// 401: the integration user's credentials are wrong, perhaps rotated.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The instance said no, and saying it again will not change its mind.
     #[error("{0}")]
     Refused(String),
@@ -106,21 +118,37 @@ impl TableApi {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(json);
         }
-        let response = request.send().await.map_err(|error| {
-            ServiceNowError::Unavailable(format!(
-                "ServiceNow could not be reached ({method}): {}",
-                describe_transport_error(&error)
-            ))
-        })?;
+        let transient = |what: &str, error: &reqwest::Error| ServiceNowError::Transient {
+            message: format!(
+                "ServiceNow {what} ({method}): {}",
+                describe_transport_error(error)
+            ),
+            retry_after: None,
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|error| transient("could not be reached", &error))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|error| {
-            ServiceNowError::Unavailable(format!(
-                "ServiceNow's answer was cut off ({method}, {status}): {}",
-                describe_transport_error(&error)
-            ))
-        })?;
-        interpret(&method, status, &bytes)
+        let retry_after = retry_after(response.headers());
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|error| transient("cut its answer off", &error))?;
+        interpret(&method, status, retry_after, &bytes)
     }
+}
+
+/// `Retry-After` in seconds; ServiceNow does not send the HTTP-date form.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }
 
 impl IncidentTable for TableApi {
@@ -138,7 +166,7 @@ impl IncidentTable for TableApi {
             .append_pair("sysparm_limit", &LOOKUP_LIMIT.to_string());
         let result = self.call(account, Method::GET, url, None).await?;
         let records = result.as_array().ok_or_else(|| {
-            ServiceNowError::Unavailable("ServiceNow's lookup answer has no list of records".into())
+            ServiceNowError::NotTableApi("ServiceNow's lookup answer has no list of records".into())
         })?;
         let mut incidents: Vec<Incident> = records
             .iter()
@@ -182,14 +210,19 @@ fn oldest_first(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 /// Turns an answer into the `result` value or a verdict.
-fn interpret(method: &Method, status: StatusCode, body: &[u8]) -> Result<Value, ServiceNowError> {
+fn interpret(
+    method: &Method,
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<Value, ServiceNowError> {
     if status.is_success() {
         // A sleeping developer instance answers 200 with an HTML page.
         let result = serde_json::from_slice::<Value>(body)
             .ok()
             .and_then(|mut json| json.get_mut("result").map(Value::take));
         return result.ok_or_else(|| {
-            ServiceNowError::Unavailable(format!(
+            ServiceNowError::NotTableApi(format!(
                 "ServiceNow answered {method} with {status} but not with Table API JSON \
                  (the instance may be asleep or behind a login page)"
             ))
@@ -201,12 +234,13 @@ fn interpret(method: &Method, status: StatusCode, body: &[u8]) -> Result<Value, 
         StatusCode::TOO_MANY_REQUESTS
         | StatusCode::BAD_GATEWAY
         | StatusCode::SERVICE_UNAVAILABLE
-        | StatusCode::GATEWAY_TIMEOUT
-        | StatusCode::REQUEST_TIMEOUT => Err(ServiceNowError::Unavailable(message)),
-        StatusCode::UNAUTHORIZED => Err(ServiceNowError::Refused(format!(
+        | StatusCode::GATEWAY_TIMEOUT => Err(ServiceNowError::Transient {
+            message,
+            retry_after,
+        }),
+        StatusCode::UNAUTHORIZED => Err(ServiceNowError::Unauthorized(format!(
             "{message}: check `username` and `password` in the secret"
         ))),
-        status if status.is_server_error() => Err(ServiceNowError::Unavailable(message)),
         _ => Err(ServiceNowError::Refused(message)),
     }
 }
@@ -282,31 +316,67 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_200_html_page_is_an_unavailable_instance() {
+    fn a_200_html_page_is_not_the_table_api() {
         let verdict = interpret(
             &Method::GET,
             StatusCode::OK,
+            None,
             b"<html><body>Your instance is hibernating</body></html>",
         );
-        assert!(matches!(verdict, Err(ServiceNowError::Unavailable(m)) if m.contains("asleep")));
+        assert!(matches!(verdict, Err(ServiceNowError::NotTableApi(m)) if m.contains("asleep")));
     }
 
     #[test]
-    fn throttling_and_gateway_errors_are_unavailable_and_client_errors_are_refusals() {
-        for status in [429, 500, 502, 503, 504] {
-            let verdict = interpret(&Method::POST, StatusCode::from_u16(status).unwrap(), b"");
-            assert!(
-                matches!(verdict, Err(ServiceNowError::Unavailable(_))),
+    fn throttling_and_gateway_errors_are_transient_and_client_errors_are_not() {
+        for status in [429, 502, 503, 504] {
+            let verdict = interpret(
+                &Method::POST,
+                StatusCode::from_u16(status).unwrap(),
+                Some(Duration::from_secs(7)),
+                b"",
+            );
+            assert_eq!(
+                verdict,
+                Err(ServiceNowError::Transient {
+                    message: format!(
+                        "ServiceNow answered POST with {}",
+                        StatusCode::from_u16(status).unwrap()
+                    ),
+                    retry_after: Some(Duration::from_secs(7)),
+                }),
                 "{status}"
             );
         }
-        for status in [400, 401, 403, 404] {
-            let verdict = interpret(&Method::POST, StatusCode::from_u16(status).unwrap(), b"");
+        let unauthorized = interpret(&Method::GET, StatusCode::UNAUTHORIZED, None, b"");
+        assert!(matches!(
+            unauthorized,
+            Err(ServiceNowError::Unauthorized(_))
+        ));
+        for status in [400, 403, 404, 500] {
+            let verdict = interpret(
+                &Method::POST,
+                StatusCode::from_u16(status).unwrap(),
+                None,
+                b"",
+            );
             assert!(
                 matches!(verdict, Err(ServiceNowError::Refused(_))),
                 "{status}"
             );
         }
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(reqwest::header::RETRY_AFTER, "12".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(12)));
+        headers.insert(
+            reqwest::header::RETRY_AFTER,
+            "Wed, 21 Oct 2026 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers), None);
     }
 
     #[test]
@@ -321,6 +391,7 @@ mod tests {
         let Err(ServiceNowError::Refused(message)) = interpret(
             &Method::PATCH,
             StatusCode::FORBIDDEN,
+            None,
             body.to_string().as_bytes(),
         ) else {
             panic!("a 403 is a refusal");

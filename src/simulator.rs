@@ -16,13 +16,15 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 type HttpResponse = Response<Full<Bytes>>;
 
 const ANY_LOOPBACK_PORT: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
 
-/// Serves `handle` on a fresh loopback port until the runtime that called it shuts down.
+/// Serves `handle` at `address` until the runtime that called it shuts down. A `None` answer
+/// cuts the connection without answering, as a network failure would.
 async fn serve<F, Fut>(address: SocketAddr, handle: F) -> std::io::Result<SocketAddr>
 where
     F: Fn(Method, String, Option<String>, hyper::HeaderMap, Bytes) -> Fut
@@ -30,7 +32,7 @@ where
         + Send
         + Sync
         + 'static,
-    Fut: Future<Output = HttpResponse> + Send + 'static,
+    Fut: Future<Output = Option<HttpResponse>> + Send + 'static,
 {
     let listener = TcpListener::bind(address).await?;
     let address = listener.local_addr()?;
@@ -48,9 +50,9 @@ where
                         .unwrap_or_default();
                     let query = parts.uri.query().map(str::to_owned);
                     let path = parts.uri.path().to_owned();
-                    Ok::<_, std::convert::Infallible>(
-                        handle(parts.method, path, query, parts.headers, bytes).await,
-                    )
+                    handle(parts.method, path, query, parts.headers, bytes)
+                        .await
+                        .ok_or(ConnectionCut)
                 }
             });
             tokio::spawn(async move {
@@ -62,6 +64,18 @@ where
     });
     Ok(address)
 }
+
+/// Returned to hyper to make it drop a connection without an answer.
+#[derive(Debug)]
+struct ConnectionCut;
+
+impl std::fmt::Display for ConnectionCut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection cut by the simulator")
+    }
+}
+
+impl std::error::Error for ConnectionCut {}
 
 fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> HttpResponse {
     Response::builder()
@@ -148,19 +162,74 @@ struct ServiceNowState {
     incidents: Vec<StoredIncident>,
     requests: Vec<ReceivedRequest>,
     next_number: u32,
+    expected_auth: String,
     quirks: Quirks,
+}
+
+fn basic_auth(username: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+    )
 }
 
 /// Ways a real instance misbehaves that tests can switch on.
 #[derive(Debug, Default)]
 struct Quirks {
-    /// Answers served instead of the Table API's, one per request, oldest first.
-    canned: std::collections::VecDeque<(StatusCode, &'static str, String)>,
+    /// Faults for coming requests, each taken by the first request of its method.
+    faults: std::collections::VecDeque<(Option<Method>, Fault)>,
+    /// Extra time every request of a method takes before it is applied.
+    latency: BTreeMap<String, Duration>,
     /// Fields queries cannot see (hidden by an ACL, or misspelled on the caller's side): a
     /// term naming one is dropped and the query widens.
     hidden_from_queries: Vec<String>,
     /// Fields a field-level ACL silently refuses to write, still answering 200.
     dropped_on_write: Vec<String>,
+}
+
+/// One injected failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this instead of the Table API's answer; nothing is applied.
+    Answer {
+        status: u16,
+        content_type: &'static str,
+        body: String,
+        retry_after_seconds: Option<u64>,
+    },
+    /// Cut the connection before the request is applied.
+    CutBeforeApplying,
+    /// Apply the request, then cut the connection: the caller never learns it worked.
+    CutAfterApplying,
+    /// Take this long before applying the request.
+    Delay(Duration),
+}
+
+impl Fault {
+    /// A Table API error answer, as an instance gives it when throttling or failing.
+    pub fn status(status: u16, retry_after_seconds: Option<u64>) -> Self {
+        let reason = StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error");
+        Self::Answer {
+            status,
+            content_type: "application/json",
+            body: json!({ "error": { "message": reason, "detail": "injected by the simulator" }, "status": "failure" })
+                .to_string(),
+            retry_after_seconds,
+        }
+    }
+
+    /// What a sleeping developer instance serves: 200 with an HTML page.
+    pub fn hibernating() -> Self {
+        Self::Answer {
+            status: 200,
+            content_type: "text/html",
+            body: "<html><body><h1>Your instance is hibernating</h1></body></html>".into(),
+            retry_after_seconds: None,
+        }
+    }
 }
 
 /// A stateful ServiceNow instance with an incident table, reached over HTTP on loopback.
@@ -184,22 +253,50 @@ impl ServiceNowSimulator {
     ) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(ServiceNowState {
             next_number: 10001,
+            expected_auth: basic_auth(username, password),
             ..ServiceNowState::default()
         }));
-        let expected_auth = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
-        );
         let shared = Arc::clone(&state);
         let address = serve(address, move |method, path, query, headers, body| {
             let state = Arc::clone(&shared);
-            let expected_auth = expected_auth.clone();
             async move {
-                let authorised = headers
+                let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+                let (delay, fault) = lock().receive(&method, &path, query.as_deref(), &body);
+                if let Some(delay) = delay {
+                    tokio::time::sleep(delay).await;
+                }
+                let authorization = headers
                     .get(hyper::header::AUTHORIZATION)
-                    .is_some_and(|value| value.as_bytes() == expected_auth.as_bytes());
-                let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-                state.table_api(authorised, &method, &path, query.as_deref(), &body)
+                    .map(|value| value.as_bytes().to_vec())
+                    .unwrap_or_default();
+                let apply =
+                    || lock().table_api(&authorization, &method, &path, query.as_deref(), &body);
+                match fault {
+                    Some(Fault::Answer {
+                        status,
+                        content_type,
+                        body,
+                        retry_after_seconds,
+                    }) => {
+                        let mut response = respond(
+                            StatusCode::from_u16(status).expect("a valid status"),
+                            content_type,
+                            body,
+                        );
+                        if let Some(seconds) = retry_after_seconds {
+                            response
+                                .headers_mut()
+                                .insert(hyper::header::RETRY_AFTER, seconds.into());
+                        }
+                        Some(response)
+                    }
+                    Some(Fault::CutBeforeApplying) => None,
+                    Some(Fault::CutAfterApplying) => {
+                        apply();
+                        None
+                    }
+                    Some(Fault::Delay(_)) | None => Some(apply()),
+                }
             }
         })
         .await?;
@@ -255,14 +352,20 @@ impl ServiceNowSimulator {
         self.lock().requests.clear();
     }
 
-    /// The next request gets this answer instead of the Table API's (after being recorded),
-    /// e.g. a 429, a 503, or a sleeping instance's `200 text/html` page.
-    pub fn answer_next_with(&self, status: u16, content_type: &'static str, body: &str) {
-        let status = StatusCode::from_u16(status).expect("a valid status code");
-        self.lock()
-            .quirks
-            .canned
-            .push_back((status, content_type, body.to_owned()));
+    /// Queues a fault for the next request with this method (`None`: any method).
+    pub fn inject(&self, method: Option<&str>, fault: Fault) {
+        let method = method.map(|m| Method::from_bytes(m.as_bytes()).expect("an HTTP method"));
+        self.lock().quirks.faults.push_back((method, fault));
+    }
+
+    /// Every request with this method takes `delay` longer, before it is applied.
+    pub fn set_latency(&self, method: &str, delay: Duration) {
+        self.lock().quirks.latency.insert(method.to_owned(), delay);
+    }
+
+    /// Changes the integration user's password, as an admin rotating it would.
+    pub fn set_password(&self, username: &str, password: &str) {
+        self.lock().expected_auth = basic_auth(username, password);
     }
 
     /// Makes query terms on `field` invalid, as on an instance where an ACL hides it: the
@@ -291,31 +394,44 @@ impl ServiceNowSimulator {
 }
 
 impl ServiceNowState {
+    /// Records a request and picks the fault and delay it meets.
+    fn receive(
+        &mut self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        body: &[u8],
+    ) -> (Option<Duration>, Option<Fault>) {
+        self.requests.push(ReceivedRequest {
+            method: method.to_string(),
+            path: path.to_owned(),
+            query: parse_query(query),
+            body: serde_json::from_slice(body).ok(),
+        });
+        let fault = self
+            .quirks
+            .faults
+            .iter()
+            .position(|(wanted, _)| wanted.as_ref().is_none_or(|m| m == method))
+            .and_then(|index| self.quirks.faults.remove(index))
+            .map(|(_, fault)| fault);
+        let mut delay = self.quirks.latency.get(method.as_str()).copied();
+        if let Some(Fault::Delay(extra)) = &fault {
+            delay = Some(delay.unwrap_or_default() + *extra);
+        }
+        (delay, fault)
+    }
+
     fn table_api(
         &mut self,
-        authorised: bool,
+        authorization: &[u8],
         method: &Method,
         path: &str,
         query: Option<&str>,
         body: &[u8],
     ) -> HttpResponse {
-        let query: BTreeMap<String, String> = query
-            .map(|q| {
-                url::form_urlencoded::parse(q.as_bytes())
-                    .into_owned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        self.requests.push(ReceivedRequest {
-            method: method.to_string(),
-            path: path.to_owned(),
-            query: query.clone(),
-            body: serde_json::from_slice(body).ok(),
-        });
-        if let Some((status, content_type, body)) = self.quirks.canned.pop_front() {
-            return respond(status, content_type, body);
-        }
-        if !authorised {
+        let query = parse_query(query);
+        if authorization != self.expected_auth.as_bytes() {
             return failure(
                 StatusCode::UNAUTHORIZED,
                 "User Not Authenticated",
@@ -497,6 +613,16 @@ impl ServiceNowState {
     }
 }
 
+fn parse_query(query: Option<&str>) -> BTreeMap<String, String> {
+    query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn failure(status: StatusCode, message: &str, detail: &str) -> HttpResponse {
     respond_json(
         status,
@@ -603,6 +729,8 @@ pub struct SecretsManagerSimulator {
 struct SecretsState {
     secrets: BTreeMap<String, String>,
     reads: usize,
+    /// Errors for the coming reads: HTTP status and AWS error type.
+    failures: std::collections::VecDeque<(StatusCode, &'static str)>,
 }
 
 impl SecretsManagerSimulator {
@@ -620,7 +748,7 @@ impl SecretsManagerSimulator {
                         .unwrap_or_default()
                         .to_owned();
                     let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-                    state.answer(&target, &body)
+                    Some(state.answer(&target, &body))
                 }
             },
         )
@@ -639,6 +767,17 @@ impl SecretsManagerSimulator {
             .unwrap_or_else(|e| e.into_inner())
             .secrets
             .insert(name.to_owned(), secret_string.to_owned());
+    }
+
+    /// The next `GetSecretValue` fails with this AWS error, e.g. `(400, "ThrottlingException")`,
+    /// `(500, "InternalServiceError")` or `(400, "AccessDeniedException")`.
+    pub fn fail_next(&self, status: u16, error_type: &'static str) {
+        let status = StatusCode::from_u16(status).expect("a valid status");
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .failures
+            .push_back((status, error_type));
     }
 
     /// How many `GetSecretValue` calls arrived.
@@ -660,6 +799,9 @@ impl SecretsState {
             return aws_error(StatusCode::BAD_REQUEST, "UnknownOperationException", target);
         }
         self.reads += 1;
+        if let Some((status, error_type)) = self.failures.pop_front() {
+            return aws_error(status, error_type, "injected by the simulator");
+        }
         let request: Value = serde_json::from_slice(body).unwrap_or_default();
         let id = request["SecretId"].as_str().unwrap_or_default();
         match self.secrets.get(id) {

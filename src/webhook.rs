@@ -3,23 +3,36 @@
 
 use crate::alert::{AlertEvent, InvalidEvent};
 use crate::auth::{authenticate, Unauthorized};
-use crate::decision::{decide, Plan};
-use crate::incident::{CorrelationId, Incident};
-use crate::secrets::{ConnectionCache, SecretError, SecretSource, ServiceNowAccount};
+use crate::decision::{cancel_duplicate, decide, Plan};
+use crate::incident::{CorrelationId, Incident, IncidentChanges};
+use crate::retry::{Backoff, Budget, DEFAULT_TIME_BUDGET};
+use crate::secrets::{Connection, ConnectionCache, SecretError, SecretSource, ServiceNowAccount};
 use crate::servicenow::{IncidentTable, ServiceNowError};
 use crate::settings::Settings;
-use lambda_http::http::{header, Method, StatusCode};
-use lambda_http::{Body, Request, Response};
+use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
-use std::time::Instant;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// iLert's bodies are a few KiB; anything this large is not an alert event.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// What a 503 suggests when the cause gave no better hint.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// A sleeping developer instance takes a minute or more to wake.
+const ASLEEP_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Marks a request whose body API Gateway flagged as base64 but which does not decode; set
+/// by the Lambda adapter, answered 400 after authentication like any other bad body.
+#[derive(Debug, Clone, Copy)]
+pub struct UndecodableBody;
 
 pub struct WebhookHandler<S, T> {
     connections: ConnectionCache<S>,
     incidents: T,
     settings: Settings,
+    time_budget: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +69,15 @@ impl Outcome {
             reason: None,
         }
     }
+
+    /// A write whose answer was lost was applied after all if the next pass finds nothing
+    /// left to do: report what the event did, not what the last pass did.
+    fn after_lost_write(mut self, lost: Option<Action>) -> Self {
+        if let (Action::Unchanged, Some(action)) = (self.action, lost) {
+            self.action = action;
+        }
+        self
+    }
 }
 
 /// Why a request failed, carrying its verdict.
@@ -69,19 +91,27 @@ enum Failure {
     TooLarge(usize),
     #[error("{0}")]
     InvalidEvent(#[from] InvalidEvent),
+    #[error("the body is marked base64-encoded but is not valid base64")]
+    UndecodableBody,
     #[error("{0}")]
     Misconfigured(String),
     #[error("{0}")]
     ServiceNowRefused(String),
-    #[error("{0}")]
-    Unavailable(String),
+    #[error("{cause}")]
+    Unavailable {
+        cause: String,
+        retry_after: Duration,
+    },
 }
 
 impl From<SecretError> for Failure {
     fn from(error: SecretError) -> Self {
         match error {
             SecretError::Misconfigured(cause) => Self::Misconfigured(cause),
-            SecretError::Unavailable(cause) => Self::Unavailable(cause),
+            SecretError::Unavailable(cause) => Self::Unavailable {
+                cause,
+                retry_after: DEFAULT_RETRY_AFTER,
+            },
         }
     }
 }
@@ -89,8 +119,20 @@ impl From<SecretError> for Failure {
 impl From<ServiceNowError> for Failure {
     fn from(error: ServiceNowError) -> Self {
         match error {
-            ServiceNowError::Refused(cause) => Self::ServiceNowRefused(cause),
-            ServiceNowError::Unavailable(cause) => Self::Unavailable(cause),
+            ServiceNowError::Transient {
+                message,
+                retry_after,
+            } => Self::Unavailable {
+                cause: message,
+                retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
+            },
+            ServiceNowError::NotTableApi(cause) => Self::Unavailable {
+                cause,
+                retry_after: ASLEEP_RETRY_AFTER,
+            },
+            ServiceNowError::Unauthorized(cause) | ServiceNowError::Refused(cause) => {
+                Self::ServiceNowRefused(cause)
+            }
         }
     }
 }
@@ -101,10 +143,10 @@ impl Failure {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::InvalidEvent(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidEvent(_) | Self::UndecodableBody => StatusCode::BAD_REQUEST,
             Self::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::ServiceNowRefused(_) => StatusCode::BAD_GATEWAY,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -114,10 +156,10 @@ impl Failure {
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Unauthorized(_) => "unauthorized",
             Self::TooLarge(_) => "too_large",
-            Self::InvalidEvent(_) => "invalid_event",
+            Self::InvalidEvent(_) | Self::UndecodableBody => "invalid_event",
             Self::Misconfigured(_) => "misconfigured",
             Self::ServiceNowRefused(_) => "servicenow_refused",
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable { .. } => "unavailable",
         }
     }
 
@@ -135,12 +177,35 @@ impl Failure {
                 "the body is {size} bytes; an iLert event is at most {MAX_BODY_BYTES} bytes"
             ),
             Self::InvalidEvent(why) => format!("not a usable iLert event: {why}"),
+            Self::UndecodableBody => format!("not a usable iLert event: {self}"),
             Self::Misconfigured(cause) => format!("the function is misconfigured: {cause}"),
             Self::ServiceNowRefused(cause) => cause.clone(),
-            Self::Unavailable(cause) => {
+            Self::Unavailable { cause, .. } => {
                 format!("{cause}; nothing was lost, delivering the event again is safe")
             }
         }
+    }
+
+    fn into_response(self) -> Response<Body> {
+        let mut response = json_response(
+            self.status(),
+            &json!({ "error": self.kind(), "message": self.message() }),
+        );
+        let headers = response.headers_mut();
+        match self {
+            Self::MethodNotAllowed(_) => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+            }
+            Self::Unauthorized(_) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::Unavailable { retry_after, .. } => {
+                let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            _ => {}
+        }
+        response
     }
 }
 
@@ -150,14 +215,27 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
             connections,
             incidents,
             settings,
+            time_budget: DEFAULT_TIME_BUDGET,
         }
+    }
+
+    /// The most one invocation may spend, retries included (`TIME_BUDGET_SECONDS`); in
+    /// Lambda it is also cut to the invocation's remaining time less a safety margin.
+    pub fn with_time_budget(mut self, time_budget: Duration) -> Self {
+        self.time_budget = time_budget;
+        self
     }
 
     /// Answers one webhook call. Never fails: every problem is an HTTP answer.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = Instant::now();
+        let lambda_deadline = request
+            .lambda_context_ref()
+            .map(|context| context.deadline)
+            .filter(|&deadline_ms| deadline_ms > 0); // 0: a context made outside Lambda
+        let budget = Budget::new(self.time_budget, lambda_deadline);
         let mut summary = Summary::default();
-        let result = self.process(&request, &mut summary).await;
+        let result = self.process(&request, &budget, &mut summary).await;
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         match result {
             Ok(outcome) => {
@@ -166,6 +244,7 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
                     event_type = summary.event_type.as_deref(),
                     action = outcome.action.as_str(),
                     incident = outcome.incident.as_ref().map(|(number, _)| number.as_str()),
+                    retries = summary.retries,
                     duration_ms = elapsed_ms,
                     "event handled"
                 );
@@ -187,6 +266,7 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
                         cause = %failure,
                         alert_id = summary.alert_id.as_deref(),
                         event_type = summary.event_type.as_deref(),
+                        retries = summary.retries,
                         duration_ms = elapsed_ms,
                         "event failed"
                     );
@@ -197,31 +277,31 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
                         cause = %failure,
                         alert_id = summary.alert_id.as_deref(),
                         event_type = summary.event_type.as_deref(),
+                        retries = summary.retries,
                         duration_ms = elapsed_ms,
                         "event refused"
                     );
                 }
-                let mut response = json_response(
-                    status,
-                    &json!({ "error": failure.kind(), "message": failure.message() }),
-                );
-                if let Failure::MethodNotAllowed(_) = failure {
-                    response
-                        .headers_mut()
-                        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
-                }
-                response
+                failure.into_response()
             }
         }
     }
 
-    async fn process(&self, request: &Request, summary: &mut Summary) -> Result<Outcome, Failure> {
+    async fn process(
+        &self,
+        request: &Request,
+        budget: &Budget,
+        summary: &mut Summary,
+    ) -> Result<Outcome, Failure> {
         if request.method() != Method::POST {
             return Err(Failure::MethodNotAllowed(request.method().clone()));
         }
-        let connection = self.connections.get().await?;
+        let connection = within(budget, "Secrets Manager", self.connections.get()).await??;
         // Before the body is even looked at: an unauthenticated caller learns nothing.
         authenticate(request.headers(), &connection.webhook)?;
+        if request.extensions().get::<UndecodableBody>().is_some() {
+            return Err(Failure::UndecodableBody);
+        }
         let body: &[u8] = request.body().as_ref();
         if body.len() > MAX_BODY_BYTES {
             return Err(Failure::TooLarge(body.len()));
@@ -229,12 +309,134 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         let event = AlertEvent::parse(body)?;
         summary.alert_id = Some(event.id.to_string());
         summary.event_type = Some(event.kind.name().to_owned());
+        self.synchronise(&event, connection, budget, summary).await
+    }
 
+    /// Brings the alert's incident in line with the event, retrying what a retry can fix
+    /// until the budget runs out. Each attempt reads the incident afresh and decides again,
+    /// so retrying a write whose answer was lost never applies it twice.
+    async fn synchronise(
+        &self,
+        event: &AlertEvent,
+        mut connection: Arc<Connection>,
+        budget: &Budget,
+        summary: &mut Summary,
+    ) -> Result<Outcome, Failure> {
+        let mut backoff = Backoff::new();
+        let mut credentials_refreshed = false;
+        let mut write_answer_lost = None;
+        loop {
+            let interrupted = match self.attempt(event, &connection.servicenow, budget).await {
+                Ok(outcome) => return Ok(outcome.after_lost_write(write_answer_lost)),
+                Err(interrupted) => interrupted,
+            };
+            summary.retries += 1;
+            match interrupted.error {
+                ServiceNowError::Unauthorized(refusal) if !credentials_refreshed => {
+                    // A password rotated in Secrets Manager reaches a warm function here.
+                    credentials_refreshed = true;
+                    let fresh = within(
+                        budget,
+                        "Secrets Manager",
+                        self.connections.refresh(&connection),
+                    )
+                    .await??;
+                    if fresh.servicenow.same_login(&connection.servicenow) {
+                        return Err(Failure::ServiceNowRefused(refusal));
+                    }
+                    tracing::info!("ServiceNow refused the cached credentials; retrying with the secret read again");
+                    connection = fresh;
+                }
+                ServiceNowError::Transient {
+                    message,
+                    retry_after,
+                } => {
+                    write_answer_lost = write_answer_lost.or(interrupted.during_write);
+                    let wait = backoff.next_wait(retry_after);
+                    if !budget.allows_wait(wait) {
+                        return Err(Failure::Unavailable {
+                            cause: format!("{message}; gave up after {} attempts", summary.retries),
+                            retry_after: retry_after.unwrap_or(wait),
+                        });
+                    }
+                    tracing::warn!(cause = %message, wait_ms = wait.as_millis() as u64, "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                other => return Err(other.into()),
+            }
+        }
+    }
+
+    /// One pass: look up → decide → write.
+    async fn attempt(
+        &self,
+        event: &AlertEvent,
+        account: &ServiceNowAccount,
+        budget: &Budget,
+    ) -> Result<Outcome, Interrupted> {
         let key = CorrelationId::for_alert(&event.id);
-        let found = self.incidents.find(&connection.servicenow, &key).await?;
-        let current = found.first();
-        let plan = decide(&event, current, &self.settings);
-        self.carry_out(plan, current, &connection.servicenow).await
+        let found = within(budget, "ServiceNow", self.incidents.find(account, &key))
+            .await
+            .map_err(Interrupted::reading)?
+            .map_err(Interrupted::reading)?;
+        let (current, duplicates) = match found.split_first() {
+            Some((oldest, younger)) => (Some(oldest), younger),
+            None => (None, &[][..]),
+        };
+        if let Some(winner) = current {
+            // Left behind by a creation race whose loser could not tidy up (see README).
+            for duplicate in duplicates.iter().filter(|d| !d.state.is_final()) {
+                self.cancel_duplicate(account, budget, duplicate, winner)
+                    .await;
+            }
+        }
+        match decide(event, current, &self.settings) {
+            Plan::Create(changes) => {
+                let created = self
+                    .write(
+                        budget,
+                        Action::Created,
+                        self.incidents.create(account, &changes),
+                    )
+                    .await?;
+                ensure_applied(&changes, &created, "creation")?;
+                self.settle_creation_race(event, account, budget, created)
+                    .await
+            }
+            plan => self.carry_out(plan, current, account, budget).await,
+        }
+    }
+
+    /// After a create, reads back every incident with the alert's key: the oldest wins. If it
+    /// is not ours, a concurrent delivery created the alert's incident first: ours is canceled
+    /// and the event applied to the winner. Costs one read per create, none per update.
+    async fn settle_creation_race(
+        &self,
+        event: &AlertEvent,
+        account: &ServiceNowAccount,
+        budget: &Budget,
+        created: Incident,
+    ) -> Result<Outcome, Interrupted> {
+        let key = CorrelationId::for_alert(&event.id);
+        let all = self
+            .write(budget, Action::Created, self.incidents.find(account, &key))
+            .await?;
+        let winner = match all.first() {
+            Some(oldest) if oldest.sys_id != created.sys_id => oldest.clone(),
+            _ => return Ok(Outcome::with(Action::Created, &created)),
+        };
+        tracing::info!(
+            ours = %created.number,
+            winner = %winner.number,
+            "a concurrent delivery created the alert's incident first; canceling ours"
+        );
+        // Another invocation may already have moved ours aside.
+        if all.iter().any(|incident| incident.sys_id == created.sys_id) {
+            self.cancel_duplicate(account, budget, &created, &winner)
+                .await;
+        }
+        let plan = decide(event, Some(&winner), &self.settings);
+        self.carry_out(plan, Some(&winner), account, budget).await
     }
 
     async fn carry_out(
@@ -242,7 +444,8 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         plan: Plan,
         current: Option<&Incident>,
         account: &ServiceNowAccount,
-    ) -> Result<Outcome, Failure> {
+        budget: &Budget,
+    ) -> Result<Outcome, Interrupted> {
         match plan {
             Plan::Ignore { reason } => Ok(Outcome {
                 action: Action::Ignored,
@@ -258,22 +461,116 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
                 },
             }),
             Plan::Create(changes) => {
-                let written = self.incidents.create(account, &changes).await?;
-                ensure_applied(&changes, &written, "creation")?;
-                Ok(Outcome::with(Action::Created, &written))
+                let created = self
+                    .write(
+                        budget,
+                        Action::Created,
+                        self.incidents.create(account, &changes),
+                    )
+                    .await?;
+                ensure_applied(&changes, &created, "creation")?;
+                Ok(Outcome::with(Action::Created, &created))
             }
             Plan::Update { sys_id, changes } => {
-                let written = self.incidents.update(account, &sys_id, &changes).await?;
+                let written = self
+                    .write(
+                        budget,
+                        Action::Updated,
+                        self.incidents.update(account, &sys_id, &changes),
+                    )
+                    .await?;
                 ensure_applied(&changes, &written, "update")?;
                 Ok(Outcome::with(Action::Updated, &written))
             }
         }
     }
+
+    /// Best effort: a duplicate that stays is canceled by the next event's lookup.
+    async fn cancel_duplicate(
+        &self,
+        account: &ServiceNowAccount,
+        budget: &Budget,
+        duplicate: &Incident,
+        winner: &Incident,
+    ) {
+        let changes = cancel_duplicate(duplicate, winner);
+        let result = within(
+            budget,
+            "ServiceNow",
+            self.incidents.update(account, &duplicate.sys_id, &changes),
+        )
+        .await;
+        match result {
+            Ok(Ok(_)) => tracing::info!(
+                duplicate = %duplicate.number,
+                winner = %winner.number,
+                "canceled a duplicate incident"
+            ),
+            Ok(Err(error)) | Err(error) => tracing::warn!(
+                duplicate = %duplicate.number,
+                winner = %winner.number,
+                cause = %error,
+                "could not cancel a duplicate incident; the next event will try again"
+            ),
+        }
+    }
+
+    /// A write, within the budget; a failure remembers which write it interrupted.
+    async fn write<R>(
+        &self,
+        budget: &Budget,
+        action: Action,
+        call: impl Future<Output = Result<R, ServiceNowError>>,
+    ) -> Result<R, Interrupted> {
+        match within(budget, "ServiceNow", call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) | Err(error) => Err(Interrupted {
+                error,
+                during_write: Some(action),
+            }),
+        }
+    }
+}
+
+/// A ServiceNow call that did not finish, and the write it was part of, if any: after a lost
+/// answer the write may have been applied.
+struct Interrupted {
+    error: ServiceNowError,
+    during_write: Option<Action>,
+}
+
+impl Interrupted {
+    fn reading(error: ServiceNowError) -> Self {
+        Self {
+            error,
+            during_write: None,
+        }
+    }
+}
+
+impl From<Failure> for Interrupted {
+    fn from(failure: Failure) -> Self {
+        Self::reading(ServiceNowError::Refused(failure.to_string()))
+    }
+}
+
+/// Runs `call` within what is left of the budget; running out is a transient failure.
+async fn within<R, E>(
+    budget: &Budget,
+    service: &str,
+    call: impl Future<Output = Result<R, E>>,
+) -> Result<Result<R, E>, ServiceNowError> {
+    tokio::time::timeout(budget.remaining(), call)
+        .await
+        .map_err(|_| ServiceNowError::Transient {
+            message: format!("{service} did not answer within the time budget"),
+            retry_after: None,
+        })
 }
 
 /// A 2xx that silently dropped a field we depend on is a refusal, not a success.
 fn ensure_applied(
-    changes: &crate::incident::IncidentChanges,
+    changes: &IncidentChanges,
     written: &Incident,
     what: &str,
 ) -> Result<(), Failure> {
@@ -297,6 +594,7 @@ fn ensure_applied(
 struct Summary {
     alert_id: Option<String>,
     event_type: Option<String>,
+    retries: u32,
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {

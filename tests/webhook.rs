@@ -1,164 +1,14 @@
 //! The real handler, driven with the bundled `events/` files, over real sockets against the
 //! ServiceNow simulator and a Secrets Manager endpoint reached through the real AWS SDK.
 
-use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
-use ilert_servicenow::secrets::{AwsSecretsManager, ConnectionCache};
-use ilert_servicenow::servicenow::TableApi;
+mod support;
+
 use ilert_servicenow::settings::Settings;
-use ilert_servicenow::simulator::{SecretsManagerSimulator, ServiceNowSimulator};
-use ilert_servicenow::webhook::WebhookHandler;
+use ilert_servicenow::simulator::Fault;
 use lambda_http::http::{header, Method};
-use lambda_http::{Body, Request};
 use serde_json::{json, Value};
 use std::time::Duration;
-
-const SECRET_ID: &str = "ilert/servicenow";
-const TOKEN: &str = "change-me-webhook-token";
-const SN_USER: &str = "ilert.integration";
-const SN_PASSWORD: &str = "Sn0w-pa55-do-not-leak";
-const KEY: &str = "ilert:12797430";
-
-struct TestApp {
-    servicenow: ServiceNowSimulator,
-    secrets: SecretsManagerSimulator,
-    handler: WebhookHandler<AwsSecretsManager, TableApi>,
-}
-
-struct Answer {
-    status: u16,
-    body: Value,
-    text: String,
-}
-
-impl TestApp {
-    async fn spawn() -> Self {
-        Self::spawn_with(Settings::default(), |_| {}).await
-    }
-
-    /// `edit_secret` may change the secret before it is stored.
-    async fn spawn_with(settings: Settings, edit_secret: impl FnOnce(&mut Value)) -> Self {
-        let servicenow = ServiceNowSimulator::start(SN_USER, SN_PASSWORD)
-            .await
-            .unwrap();
-        let secrets = SecretsManagerSimulator::start().await.unwrap();
-        let mut secret = json!({
-            "instance_url": servicenow.url(),
-            "username": SN_USER,
-            "password": SN_PASSWORD,
-            "webhook_token": TOKEN,
-        });
-        edit_secret(&mut secret);
-        secrets.put(SECRET_ID, &secret.to_string());
-        let handler = handler_reading(&secrets, SECRET_ID, settings);
-        Self {
-            servicenow,
-            secrets,
-            handler,
-        }
-    }
-
-    async fn send(&self, request: Request) -> Answer {
-        let response = self.handler.handle(request).await;
-        let text = String::from_utf8(response.body().to_vec()).unwrap();
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            "application/json",
-            "every answer is JSON"
-        );
-        Answer {
-            status: response.status().as_u16(),
-            body: serde_json::from_str(&text).expect("every answer is JSON"),
-            text,
-        }
-    }
-
-    async fn deliver(&self, name: &str) -> Answer {
-        self.send(event(name)).await
-    }
-
-    fn incident(&self) -> serde_json::Map<String, Value> {
-        self.servicenow
-            .incident_for(KEY)
-            .expect("exactly one incident for the alert")
-    }
-
-    fn notes(&self, number: &str) -> Vec<String> {
-        self.servicenow
-            .journal(number)
-            .into_iter()
-            .map(|entry| format!("{}: {}", entry.field, entry.text))
-            .collect()
-    }
-
-    fn methods(&self) -> Vec<String> {
-        self.servicenow
-            .requests()
-            .into_iter()
-            .map(|r| r.method)
-            .collect()
-    }
-}
-
-/// The function as Lambda wires it, but with the AWS SDK aimed at the local Secrets Manager.
-fn handler_reading(
-    secrets: &SecretsManagerSimulator,
-    secret_id: &str,
-    settings: Settings,
-) -> WebhookHandler<AwsSecretsManager, TableApi> {
-    let sdk = aws_sdk_secretsmanager::Client::from_conf(
-        aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("eu-central-1"))
-            .endpoint_url(secrets.url())
-            .credentials_provider(Credentials::for_tests())
-            .build(),
-    );
-    WebhookHandler::new(
-        ConnectionCache::new(
-            AwsSecretsManager::new(sdk, Some(secret_id.to_owned())),
-            Duration::from_secs(300),
-        ),
-        TableApi::new(TableApi::default_http_client()),
-        settings,
-    )
-}
-
-fn event(name: &str) -> Request {
-    let path = format!("{}/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn with_body(request: Request, body: impl Into<Body>) -> Request {
-    let (parts, _) = request.into_parts();
-    Request::from_parts(parts, body.into())
-}
-
-fn with_authorization(mut request: Request, value: Option<&str>) -> Request {
-    match value {
-        Some(value) => {
-            request
-                .headers_mut()
-                .insert(header::AUTHORIZATION, value.parse().unwrap());
-        }
-        None => {
-            request.headers_mut().remove(header::AUTHORIZATION);
-        }
-    }
-    request
-}
-
-fn body_of(name: &str) -> Value {
-    let path = format!("{}/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let envelope: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    serde_json::from_str(envelope["body"].as_str().unwrap()).unwrap()
-}
-
-const LIFECYCLE: [&str; 4] = [
-    "01-alert-created",
-    "02-alert-acknowledged",
-    "03-alert-comment-added",
-    "04-alert-resolved",
-];
+use support::*;
 
 #[tokio::test]
 async fn the_full_lifecycle_lands_on_one_incident_with_the_right_states_title_notes_and_close_fields(
@@ -250,10 +100,10 @@ async fn redelivering_any_event_creates_nothing_and_writes_nothing() {
 }
 
 #[tokio::test]
-async fn an_event_costs_one_lookup_and_at_most_one_write() {
+async fn an_event_costs_one_lookup_and_one_write_and_a_create_one_read_back() {
     let app = TestApp::spawn().await;
     app.deliver("01-alert-created").await;
-    assert_eq!(app.methods(), ["GET", "POST"]);
+    assert_eq!(app.methods(), ["GET", "POST", "GET"]);
     app.servicenow.clear_requests();
     app.deliver("02-alert-acknowledged").await;
     assert_eq!(app.methods(), ["GET", "PATCH"]);
@@ -526,31 +376,16 @@ async fn wrong_servicenow_credentials_are_a_502_that_says_what_to_check() {
 }
 
 #[tokio::test]
-async fn a_sleeping_or_throttled_instance_is_a_503_and_nothing_is_written() {
+async fn a_sleeping_instance_is_a_503_with_retry_after_and_nothing_is_written() {
     let app = TestApp::spawn().await;
-    app.servicenow.answer_next_with(
-        200,
-        "text/html",
-        "<html><body><h1>Your instance is hibernating</h1></body></html>",
-    );
+    app.servicenow.inject(None, Fault::hibernating());
     let asleep = app.deliver("01-alert-created").await;
     assert_eq!(asleep.status, 503, "{}", asleep.text);
     assert!(asleep.body["message"].as_str().unwrap().contains("asleep"));
-
-    app.servicenow.answer_next_with(
-        429,
-        "application/json",
-        r#"{"error":{"message":"Rate limit exceeded","detail":"hourly limit"},"status":"failure"}"#,
-    );
-    let throttled = app.deliver("01-alert-created").await;
-    assert_eq!(throttled.status, 503);
-    assert!(throttled.body["message"]
-        .as_str()
-        .unwrap()
-        .contains("Rate limit exceeded"));
+    assert_eq!(asleep.retry_after.as_deref(), Some("60"));
     assert!(app.servicenow.incidents().is_empty());
 
-    // iLert delivers again once the instance is back: exactly one incident.
+    // iLert delivers again once the instance is awake: exactly one incident.
     assert_eq!(
         app.deliver("01-alert-created").await.body["action"],
         "created"
@@ -567,9 +402,16 @@ async fn an_unreachable_instance_is_a_503() {
     let app = TestApp::spawn_with(Settings::default(), |secret| {
         secret["instance_url"] = json!(format!("http://127.0.0.1:{closed_port}"));
     })
-    .await;
+    .await
+    .with_time_budget(Duration::from_secs(1));
+    let started = std::time::Instant::now();
     let answer = app.deliver("01-alert-created").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "within the budget"
+    );
     assert_eq!(answer.status, 503, "{}", answer.text);
+    assert!(answer.retry_after.is_some());
     assert!(answer.body["message"]
         .as_str()
         .unwrap()
