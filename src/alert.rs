@@ -169,6 +169,7 @@ impl Person {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Responder {
+    #[serde(default, deserialize_with = "object")]
     pub user: Option<Person>,
     pub status: Option<String>,
 }
@@ -334,12 +335,57 @@ struct WireEvent {
     timestamp: Option<String>,
     event_id: Option<String>,
     alert_key: Option<String>,
+    #[serde(default, deserialize_with = "object")]
     alert_source: Option<Named>,
+    #[serde(default, deserialize_with = "object")]
     escalation_policy: Option<Named>,
+    #[serde(default, deserialize_with = "object")]
     assigned_to: Option<Person>,
+    #[serde(default, deserialize_with = "objects")]
     responders: Option<Vec<Responder>>,
     comment: Option<String>,
+    #[serde(default, deserialize_with = "objects")]
     links: Option<Vec<Link>>,
+}
+
+/// serde reads a struct from a JSON array too (`["x"]` as `{name: "x"}`); an iLert object
+/// field must be an object, or the body has the wrong shape.
+fn object<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    match Option::<serde_json::Value>::deserialize(de)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(value) => from_object(value).map(Some),
+    }
+}
+
+fn objects<'de, D, T>(de: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    match Option::<Vec<serde_json::Value>>::deserialize(de)? {
+        None => Ok(None),
+        Some(values) => values
+            .into_iter()
+            .map(from_object)
+            .collect::<Result<_, _>>()
+            .map(Some),
+    }
+}
+
+fn from_object<T: serde::de::DeserializeOwned, E: serde::de::Error>(
+    value: serde_json::Value,
+) -> Result<T, E> {
+    if !value.is_object() {
+        return Err(E::custom(format!(
+            "invalid type: {}, expected an object",
+            json_kind(&value)
+        )));
+    }
+    T::deserialize(value).map_err(E::custom)
 }
 
 /// `id` is a string of digits in webhooks and an integer in iLert's REST API; anything else
