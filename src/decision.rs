@@ -322,10 +322,9 @@ mod tests {
         Settings::default()
     }
 
-    /// Applies a write the way ServiceNow stores it: journal fields are appended elsewhere and
-    /// read back empty, everything else replaces the field.
+    /// Applies a write as ServiceNow stores it, to `incident` or to a new one.
     fn apply(incident: Option<&Incident>, changes: &IncidentChanges) -> Incident {
-        let mut result = incident.cloned().unwrap_or(Incident {
+        let blank = Incident {
             sys_id: "a1".into(),
             number: "INC0010001".into(),
             state: IncidentState::New,
@@ -334,24 +333,8 @@ mod tests {
             correlation_display: String::new(),
             impact: "3".into(),
             urgency: "3".into(),
-        });
-        let set = |field: &mut String, value: &Option<String>| {
-            if let Some(value) = value {
-                field.clone_from(value);
-            }
         };
-        set(&mut result.short_description, &changes.short_description);
-        set(&mut result.correlation_id, &changes.correlation_id);
-        set(
-            &mut result.correlation_display,
-            &changes.correlation_display,
-        );
-        set(&mut result.impact, &changes.impact);
-        set(&mut result.urgency, &changes.urgency);
-        if let Some(state) = &changes.state {
-            result.state = IncidentState::from_code(state);
-        }
-        result
+        incident.unwrap_or(&blank).after(changes)
     }
 
     /// Runs events in order through `decide`, applying each plan, as the handler would.

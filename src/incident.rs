@@ -80,6 +80,26 @@ pub struct Incident {
 }
 
 impl Incident {
+    /// The incident as a lookup would read it after `changes` were written: journal fields are
+    /// appended elsewhere and read back empty; every other field is replaced.
+    pub fn after(&self, changes: &IncidentChanges) -> Self {
+        let mut next = self.clone();
+        let replace = |field: &mut String, value: &Option<String>| {
+            if let Some(value) = value {
+                field.clone_from(value);
+            }
+        };
+        replace(&mut next.short_description, &changes.short_description);
+        replace(&mut next.correlation_id, &changes.correlation_id);
+        replace(&mut next.correlation_display, &changes.correlation_display);
+        replace(&mut next.impact, &changes.impact);
+        replace(&mut next.urgency, &changes.urgency);
+        if let Some(state) = &changes.state {
+            next.state = IncidentState::from_code(state);
+        }
+        next
+    }
+
     /// The fields a lookup asks for (`sysparm_fields`): nothing more travels.
     pub const LOOKUP_FIELDS: &'static [&'static str] = &[
         "sys_id",

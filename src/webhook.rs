@@ -70,6 +70,17 @@ impl Outcome {
         }
     }
 
+    fn into_response(self) -> Response<Body> {
+        let mut body = json!({ "action": self.action.as_str() });
+        if let Some((number, sys_id)) = &self.incident {
+            body["incident"] = json!({ "number": number, "sys_id": sys_id });
+        }
+        if let Some(reason) = self.reason {
+            body["reason"] = json!(reason);
+        }
+        json_response(StatusCode::OK, &body)
+    }
+
     /// A write whose answer was lost was applied after all if the next pass finds nothing
     /// left to do: report what the event did, not what the last pass did.
     fn after_lost_write(mut self, lost: Option<Action>) -> Self {
@@ -228,62 +239,17 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
 
     /// Answers one webhook call. Never fails: every problem is an HTTP answer.
     pub async fn handle(&self, request: Request) -> Response<Body> {
-        let started = Instant::now();
         let lambda_deadline = request
             .lambda_context_ref()
             .map(|context| context.deadline)
             .filter(|&deadline_ms| deadline_ms > 0); // 0: a context made outside Lambda
         let budget = Budget::new(self.time_budget, lambda_deadline);
-        let mut summary = Summary::default();
+        let mut summary = Summary::new();
         let result = self.process(&request, &budget, &mut summary).await;
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        summary.log(&result);
         match result {
-            Ok(outcome) => {
-                tracing::info!(
-                    alert_id = summary.alert_id.as_deref(),
-                    event_type = summary.event_type.as_deref(),
-                    action = outcome.action.as_str(),
-                    incident = outcome.incident.as_ref().map(|(number, _)| number.as_str()),
-                    retries = summary.retries,
-                    duration_ms = elapsed_ms,
-                    "event handled"
-                );
-                let mut body = json!({ "action": outcome.action.as_str() });
-                if let Some((number, sys_id)) = &outcome.incident {
-                    body["incident"] = json!({ "number": number, "sys_id": sys_id });
-                }
-                if let Some(reason) = outcome.reason {
-                    body["reason"] = json!(reason);
-                }
-                json_response(StatusCode::OK, &body)
-            }
-            Err(failure) => {
-                let status = failure.status();
-                if status.is_server_error() {
-                    tracing::error!(
-                        status = status.as_u16(),
-                        failure = failure.kind(),
-                        cause = %failure,
-                        alert_id = summary.alert_id.as_deref(),
-                        event_type = summary.event_type.as_deref(),
-                        retries = summary.retries,
-                        duration_ms = elapsed_ms,
-                        "event failed"
-                    );
-                } else {
-                    tracing::warn!(
-                        status = status.as_u16(),
-                        failure = failure.kind(),
-                        cause = %failure,
-                        alert_id = summary.alert_id.as_deref(),
-                        event_type = summary.event_type.as_deref(),
-                        retries = summary.retries,
-                        duration_ms = elapsed_ms,
-                        "event refused"
-                    );
-                }
-                failure.into_response()
-            }
+            Ok(outcome) => outcome.into_response(),
+            Err(failure) => failure.into_response(),
         }
     }
 
@@ -392,14 +358,7 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         }
         match decide(event, current, &self.settings) {
             Plan::Create(changes) => {
-                let created = self
-                    .write(
-                        budget,
-                        Action::Created,
-                        self.incidents.create(account, &changes),
-                    )
-                    .await?;
-                ensure_applied(&changes, &created, "creation")?;
+                let created = self.create(account, budget, &changes).await?;
                 self.settle_creation_race(event, account, budget, created)
                     .await
             }
@@ -461,14 +420,7 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
                 },
             }),
             Plan::Create(changes) => {
-                let created = self
-                    .write(
-                        budget,
-                        Action::Created,
-                        self.incidents.create(account, &changes),
-                    )
-                    .await?;
-                ensure_applied(&changes, &created, "creation")?;
+                let created = self.create(account, budget, &changes).await?;
                 Ok(Outcome::with(Action::Created, &created))
             }
             Plan::Update { sys_id, changes } => {
@@ -483,6 +435,23 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
                 Ok(Outcome::with(Action::Updated, &written))
             }
         }
+    }
+
+    async fn create(
+        &self,
+        account: &ServiceNowAccount,
+        budget: &Budget,
+        changes: &IncidentChanges,
+    ) -> Result<Incident, Interrupted> {
+        let created = self
+            .write(
+                budget,
+                Action::Created,
+                self.incidents.create(account, changes),
+            )
+            .await?;
+        ensure_applied(changes, &created, "creation")?;
+        Ok(created)
     }
 
     /// Best effort: a duplicate that stays is canceled by the next event's lookup.
@@ -590,11 +559,62 @@ fn ensure_applied(
     )))
 }
 
-#[derive(Debug, Default)]
+/// What one invocation did, logged as one line when it ends.
+#[derive(Debug)]
 struct Summary {
+    started: Instant,
     alert_id: Option<String>,
     event_type: Option<String>,
     retries: u32,
+}
+
+impl Summary {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            alert_id: None,
+            event_type: None,
+            retries: 0,
+        }
+    }
+
+    /// Info for an event handled; warn for a refusal (4xx); error for a failure (5xx).
+    fn log(&self, result: &Result<Outcome, Failure>) {
+        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let alert_id = self.alert_id.as_deref();
+        let event_type = self.event_type.as_deref();
+        match result {
+            Ok(outcome) => tracing::info!(
+                alert_id,
+                event_type,
+                action = outcome.action.as_str(),
+                incident = outcome.incident.as_ref().map(|(number, _)| number.as_str()),
+                retries = self.retries,
+                duration_ms,
+                "event handled"
+            ),
+            Err(failure) if failure.status().is_server_error() => tracing::error!(
+                alert_id,
+                event_type,
+                status = failure.status().as_u16(),
+                failure = failure.kind(),
+                cause = %failure,
+                retries = self.retries,
+                duration_ms,
+                "event failed"
+            ),
+            Err(failure) => tracing::warn!(
+                alert_id,
+                event_type,
+                status = failure.status().as_u16(),
+                failure = failure.kind(),
+                cause = %failure,
+                retries = self.retries,
+                duration_ms,
+                "event refused"
+            ),
+        }
+    }
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {

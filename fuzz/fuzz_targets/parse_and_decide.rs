@@ -1,0 +1,87 @@
+//! Event bytes → parse → decide, against no incident and against one in every state.
+//!
+//! Beyond "nothing panics", it checks the rules that protect a ServiceNow instance: a created
+//! incident carries exactly the alert's key, values fit ServiceNow's field lengths, Closed and
+//! Canceled incidents are never written, and once a plan is applied the same event decides
+//! `Unchanged` (a redelivery writes nothing).
+#![no_main]
+
+use ilert_servicenow::alert::AlertEvent;
+use ilert_servicenow::decision::{decide, Plan};
+use ilert_servicenow::incident::{CorrelationId, Incident, IncidentState};
+use ilert_servicenow::settings::Settings;
+use libfuzzer_sys::fuzz_target;
+
+fn chars(value: &Option<String>) -> usize {
+    value.as_ref().map_or(0, |text| text.chars().count())
+}
+
+fuzz_target!(|body: &[u8]| {
+    let Ok(event) = AlertEvent::parse(body) else {
+        return;
+    };
+    let key = CorrelationId::for_alert(&event.id);
+    let digits = key
+        .as_str()
+        .strip_prefix("ilert:")
+        .expect("the key's prefix");
+    assert!(!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
+
+    let settings = Settings::default();
+    let existing = Incident {
+        sys_id: "0123456789abcdef0123456789abcdef".into(),
+        number: "INC0010001".into(),
+        state: IncidentState::New,
+        short_description: String::new(),
+        correlation_id: key.as_str().into(),
+        correlation_display: "iLert".into(),
+        impact: "3".into(),
+        urgency: "3".into(),
+    };
+    let mut situations = vec![None];
+    for code in ["1", "2", "3", "6", "7", "8", "101"] {
+        situations.push(Some(Incident {
+            state: IncidentState::from_code(code),
+            ..existing.clone()
+        }));
+    }
+
+    for current in situations {
+        let plan = decide(&event, current.as_ref(), &settings);
+        let changes = match &plan {
+            Plan::Ignore { .. } => {
+                assert!(current.is_none(), "only a missing incident is ignored");
+                continue;
+            }
+            Plan::Unchanged => {
+                assert!(current.is_some());
+                continue;
+            }
+            Plan::Create(changes) => {
+                assert!(current.is_none());
+                assert_eq!(changes.correlation_id.as_deref(), Some(key.as_str()));
+                changes
+            }
+            Plan::Update { changes, .. } => {
+                let incident = current.as_ref().expect("an update has an incident");
+                assert!(
+                    !incident.state.is_final(),
+                    "Closed and Canceled are never written"
+                );
+                assert!(!changes.is_empty());
+                changes
+            }
+        };
+        assert!(chars(&changes.short_description) <= 160);
+        assert!(chars(&changes.correlation_id) <= 100);
+        assert!(chars(&changes.correlation_display) <= 100);
+        assert!(chars(&changes.description) <= 4000);
+
+        let after = current.as_ref().unwrap_or(&existing).after(changes);
+        assert_eq!(
+            decide(&event, Some(&after), &settings),
+            Plan::Unchanged,
+            "a redelivered event writes nothing"
+        );
+    }
+});
