@@ -261,8 +261,24 @@ impl AlertEvent {
     /// Who acted on the alert, as far as the body tells: the assignee, else the responder who
     /// accepted it, else the only responder.
     pub fn actor(&self) -> Option<String> {
-        if let Some(name) = self.assigned_to.as_ref().and_then(Person::display_name) {
-            return Some(name);
+        self.acting_person().and_then(Person::display_name)
+    }
+
+    /// The acting person's email, to find them in ServiceNow.
+    pub fn actor_email(&self) -> Option<&str> {
+        self.acting_person()
+            .and_then(|person| person.email.as_deref())
+            .map(str::trim)
+            .filter(|email| !email.is_empty())
+    }
+
+    fn acting_person(&self) -> Option<&Person> {
+        if let Some(person) = self
+            .assigned_to
+            .as_ref()
+            .filter(|p| p.display_name().is_some())
+        {
+            return Some(person);
         }
         let with_user: Vec<&Responder> = self
             .responders
@@ -277,9 +293,7 @@ impl AlertEvent {
         } else {
             None
         });
-        chosen
-            .and_then(|r| r.user.as_ref())
-            .and_then(Person::display_name)
+        chosen.and_then(|r| r.user.as_ref())
     }
 }
 

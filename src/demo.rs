@@ -55,7 +55,7 @@ pub async fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error +
             ConnectionCache::<StaticSecret>::DEFAULT_TTL,
         ),
         TableApi::new(TableApi::default_http_client()),
-        Settings::default(),
+        Ok(Settings::default()),
     );
     writeln!(
         out,

@@ -77,6 +77,7 @@ pub struct Incident {
     pub correlation_display: String,
     pub impact: String,
     pub urgency: String,
+    pub assigned_to: String,
 }
 
 impl Incident {
@@ -94,6 +95,7 @@ impl Incident {
         replace(&mut next.correlation_display, &changes.correlation_display);
         replace(&mut next.impact, &changes.impact);
         replace(&mut next.urgency, &changes.urgency);
+        replace(&mut next.assigned_to, &changes.assigned_to);
         if let Some(state) = &changes.state {
             next.state = IncidentState::from_code(state);
         }
@@ -110,6 +112,7 @@ impl Incident {
         "correlation_display",
         "impact",
         "urgency",
+        "assigned_to",
     ];
 }
 
@@ -133,6 +136,16 @@ pub struct IncidentChanges {
     pub close_notes: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub work_notes: Option<String>,
+    /// Customer-visible journal entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comments: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assigned_to: Option<String>,
+    /// Fields set as an alert action's settings give them (assignment group, category, …).
+    #[serde(flatten)]
+    pub passthrough: std::collections::BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -281,6 +294,7 @@ mod tests {
             correlation_display: String::new(),
             impact: String::new(),
             urgency: String::new(),
+            assigned_to: String::new(),
         };
         assert_eq!(changes.not_applied_in(&written), ["state"]);
         written.state = IncidentState::Resolved;

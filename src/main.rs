@@ -72,7 +72,7 @@ async fn serve_lambda() -> Result<(), Error> {
     let handler = WebhookHandler::new(
         ConnectionCache::new(AwsSecretsManager::from_env().await, ttl),
         TableApi::new(TableApi::default_http_client()),
-        Settings::default(),
+        Settings::from_environment(std::env::vars()),
     )
     .with_time_budget(time_budget);
     lambda::serve(&handler).await

@@ -4,6 +4,7 @@
 use crate::alert::shorten;
 use crate::incident::{CorrelationId, Incident, IncidentChanges, IncidentState};
 use crate::secrets::ServiceNowAccount;
+use crate::settings::Email;
 use reqwest::{Method, StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde_json::Value;
@@ -37,7 +38,41 @@ pub enum ServiceNowError {
     Refused(String),
 }
 
+/// How to find a user in `sys_user`. Both forms are checked to be safe in a query.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UserKey {
+    Email(Email),
+    /// A login name (`user_name`), such as the integration user's.
+    UserName(String),
+}
+
+impl UserKey {
+    /// `None` for a user name that could change the query (`^`, `=`, spaces).
+    pub fn user_name(name: &str) -> Option<Self> {
+        let safe = !name.is_empty()
+            && name.len() <= 100
+            && name
+                .chars()
+                .all(|c| c.is_alphanumeric() || "._-@+".contains(c));
+        safe.then(|| Self::UserName(name.to_owned()))
+    }
+
+    fn field_and_value(&self) -> (&'static str, &str) {
+        match self {
+            Self::Email(email) => ("email", email.as_str()),
+            Self::UserName(name) => ("user_name", name),
+        }
+    }
+}
+
 pub trait IncidentTable: Send + Sync {
+    /// The sys_id of the active user with this email or user name, if there is one.
+    fn find_user(
+        &self,
+        account: &ServiceNowAccount,
+        key: &UserKey,
+    ) -> impl Future<Output = Result<Option<String>, ServiceNowError>> + Send;
+
     /// Incidents whose `correlation_id` is exactly `key`, oldest (lowest number) first.
     fn find(
         &self,
@@ -152,6 +187,37 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 impl IncidentTable for TableApi {
+    async fn find_user(
+        &self,
+        account: &ServiceNowAccount,
+        key: &UserKey,
+    ) -> Result<Option<String>, ServiceNowError> {
+        let (field, value) = key.field_and_value();
+        let mut url = account.instance_url.clone();
+        url.path_segments_mut()
+            .expect("instance_url is an http(s) URL, which has a path")
+            .pop_if_empty()
+            .extend(["api", "now", "table", "sys_user"]);
+        url.query_pairs_mut()
+            .append_pair("sysparm_query", &format!("{field}={value}^active=true"))
+            .append_pair("sysparm_fields", &format!("sys_id,{field}"))
+            .append_pair("sysparm_limit", "5");
+        let result = self.call(account, Method::GET, url, None).await?;
+        let records = result.as_array().ok_or_else(|| {
+            ServiceNowError::NotTableApi("ServiceNow's user lookup answer has no list".into())
+        })?;
+        // As with incidents, a dropped query term returns every user: match the value here.
+        Ok(records
+            .iter()
+            .find(|user| {
+                user[field]
+                    .as_str()
+                    .is_some_and(|found| found.eq_ignore_ascii_case(value))
+            })
+            .and_then(|user| user["sys_id"].as_str())
+            .map(str::to_owned))
+    }
+
     async fn find(
         &self,
         account: &ServiceNowAccount,
@@ -308,6 +374,7 @@ fn incident_from(record: &Value) -> Incident {
         correlation_display: field("correlation_display"),
         impact: field("impact"),
         urgency: field("urgency"),
+        assigned_to: field("assigned_to"),
     }
 }
 

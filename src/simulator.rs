@@ -146,6 +146,7 @@ const INCIDENT_FIELDS: &[&str] = &[
     "comments",
 ];
 const JOURNAL_FIELDS: &[&str] = &["work_notes", "comments"];
+const USER_FIELDS: &[&str] = &["sys_id", "user_name", "email", "name", "active"];
 const REFERENCE_FIELDS: &[&str] = &[
     "caller_id",
     "assignment_group",
@@ -160,6 +161,7 @@ const REFERENCE_FIELDS: &[&str] = &[
 #[derive(Debug, Default)]
 struct ServiceNowState {
     incidents: Vec<StoredIncident>,
+    users: Vec<BTreeMap<String, String>>,
     requests: Vec<ReceivedRequest>,
     next_number: u32,
     expected_auth: String,
@@ -256,6 +258,10 @@ impl ServiceNowSimulator {
             expected_auth: basic_auth(username, password),
             ..ServiceNowState::default()
         }));
+        state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add_user(username, "", "iLert Integration");
         let shared = Arc::clone(&state);
         let address = serve(address, move |method, path, query, headers, body| {
             let state = Arc::clone(&shared);
@@ -368,6 +374,19 @@ impl ServiceNowSimulator {
         self.lock().expected_auth = basic_auth(username, password);
     }
 
+    /// Adds an active user to `sys_user`; returns its sys_id.
+    pub fn add_user(&self, user_name: &str, email: &str, name: &str) -> String {
+        self.lock().add_user(user_name, email, name)
+    }
+
+    /// Requests to the incident table only, without the `sys_user` lookups.
+    pub fn incident_requests(&self) -> Vec<ReceivedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/api/now/table/incident"))
+            .collect()
+    }
+
     /// Makes query terms on `field` invalid, as on an instance where an ACL hides it: the
     /// instance then drops the term and returns every row.
     pub fn hide_from_queries(&self, field: &str) {
@@ -394,6 +413,24 @@ impl ServiceNowSimulator {
 }
 
 impl ServiceNowState {
+    fn add_user(&mut self, user_name: &str, email: &str, name: &str) -> String {
+        let sys_id = format!("{:032x}", 0x5ee5_0000_u128 + self.users.len() as u128);
+        let fields = [
+            ("sys_id", sys_id.as_str()),
+            ("user_name", user_name),
+            ("email", email),
+            ("name", name),
+            ("active", "true"),
+        ];
+        self.users.push(
+            fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        sys_id
+    }
+
     /// Records a request and picks the fault and delay it meets.
     fn receive(
         &mut self,
@@ -451,6 +488,34 @@ impl ServiceNowState {
         let project = |incident: &StoredIncident| {
             Value::Object(record_of(incident, fields.as_deref(), exclude_links))
         };
+        if path.trim_end_matches('/') == "/api/now/table/sys_user" && method == Method::GET {
+            let records: Vec<&BTreeMap<String, String>> = self.users.iter().collect();
+            let found = matching(
+                &records,
+                USER_FIELDS,
+                &self.quirks.hidden_from_queries,
+                query.get("sysparm_query").map_or("", String::as_str),
+            );
+            let result: Vec<Value> = found
+                .into_iter()
+                .map(|i| {
+                    let wanted = fields.as_deref().map_or(USER_FIELDS.to_vec(), |f| {
+                        f.iter().map(String::as_str).collect()
+                    });
+                    Value::Object(
+                        wanted
+                            .into_iter()
+                            .filter(|name| USER_FIELDS.contains(name))
+                            .map(|name| {
+                                let text = self.users[i].get(name).cloned().unwrap_or_default();
+                                (name.to_owned(), Value::String(text))
+                            })
+                            .collect(),
+                    )
+                })
+                .collect();
+            return respond_json(StatusCode::OK, &json!({ "result": result }));
+        }
         let rest = path.strip_prefix("/api/now/table/incident");
         match (method, rest) {
             (&Method::GET, Some("" | "/")) => {
@@ -536,52 +601,14 @@ impl ServiceNowState {
     /// Indexes of incidents matching an encoded query. Like a real instance, a term it cannot
     /// parse (unknown field or operator) is dropped, which widens the query.
     fn query(&self, encoded: &str) -> Vec<usize> {
-        let mut conditions: Vec<(&str, &str, bool)> = Vec::new();
-        let mut order: Vec<(&str, bool)> = Vec::new();
-        for term in encoded.split('^').filter(|t| !t.is_empty()) {
-            if let Some(field) = term.strip_prefix("ORDERBYDESC") {
-                order.push((field, true));
-            } else if let Some(field) = term.strip_prefix("ORDERBY") {
-                order.push((field, false));
-            } else if let Some((field, value)) = term.split_once("!=") {
-                conditions.push((field, value, false));
-            } else if let Some((field, value)) = term.split_once('=') {
-                conditions.push((field, value, true));
-            }
-        }
-        conditions.retain(|(field, _, _)| {
-            INCIDENT_FIELDS.contains(field)
-                && !self.quirks.hidden_from_queries.iter().any(|h| h == field)
-        });
-        let mut matches: Vec<usize> = (0..self.incidents.len())
-            .filter(|&i| {
-                conditions.iter().all(|(field, value, equal)| {
-                    let actual = self.incidents[i]
-                        .fields
-                        .get(*field)
-                        .map_or("", String::as_str);
-                    (actual == *value) == *equal
-                })
-            })
-            .collect();
-        for (field, descending) in order.into_iter().rev() {
-            matches.sort_by(|&a, &b| {
-                let value = |i: usize| {
-                    self.incidents[i]
-                        .fields
-                        .get(field)
-                        .cloned()
-                        .unwrap_or_default()
-                };
-                let ordering = value(a).cmp(&value(b));
-                if descending {
-                    ordering.reverse()
-                } else {
-                    ordering
-                }
-            });
-        }
-        matches
+        let records: Vec<&BTreeMap<String, String>> =
+            self.incidents.iter().map(|i| &i.fields).collect();
+        matching(
+            &records,
+            INCIDENT_FIELDS,
+            &self.quirks.hidden_from_queries,
+            encoded,
+        )
     }
 
     fn insert(&mut self, fields: BTreeMap<String, String>) -> &StoredIncident {
@@ -611,6 +638,50 @@ impl ServiceNowState {
         self.incidents.push(incident);
         self.incidents.len() - 1
     }
+}
+
+/// Indexes of `records` matching an encoded query. Like a real instance, a term it cannot
+/// parse (unknown field or operator) is dropped, which widens the query.
+fn matching(
+    records: &[&BTreeMap<String, String>],
+    known_fields: &[&str],
+    hidden: &[String],
+    encoded: &str,
+) -> Vec<usize> {
+    let mut conditions: Vec<(&str, &str, bool)> = Vec::new();
+    let mut order: Vec<(&str, bool)> = Vec::new();
+    for term in encoded.split('^').filter(|t| !t.is_empty()) {
+        if let Some(field) = term.strip_prefix("ORDERBYDESC") {
+            order.push((field, true));
+        } else if let Some(field) = term.strip_prefix("ORDERBY") {
+            order.push((field, false));
+        } else if let Some((field, value)) = term.split_once("!=") {
+            conditions.push((field, value, false));
+        } else if let Some((field, value)) = term.split_once('=') {
+            conditions.push((field, value, true));
+        }
+    }
+    conditions
+        .retain(|(field, _, _)| known_fields.contains(field) && !hidden.iter().any(|h| h == field));
+    let value = |i: usize, field: &str| records[i].get(field).cloned().unwrap_or_default();
+    let mut matches: Vec<usize> = (0..records.len())
+        .filter(|&i| {
+            conditions
+                .iter()
+                .all(|(field, wanted, equal)| (value(i, field) == *wanted) == *equal)
+        })
+        .collect();
+    for (field, descending) in order.into_iter().rev() {
+        matches.sort_by(|&a, &b| {
+            let ordering = value(a, field).cmp(&value(b, field));
+            if descending {
+                ordering.reverse()
+            } else {
+                ordering
+            }
+        });
+    }
+    matches
 }
 
 fn parse_query(query: Option<&str>) -> BTreeMap<String, String> {

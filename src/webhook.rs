@@ -3,15 +3,18 @@
 
 use crate::alert::{AlertEvent, InvalidEvent};
 use crate::auth::{authenticate, Unauthorized};
-use crate::decision::{cancel_duplicate, decide, Plan};
+use crate::decision::{
+    cancel_duplicate, decide, ignored_by_policy, wants_assignee, Assignee, People, Plan,
+};
 use crate::incident::{CorrelationId, Incident, IncidentChanges};
 use crate::retry::{Backoff, Budget, DEFAULT_TIME_BUDGET};
 use crate::secrets::{Connection, ConnectionCache, SecretError, SecretSource, ServiceNowAccount};
-use crate::servicenow::{IncidentTable, ServiceNowError};
-use crate::settings::Settings;
+use crate::servicenow::{IncidentTable, ServiceNowError, UserKey};
+use crate::settings::{Email, InvalidSetting, Settings, UserRef};
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,9 +34,17 @@ pub struct UndecodableBody;
 pub struct WebhookHandler<S, T> {
     connections: ConnectionCache<S>,
     incidents: T,
-    settings: Settings,
+    /// The deployment's defaults, or why the `DEFAULT_*` variables are unusable.
+    defaults: Result<Settings, InvalidSetting>,
     time_budget: Duration,
+    /// sys_user lookups, per execution environment: who an email or user name is.
+    users: std::sync::Mutex<HashMap<UserKey, (Instant, Option<String>)>>,
 }
+
+/// How long a user lookup is trusted: a user found keeps their sys_id; one not found may be
+/// created soon after, so that answer is asked again sooner.
+const USER_FOUND_TTL: Duration = Duration::from_secs(3600);
+const USER_NOT_FOUND_TTL: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -67,6 +78,14 @@ impl Outcome {
             action,
             incident: Some((incident.number.clone(), incident.sys_id.clone())),
             reason: None,
+        }
+    }
+
+    fn ignored(reason: &'static str) -> Self {
+        Self {
+            action: Action::Ignored,
+            incident: None,
+            reason: Some(reason),
         }
     }
 
@@ -104,6 +123,8 @@ enum Failure {
     InvalidEvent(#[from] InvalidEvent),
     #[error("the body is marked base64-encoded but is not valid base64")]
     UndecodableBody,
+    #[error("{0}")]
+    InvalidSetting(#[from] InvalidSetting),
     #[error("{0}")]
     Misconfigured(String),
     #[error("{0}")]
@@ -154,7 +175,9 @@ impl Failure {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::InvalidEvent(_) | Self::UndecodableBody => StatusCode::BAD_REQUEST,
+            Self::InvalidEvent(_) | Self::UndecodableBody | Self::InvalidSetting(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::ServiceNowRefused(_) => StatusCode::BAD_GATEWAY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -168,6 +191,7 @@ impl Failure {
             Self::Unauthorized(_) => "unauthorized",
             Self::TooLarge(_) => "too_large",
             Self::InvalidEvent(_) | Self::UndecodableBody => "invalid_event",
+            Self::InvalidSetting(_) => "invalid_setting",
             Self::Misconfigured(_) => "misconfigured",
             Self::ServiceNowRefused(_) => "servicenow_refused",
             Self::Unavailable { .. } => "unavailable",
@@ -189,6 +213,7 @@ impl Failure {
             ),
             Self::InvalidEvent(why) => format!("not a usable iLert event: {why}"),
             Self::UndecodableBody => format!("not a usable iLert event: {self}"),
+            Self::InvalidSetting(why) => format!("the alert action's settings: {why}"),
             Self::Misconfigured(cause) => format!("the function is misconfigured: {cause}"),
             Self::ServiceNowRefused(cause) => cause.clone(),
             Self::Unavailable { cause, .. } => {
@@ -221,12 +246,19 @@ impl Failure {
 }
 
 impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
-    pub fn new(connections: ConnectionCache<S>, incidents: T, settings: Settings) -> Self {
+    /// `defaults`: the deployment's settings (`Settings::from_environment`); if they are
+    /// unusable every request is answered 500 with the reason.
+    pub fn new(
+        connections: ConnectionCache<S>,
+        incidents: T,
+        defaults: Result<Settings, InvalidSetting>,
+    ) -> Self {
         Self {
             connections,
             incidents,
-            settings,
+            defaults,
             time_budget: DEFAULT_TIME_BUDGET,
+            users: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -265,6 +297,7 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         let connection = within(budget, "Secrets Manager", self.connections.get()).await??;
         // Before the body is even looked at: an unauthenticated caller learns nothing.
         authenticate(request.headers(), &connection.webhook)?;
+        let settings = self.settings_for(request)?;
         if request.extensions().get::<UndecodableBody>().is_some() {
             return Err(Failure::UndecodableBody);
         }
@@ -275,7 +308,19 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         let event = AlertEvent::parse(body)?;
         summary.alert_id = Some(event.id.to_string());
         summary.event_type = Some(event.kind.name().to_owned());
-        self.synchronise(&event, connection, budget, summary).await
+        if let Some(reason) = ignored_by_policy(&event, &settings) {
+            return Ok(Outcome::ignored(reason));
+        }
+        self.synchronise(&event, &settings, connection, budget, summary)
+            .await
+    }
+
+    /// The alert action's settings: its webhook URL's query string over the defaults.
+    fn settings_for(&self, request: &Request) -> Result<Settings, Failure> {
+        let defaults = self.defaults.as_ref().map_err(|problem| {
+            Failure::Misconfigured(format!("the deployment's default settings: {problem}"))
+        })?;
+        Ok(defaults.with_query(request.uri().query().unwrap_or_default())?)
     }
 
     /// Brings the alert's incident in line with the event, retrying what a retry can fix
@@ -284,6 +329,7 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
     async fn synchronise(
         &self,
         event: &AlertEvent,
+        settings: &Settings,
         mut connection: Arc<Connection>,
         budget: &Budget,
         summary: &mut Summary,
@@ -292,7 +338,10 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         let mut credentials_refreshed = false;
         let mut write_answer_lost = None;
         loop {
-            let interrupted = match self.attempt(event, &connection.servicenow, budget).await {
+            let interrupted = match self
+                .attempt(event, settings, &connection.servicenow, budget)
+                .await
+            {
                 Ok(outcome) => return Ok(outcome.after_lost_write(write_answer_lost)),
                 Err(interrupted) => interrupted,
             };
@@ -337,6 +386,7 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
     async fn attempt(
         &self,
         event: &AlertEvent,
+        settings: &Settings,
         account: &ServiceNowAccount,
         budget: &Budget,
     ) -> Result<Outcome, Interrupted> {
@@ -356,14 +406,124 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
                     .await;
             }
         }
-        match decide(event, current, &self.settings) {
+        let people = self
+            .people(event, settings, current.is_none(), account, budget)
+            .await?;
+        match decide(event, current, settings, &people) {
             Plan::Create(changes) => {
                 let created = self.create(account, budget, &changes).await?;
-                self.settle_creation_race(event, account, budget, created)
+                self.settle_creation_race(event, settings, &people, account, budget, created)
                     .await
             }
             plan => self.carry_out(plan, current, account, budget).await,
         }
+    }
+
+    /// Looks up the users the decision needs: the caller of a new incident, and with
+    /// `assign_on_accept` the responder who accepted.
+    async fn people(
+        &self,
+        event: &AlertEvent,
+        settings: &Settings,
+        creating: bool,
+        account: &ServiceNowAccount,
+        budget: &Budget,
+    ) -> Result<People, Interrupted> {
+        let caller = if creating {
+            self.caller(settings, account, budget).await?
+        } else {
+            None
+        };
+        let assignee = if !wants_assignee(event, settings) {
+            Assignee::NotWanted
+        } else {
+            match event.actor_email().and_then(Email::parse) {
+                None => Assignee::NoEmail,
+                Some(email) => match self
+                    .user(account, budget, &UserKey::Email(email.clone()))
+                    .await?
+                {
+                    Some(sys_id) => Assignee::Found(sys_id),
+                    None => Assignee::UnknownEmail(email.to_string()),
+                },
+            }
+        };
+        Ok(People { caller, assignee })
+    }
+
+    /// `caller_id` as set, an email resolved to its user; without one, the integration user.
+    async fn caller(
+        &self,
+        settings: &Settings,
+        account: &ServiceNowAccount,
+        budget: &Budget,
+    ) -> Result<Option<String>, Interrupted> {
+        match &settings.caller_id {
+            Some(UserRef::SysId(value) | UserRef::Name(value)) => Ok(Some(value.clone())),
+            Some(UserRef::Email(email)) => {
+                match self
+                    .user(account, budget, &UserKey::Email(email.clone()))
+                    .await?
+                {
+                    Some(sys_id) => Ok(Some(sys_id)),
+                    None => Err(Interrupted::reading(ServiceNowError::Refused(format!(
+                        "caller_id {email} matches no active ServiceNow user: check the \
+                         alert action's caller_id or the user's email in sys_user"
+                    )))),
+                }
+            }
+            None => {
+                let Some(key) = UserKey::user_name(&account.username) else {
+                    return Ok(None);
+                };
+                match self.user(account, budget, &key).await {
+                    // Without read access to sys_user the incident is still worth creating.
+                    Err(Interrupted {
+                        error: ServiceNowError::Refused(cause),
+                        ..
+                    }) => {
+                        tracing::warn!(%cause, "could not look up the integration user as caller");
+                        Ok(None)
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+
+    /// A `sys_user` lookup, cached per execution environment.
+    async fn user(
+        &self,
+        account: &ServiceNowAccount,
+        budget: &Budget,
+        key: &UserKey,
+    ) -> Result<Option<String>, Interrupted> {
+        let cached = self.users_cache().get(key).and_then(|(at, found)| {
+            let ttl = if found.is_some() {
+                USER_FOUND_TTL
+            } else {
+                USER_NOT_FOUND_TTL
+            };
+            (at.elapsed() < ttl).then(|| found.clone())
+        });
+        if let Some(found) = cached {
+            return Ok(found);
+        }
+        let found = within(budget, "ServiceNow", self.incidents.find_user(account, key))
+            .await
+            .map_err(Interrupted::reading)?
+            .map_err(Interrupted::reading)?;
+        self.users_cache()
+            .insert(key.clone(), (Instant::now(), found.clone()));
+        Ok(found)
+    }
+
+    fn users_cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<UserKey, (Instant, Option<String>)>> {
+        self.users
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// After a create, reads back every incident with the alert's key: the oldest wins. If it
@@ -372,6 +532,8 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
     async fn settle_creation_race(
         &self,
         event: &AlertEvent,
+        settings: &Settings,
+        people: &People,
         account: &ServiceNowAccount,
         budget: &Budget,
         created: Incident,
@@ -394,7 +556,7 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
             self.cancel_duplicate(account, budget, &created, &winner)
                 .await;
         }
-        let plan = decide(event, Some(&winner), &self.settings);
+        let plan = decide(event, Some(&winner), settings, people);
         self.carry_out(plan, Some(&winner), account, budget).await
     }
 
@@ -406,11 +568,7 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         budget: &Budget,
     ) -> Result<Outcome, Interrupted> {
         match plan {
-            Plan::Ignore { reason } => Ok(Outcome {
-                action: Action::Ignored,
-                incident: None,
-                reason: Some(reason),
-            }),
+            Plan::Ignore { reason } => Ok(Outcome::ignored(reason)),
             Plan::Unchanged => Ok(match current {
                 Some(incident) => Outcome::with(Action::Unchanged, incident),
                 None => Outcome {

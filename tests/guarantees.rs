@@ -155,10 +155,13 @@ async fn ilerts_redelivery_after_a_503_never_duplicates() {
     let app = TestApp::spawn()
         .await
         .with_time_budget(Duration::from_millis(800));
-    // The lookup passes, the create lands but its answer is lost, then the instance stays
-    // unavailable until the budget runs out: iLert hears 503 and delivers again later.
-    app.servicenow
-        .inject(Some("GET"), Fault::Delay(Duration::ZERO));
+    // The lookups (incident, then the caller) pass, the create lands but its answer is lost,
+    // then the instance stays unavailable until the budget runs out: iLert hears 503 and
+    // delivers again later.
+    for _ in 0..2 {
+        app.servicenow
+            .inject(Some("GET"), Fault::Delay(Duration::ZERO));
+    }
     app.servicenow.inject(Some("POST"), Fault::CutAfterApplying);
     for _ in 0..15 {
         app.servicenow.inject(Some("GET"), Fault::status(503, None));

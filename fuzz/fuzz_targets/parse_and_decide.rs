@@ -7,7 +7,7 @@
 #![no_main]
 
 use ilert_servicenow::alert::AlertEvent;
-use ilert_servicenow::decision::{decide, Plan};
+use ilert_servicenow::decision::{decide, People, Plan};
 use ilert_servicenow::incident::{CorrelationId, Incident, IncidentState};
 use ilert_servicenow::settings::Settings;
 use libfuzzer_sys::fuzz_target;
@@ -37,6 +37,7 @@ fuzz_target!(|body: &[u8]| {
         correlation_display: "iLert".into(),
         impact: "3".into(),
         urgency: "3".into(),
+        assigned_to: String::new(),
     };
     let mut situations = vec![None];
     for code in ["1", "2", "3", "6", "7", "8", "101"] {
@@ -47,7 +48,7 @@ fuzz_target!(|body: &[u8]| {
     }
 
     for current in situations {
-        let plan = decide(&event, current.as_ref(), &settings);
+        let plan = decide(&event, current.as_ref(), &settings, &People::default());
         let changes = match &plan {
             Plan::Ignore { .. } => {
                 assert!(current.is_none(), "only a missing incident is ignored");
@@ -79,7 +80,7 @@ fuzz_target!(|body: &[u8]| {
 
         let after = current.as_ref().unwrap_or(&existing).after(changes);
         assert_eq!(
-            decide(&event, Some(&after), &settings),
+            decide(&event, Some(&after), &settings, &People::default()),
             Plan::Unchanged,
             "a redelivered event writes nothing"
         );

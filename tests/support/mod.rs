@@ -5,7 +5,7 @@
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use ilert_servicenow::secrets::{AwsSecretsManager, ConnectionCache};
 use ilert_servicenow::servicenow::TableApi;
-use ilert_servicenow::settings::Settings;
+use ilert_servicenow::settings::{InvalidSetting, Settings};
 use ilert_servicenow::simulator::{SecretsManagerSimulator, ServiceNowSimulator};
 use ilert_servicenow::webhook::WebhookHandler;
 use lambda_http::http::header;
@@ -116,7 +116,7 @@ impl TestApp {
 
     pub fn methods(&self) -> Vec<String> {
         self.servicenow
-            .requests()
+            .incident_requests()
             .into_iter()
             .map(|r| r.method)
             .collect()
@@ -128,6 +128,16 @@ pub fn handler_reading(
     secrets: &SecretsManagerSimulator,
     secret_id: &str,
     settings: Settings,
+) -> WebhookHandler<AwsSecretsManager, TableApi> {
+    handler_with_defaults(secrets, secret_id, Ok(settings))
+}
+
+/// As [`handler_reading`], with the deployment's defaults as `Settings::from_environment`
+/// gave them.
+pub fn handler_with_defaults(
+    secrets: &SecretsManagerSimulator,
+    secret_id: &str,
+    defaults: Result<Settings, InvalidSetting>,
 ) -> WebhookHandler<AwsSecretsManager, TableApi> {
     let sdk = aws_sdk_secretsmanager::Client::from_conf(
         aws_sdk_secretsmanager::Config::builder()
@@ -144,13 +154,21 @@ pub fn handler_reading(
             Duration::from_secs(300),
         ),
         TableApi::new(TableApi::default_http_client()),
-        settings,
+        defaults,
     )
 }
 
 pub fn event(name: &str) -> Request {
+    event_at(name, "")
+}
+
+/// The event as API Gateway delivers it to a webhook URL with this query string.
+pub fn event_at(name: &str, query: &str) -> Request {
     let path = format!("{}/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    let mut envelope: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    envelope["rawQueryString"] = json!(query);
+    lambda_http::request::from_str(&envelope.to_string()).unwrap()
 }
 
 pub fn with_body(request: Request, body: impl Into<Body>) -> Request {
