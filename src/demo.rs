@@ -71,7 +71,14 @@ pub async fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error +
         let response = handler.handle(request).await;
         let answer: Value = serde_json::from_slice(response.body().as_ref()).unwrap_or_default();
         let requests = simulator.requests();
-        let calls: Vec<&str> = requests.iter().map(|r| r.method.as_str()).collect();
+        let calls: Vec<String> = requests
+            .iter()
+            .map(|r| {
+                let table = r.path.trim_start_matches("/api/now/table/");
+                let table = table.split('/').next().unwrap_or(table);
+                format!("{} {table}", r.method)
+            })
+            .collect();
         writeln!(out, "── {name}")?;
         writeln!(out, "   answer {}: {answer}", response.status().as_u16())?;
         writeln!(

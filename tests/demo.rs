@@ -48,7 +48,7 @@ fn the_demo_replays_the_bundled_lifecycle_onto_one_incident_and_redeliveries_cha
             "{redelivery}"
         );
         assert!(
-            redelivery.contains("ServiceNow requests: 1 (GET)"),
+            redelivery.contains("ServiceNow requests: 1 (GET incident)"),
             "{redelivery}"
         );
     }

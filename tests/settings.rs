@@ -232,7 +232,10 @@ async fn templates_in_the_url_shape_the_incident() {
 /// The README's worked example: two alert sources, one deployment, two webhook URLs.
 #[tokio::test]
 async fn two_alert_sources_with_different_settings_share_one_deployment() {
-    let app = TestApp::spawn().await;
+    let defaults =
+        Settings::from_environment([("DEFAULT_CONTACT_TYPE".to_owned(), "monitoring".to_owned())])
+            .unwrap();
+    let app = TestApp::spawn_with(defaults, |_| {}).await;
     let network = "assignment_group=Network&category=Network&on_accept=note";
     let database =
         "assignment_group=Database&impact=1&urgency=1&on_comment=comment&on_resolve=note";
@@ -249,6 +252,12 @@ async fn two_alert_sources_with_different_settings_share_one_deployment() {
     assert_eq!(database_incident["assignment_group"], "Database");
     assert_eq!(database_incident["priority"], "1");
     assert_eq!(database_incident["state"], "2", "resolves leave it open");
+    for incident in [&network_incident, &database_incident] {
+        assert_eq!(
+            incident["contact_type"], "monitoring",
+            "the deployment default"
+        );
+    }
 }
 
 #[tokio::test]
@@ -285,4 +294,17 @@ async fn unusable_deployment_defaults_are_a_500_naming_the_variable() {
         .unwrap()
         .contains("DEFAULT_ON_ACCEPT must be state, note or ignore"));
     assert!(app.servicenow.requests().is_empty());
+}
+
+#[test]
+fn the_sam_template_exposes_every_setting_as_a_deployment_default() {
+    let template =
+        std::fs::read_to_string(format!("{}/template.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    for name in ilert_servicenow::settings::SETTING_NAMES {
+        let variable = format!("DEFAULT_{}: !Ref", name.to_ascii_uppercase());
+        assert!(
+            template.contains(&variable),
+            "{variable} missing in template.yaml"
+        );
+    }
 }
