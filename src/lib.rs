@@ -12,4 +12,5 @@ pub mod secrets;
 pub mod servicenow;
 pub mod settings;
 pub mod simulator;
+pub mod telemetry;
 pub mod webhook;

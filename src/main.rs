@@ -7,6 +7,7 @@ use ilert_servicenow::secrets::{cache_ttl_from, AwsSecretsManager, ConnectionCac
 use ilert_servicenow::servicenow::TableApi;
 use ilert_servicenow::settings::Settings;
 use ilert_servicenow::simulator::ServiceNowSimulator;
+use ilert_servicenow::telemetry::Metrics;
 use ilert_servicenow::webhook::WebhookHandler;
 use lambda_http::Error;
 
@@ -74,6 +75,7 @@ async fn serve_lambda() -> Result<(), Error> {
         TableApi::new(TableApi::default_http_client()),
         Settings::from_environment(std::env::vars()),
     )
-    .with_time_budget(time_budget);
+    .with_time_budget(time_budget)
+    .with_metrics(Metrics::Stdout);
     lambda::serve(&handler).await
 }

@@ -3,6 +3,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Kept free at the end of a Lambda invocation to build and send the answer.
@@ -13,10 +14,12 @@ pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(10);
 /// Not worth starting another attempt with less than this left.
 const SHORTEST_USEFUL_ATTEMPT: Duration = Duration::from_millis(250);
 
-/// The deadline of one invocation.
-#[derive(Debug, Clone, Copy)]
+/// The deadline of one invocation, and what it has spent on ServiceNow so far.
+#[derive(Debug)]
 pub struct Budget {
     deadline: Instant,
+    servicenow_requests: AtomicU32,
+    servicenow_micros: AtomicU64,
 }
 
 impl Budget {
@@ -32,7 +35,24 @@ impl Budget {
         let limit = lambda_left.map_or(cap, |left| left.min(cap));
         Self {
             deadline: Instant::now() + limit,
+            servicenow_requests: AtomicU32::new(0),
+            servicenow_micros: AtomicU64::new(0),
         }
+    }
+
+    /// Counts one ServiceNow request that took `took`.
+    pub fn spent_on_servicenow(&self, took: Duration) {
+        self.servicenow_requests.fetch_add(1, Ordering::Relaxed);
+        self.servicenow_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// ServiceNow requests made so far, and the time spent waiting for them.
+    pub fn servicenow_spending(&self) -> (u32, Duration) {
+        (
+            self.servicenow_requests.load(Ordering::Relaxed),
+            Duration::from_micros(self.servicenow_micros.load(Ordering::Relaxed)),
+        )
     }
 
     pub fn remaining(&self) -> Duration {

@@ -11,6 +11,7 @@ use crate::retry::{Backoff, Budget, DEFAULT_TIME_BUDGET};
 use crate::secrets::{Connection, ConnectionCache, SecretError, SecretSource, ServiceNowAccount};
 use crate::servicenow::{IncidentTable, ServiceNowError, UserKey};
 use crate::settings::{Email, InvalidSetting, Settings, UserRef};
+use crate::telemetry::{Ending, Metrics, Summary};
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
@@ -37,6 +38,7 @@ pub struct WebhookHandler<S, T> {
     /// The deployment's defaults, or why the `DEFAULT_*` variables are unusable.
     defaults: Result<Settings, InvalidSetting>,
     time_budget: Duration,
+    metrics: Metrics,
     /// sys_user lookups, per execution environment: who an email or user name is.
     users: std::sync::Mutex<HashMap<UserKey, (Instant, Option<String>)>>,
 }
@@ -258,6 +260,7 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
             incidents,
             defaults,
             time_budget: DEFAULT_TIME_BUDGET,
+            metrics: Metrics::Off,
             users: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -266,6 +269,12 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
     /// Lambda it is also cut to the invocation's remaining time less a safety margin.
     pub fn with_time_budget(mut self, time_budget: Duration) -> Self {
         self.time_budget = time_budget;
+        self
+    }
+
+    /// Where each invocation's metrics go (Embedded Metric Format lines).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -278,7 +287,19 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         let budget = Budget::new(self.time_budget, lambda_deadline);
         let mut summary = Summary::new();
         let result = self.process(&request, &budget, &mut summary).await;
-        summary.log(&result);
+        let ending = match &result {
+            Ok(outcome) => Ending::Handled {
+                action: outcome.action.as_str(),
+                incident: outcome.incident.as_ref().map(|(number, _)| number.clone()),
+            },
+            Err(failure) => Ending::Failed {
+                status: failure.status().as_u16(),
+                kind: failure.kind(),
+                cause: failure.to_string(),
+            },
+        };
+        let (requests, servicenow_time) = budget.servicenow_spending();
+        summary.finish(&ending, requests, servicenow_time, &self.metrics);
         match result {
             Ok(outcome) => outcome.into_response(),
             Err(failure) => failure.into_response(),
@@ -294,7 +315,7 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         if request.method() != Method::POST {
             return Err(Failure::MethodNotAllowed(request.method().clone()));
         }
-        let connection = within(budget, "Secrets Manager", self.connections.get()).await??;
+        let connection = within(budget, Service::SecretsManager, self.connections.get()).await??;
         // Before the body is even looked at: an unauthenticated caller learns nothing.
         authenticate(request.headers(), &connection.webhook)?;
         let settings = self.settings_for(request)?;
@@ -352,7 +373,7 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
                     credentials_refreshed = true;
                     let fresh = within(
                         budget,
-                        "Secrets Manager",
+                        Service::SecretsManager,
                         self.connections.refresh(&connection),
                     )
                     .await??;
@@ -391,10 +412,14 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         budget: &Budget,
     ) -> Result<Outcome, Interrupted> {
         let key = CorrelationId::for_alert(&event.id);
-        let found = within(budget, "ServiceNow", self.incidents.find(account, &key))
-            .await
-            .map_err(Interrupted::reading)?
-            .map_err(Interrupted::reading)?;
+        let found = within(
+            budget,
+            Service::ServiceNow,
+            self.incidents.find(account, &key),
+        )
+        .await
+        .map_err(Interrupted::reading)?
+        .map_err(Interrupted::reading)?;
         let (current, duplicates) = match found.split_first() {
             Some((oldest, younger)) => (Some(oldest), younger),
             None => (None, &[][..]),
@@ -509,10 +534,14 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         if let Some(found) = cached {
             return Ok(found);
         }
-        let found = within(budget, "ServiceNow", self.incidents.find_user(account, key))
-            .await
-            .map_err(Interrupted::reading)?
-            .map_err(Interrupted::reading)?;
+        let found = within(
+            budget,
+            Service::ServiceNow,
+            self.incidents.find_user(account, key),
+        )
+        .await
+        .map_err(Interrupted::reading)?
+        .map_err(Interrupted::reading)?;
         self.users_cache()
             .insert(key.clone(), (Instant::now(), found.clone()));
         Ok(found)
@@ -623,7 +652,7 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         let changes = cancel_duplicate(duplicate, winner);
         let result = within(
             budget,
-            "ServiceNow",
+            Service::ServiceNow,
             self.incidents.update(account, &duplicate.sys_id, &changes),
         )
         .await;
@@ -649,7 +678,7 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         action: Action,
         call: impl Future<Output = Result<R, ServiceNowError>>,
     ) -> Result<R, Interrupted> {
-        match within(budget, "ServiceNow", call).await {
+        match within(budget, Service::ServiceNow, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) | Err(error) => Err(Interrupted {
                 error,
@@ -682,17 +711,36 @@ impl From<Failure> for Interrupted {
 }
 
 /// Runs `call` within what is left of the budget; running out is a transient failure.
+/// Runs `call` within what is left of the budget, counting what ServiceNow costs.
 async fn within<R, E>(
     budget: &Budget,
-    service: &str,
+    service: Service,
     call: impl Future<Output = Result<R, E>>,
 ) -> Result<Result<R, E>, ServiceNowError> {
-    tokio::time::timeout(budget.remaining(), call)
-        .await
-        .map_err(|_| ServiceNowError::Transient {
-            message: format!("{service} did not answer within the time budget"),
-            retry_after: None,
-        })
+    let started = Instant::now();
+    let result = tokio::time::timeout(budget.remaining(), call).await;
+    if service == Service::ServiceNow {
+        budget.spent_on_servicenow(started.elapsed());
+    }
+    result.map_err(|_| ServiceNowError::Transient {
+        message: format!("{} did not answer within the time budget", service.name()),
+        retry_after: None,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    ServiceNow,
+    SecretsManager,
+}
+
+impl Service {
+    fn name(self) -> &'static str {
+        match self {
+            Self::ServiceNow => "ServiceNow",
+            Self::SecretsManager => "Secrets Manager",
+        }
+    }
 }
 
 /// A 2xx that silently dropped a field we depend on is a refusal, not a success.
@@ -715,64 +763,6 @@ fn ensure_applied(
         },
         dropped.join(", ")
     )))
-}
-
-/// What one invocation did, logged as one line when it ends.
-#[derive(Debug)]
-struct Summary {
-    started: Instant,
-    alert_id: Option<String>,
-    event_type: Option<String>,
-    retries: u32,
-}
-
-impl Summary {
-    fn new() -> Self {
-        Self {
-            started: Instant::now(),
-            alert_id: None,
-            event_type: None,
-            retries: 0,
-        }
-    }
-
-    /// Info for an event handled; warn for a refusal (4xx); error for a failure (5xx).
-    fn log(&self, result: &Result<Outcome, Failure>) {
-        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let alert_id = self.alert_id.as_deref();
-        let event_type = self.event_type.as_deref();
-        match result {
-            Ok(outcome) => tracing::info!(
-                alert_id,
-                event_type,
-                action = outcome.action.as_str(),
-                incident = outcome.incident.as_ref().map(|(number, _)| number.as_str()),
-                retries = self.retries,
-                duration_ms,
-                "event handled"
-            ),
-            Err(failure) if failure.status().is_server_error() => tracing::error!(
-                alert_id,
-                event_type,
-                status = failure.status().as_u16(),
-                failure = failure.kind(),
-                cause = %failure,
-                retries = self.retries,
-                duration_ms,
-                "event failed"
-            ),
-            Err(failure) => tracing::warn!(
-                alert_id,
-                event_type,
-                status = failure.status().as_u16(),
-                failure = failure.kind(),
-                cause = %failure,
-                retries = self.retries,
-                duration_ms,
-                "event refused"
-            ),
-        }
-    }
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {

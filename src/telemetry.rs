@@ -1,0 +1,236 @@
+//! What one invocation did, told once: a summary log line (JSON in Lambda) and CloudWatch
+//! metrics in Embedded Metric Format on stdout, which CloudWatch turns into metrics with no
+//! extra infrastructure. Neither ever carries a secret, a token, a header or a body.
+
+use serde_json::{json, Map, Value};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The CloudWatch namespace of the function's metrics.
+pub const METRICS_NAMESPACE: &str = "ilert-servicenow";
+
+/// How an invocation ended, for the log line and the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Answered 2xx with this action (`created`, `updated`, `unchanged`, `ignored`).
+    Handled {
+        action: &'static str,
+        incident: Option<String>,
+    },
+    /// Answered 4xx (`refused`) or 5xx (`failed`), with the failure's kind and cause.
+    Failed {
+        status: u16,
+        kind: &'static str,
+        cause: String,
+    },
+}
+
+/// Filled in as an invocation goes; [`Summary::finish`] tells it once.
+#[derive(Debug)]
+pub struct Summary {
+    started: Instant,
+    pub alert_id: Option<String>,
+    pub event_type: Option<String>,
+    pub retries: u32,
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Summary {
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            alert_id: None,
+            event_type: None,
+            retries: 0,
+        }
+    }
+
+    /// Logs the invocation's one summary line at info level and writes its metrics.
+    pub fn finish(
+        &self,
+        ending: &Ending,
+        servicenow_requests: u32,
+        servicenow_time: Duration,
+        metrics: &Metrics,
+    ) {
+        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let servicenow_ms = servicenow_time.as_secs_f64() * 1000.0;
+        let alert_id = self.alert_id.as_deref();
+        let event_type = self.event_type.as_deref();
+        match ending {
+            Ending::Handled { action, incident } => tracing::info!(
+                outcome = "handled",
+                status = 200,
+                alert_id,
+                event_type,
+                action = *action,
+                incident = incident.as_deref(),
+                servicenow_requests,
+                servicenow_ms,
+                retries = self.retries,
+                duration_ms,
+                "invocation"
+            ),
+            Ending::Failed {
+                status,
+                kind,
+                cause,
+            } => tracing::info!(
+                outcome = if *status >= 500 { "failed" } else { "refused" },
+                status = *status,
+                alert_id,
+                event_type,
+                failure = *kind,
+                cause = cause.as_str(),
+                servicenow_requests,
+                servicenow_ms,
+                retries = self.retries,
+                duration_ms,
+                "invocation"
+            ),
+        }
+        metrics.write(&metrics_document(
+            ending,
+            servicenow_requests,
+            servicenow_ms,
+            duration_ms,
+        ));
+    }
+}
+
+/// One Embedded Metric Format document: counts of incidents by action, failures by kind
+/// (a `FailureKind` dimension), and ServiceNow's latency.
+fn metrics_document(ending: &Ending, requests: u32, servicenow_ms: f64, duration_ms: f64) -> Value {
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let count = |name: &str| json!({ "Name": name, "Unit": "Count" });
+    let mut directives = vec![json!({
+        "Namespace": METRICS_NAMESPACE,
+        "Dimensions": [[]],
+        "Metrics": [
+            count("IncidentsCreated"),
+            count("IncidentsUpdated"),
+            count("IncidentsUnchanged"),
+            count("EventsIgnored"),
+            count("ServiceNowRequests"),
+            { "Name": "ServiceNowLatency", "Unit": "Milliseconds" },
+            { "Name": "Duration", "Unit": "Milliseconds" },
+        ],
+    })];
+    let action = match ending {
+        Ending::Handled { action, .. } => *action,
+        Ending::Failed { .. } => "",
+    };
+    let mut document = Map::new();
+    for (metric, wanted) in [
+        ("IncidentsCreated", "created"),
+        ("IncidentsUpdated", "updated"),
+        ("IncidentsUnchanged", "unchanged"),
+        ("EventsIgnored", "ignored"),
+    ] {
+        document.insert(metric.into(), json!(u8::from(action == wanted)));
+    }
+    document.insert("ServiceNowRequests".into(), json!(requests));
+    document.insert("ServiceNowLatency".into(), json!(servicenow_ms));
+    document.insert("Duration".into(), json!(duration_ms));
+    if let Ending::Failed { kind, .. } = ending {
+        directives.push(json!({
+            "Namespace": METRICS_NAMESPACE,
+            "Dimensions": [["FailureKind"]],
+            "Metrics": [count("Failures")],
+        }));
+        document.insert("FailureKind".into(), json!(kind));
+        document.insert("Failures".into(), json!(1));
+    }
+    document.insert(
+        "_aws".into(),
+        json!({ "Timestamp": timestamp, "CloudWatchMetrics": directives }),
+    );
+    Value::Object(document)
+}
+
+/// Where metrics go: stdout in Lambda, nowhere in the demo, a buffer in tests.
+#[derive(Debug, Clone, Default)]
+pub enum Metrics {
+    #[default]
+    Off,
+    Stdout,
+    Captured(Arc<Mutex<Vec<u8>>>),
+}
+
+impl Metrics {
+    fn write(&self, document: &Value) {
+        let line = format!("{document}\n");
+        match self {
+            Self::Off => {}
+            // One write of one whole line, so CloudWatch reads it as one document.
+            Self::Stdout => {
+                let _ = std::io::stdout().lock().write_all(line.as_bytes());
+            }
+            Self::Captured(buffer) => buffer
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .extend_from_slice(line.as_bytes()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn documents(metrics: &Metrics) -> Vec<Value> {
+        let Metrics::Captured(buffer) = metrics else {
+            unreachable!()
+        };
+        String::from_utf8(buffer.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_handled_event_counts_its_action_and_servicenow_latency() {
+        let metrics = Metrics::Captured(Arc::default());
+        let ending = Ending::Handled {
+            action: "created",
+            incident: Some("INC0010001".into()),
+        };
+        Summary::new().finish(&ending, 3, Duration::from_millis(42), &metrics);
+        let [document] = documents(&metrics).try_into().unwrap();
+        assert_eq!(document["IncidentsCreated"], 1);
+        assert_eq!(document["IncidentsUpdated"], 0);
+        assert_eq!(document["ServiceNowRequests"], 3);
+        assert_eq!(document["ServiceNowLatency"], 42.0);
+        let directives = &document["_aws"]["CloudWatchMetrics"];
+        assert_eq!(directives[0]["Namespace"], METRICS_NAMESPACE);
+        assert!(document.get("FailureKind").is_none());
+    }
+
+    #[test]
+    fn a_failure_is_counted_by_kind() {
+        let metrics = Metrics::Captured(Arc::default());
+        let ending = Ending::Failed {
+            status: 503,
+            kind: "unavailable",
+            cause: "ServiceNow answered 429".into(),
+        };
+        Summary::new().finish(&ending, 4, Duration::ZERO, &metrics);
+        let [document] = documents(&metrics).try_into().unwrap();
+        assert_eq!(document["Failures"], 1);
+        assert_eq!(document["FailureKind"], "unavailable");
+        assert_eq!(
+            document["_aws"]["CloudWatchMetrics"][1]["Dimensions"],
+            json!([["FailureKind"]])
+        );
+        assert!(document.get("cause").is_none(), "metrics carry no text");
+    }
+}
