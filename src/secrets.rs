@@ -18,18 +18,34 @@ use tokio::sync::Mutex;
 #[derive(Debug, Clone)]
 pub struct ServiceNowAccount {
     pub instance_url: Url,
-    pub username: String,
-    pub password: SecretString,
+    /// The integration user (`username`, `password`); absent only with OAuth's
+    /// client-credentials grant.
+    pub user: Option<(String, SecretString)>,
+    /// An OAuth 2.0 client (`client_id`, `client_secret`); absent for HTTP Basic.
+    pub oauth_client: Option<(String, SecretString)>,
 }
 
 /// What iLert must present: a bearer token (a custom header on the alert action), or HTTP
 /// Basic credentials put in the webhook URL.
 impl ServiceNowAccount {
-    /// Whether `other` logs in to the same instance as the same user with the same password.
+    /// Whether `other` logs in to the same instance with the same credentials.
     pub fn same_login(&self, other: &Self) -> bool {
+        let same =
+            |a: &Option<(String, SecretString)>, b: &Option<(String, SecretString)>| match (a, b) {
+                (None, None) => true,
+                (Some((a_name, a_secret)), Some((b_name, b_secret))) => {
+                    a_name == b_name && a_secret.expose_secret() == b_secret.expose_secret()
+                }
+                _ => false,
+            };
         self.instance_url == other.instance_url
-            && self.username == other.username
-            && self.password.expose_secret() == other.password.expose_secret()
+            && same(&self.user, &other.user)
+            && same(&self.oauth_client, &other.oauth_client)
+    }
+
+    /// The integration user's login name, when there is one.
+    pub fn username(&self) -> Option<&str> {
+        self.user.as_ref().map(|(name, _)| name.as_str())
     }
 }
 
@@ -81,10 +97,25 @@ impl Connection {
         };
 
         let instance_url = parse_instance_url(&required("instance_url")?).map_err(unusable)?;
+        let pair =
+            |first: &str, second: &str| -> Result<Option<(String, SecretString)>, SecretError> {
+                match (text(first)?, text(second)?) {
+                    (Some(name), Some(secret)) => Ok(Some((name, SecretString::from(secret)))),
+                    (None, None) => Ok(None),
+                    (Some(_), None) => Err(unusable(format!("key `{second}` is missing"))),
+                    (None, Some(_)) => Err(unusable(format!("key `{first}` is missing"))),
+                }
+            };
+        let oauth_client = pair("client_id", "client_secret")?;
+        let user = pair("username", "password")?;
+        if user.is_none() && oauth_client.is_none() {
+            // Basic auth needs the user; only OAuth's client-credentials grant goes without.
+            required("username")?;
+        }
         let servicenow = ServiceNowAccount {
             instance_url,
-            username: required("username")?,
-            password: required("password")?.into(),
+            user,
+            oauth_client,
         };
         let token = text("webhook_token")?.map(SecretString::from);
         let basic = match (text("webhook_username")?, text("webhook_password")?) {
@@ -366,7 +397,12 @@ mod tests {
             connection.servicenow.instance_url.as_str(),
             "https://acme.service-now.com/"
         );
-        assert_eq!(connection.servicenow.password.expose_secret(), PASSWORD);
+        let (username, password) = connection.servicenow.user.as_ref().unwrap();
+        assert_eq!(
+            (username.as_str(), password.expose_secret()),
+            ("ilert", PASSWORD)
+        );
+        assert!(connection.servicenow.oauth_client.is_none());
         assert!(connection.webhook.basic.is_none());
         assert!(
             !format!("{connection:?}").contains(PASSWORD),
@@ -402,6 +438,28 @@ mod tests {
             r#"{{"instance_url":"https://a.service-now.com","username":"u","password":"{PASSWORD}","webhook_token":"t","webhook_username":"ilert"}}"#
         ));
         assert!(half.contains("go together"), "{half}");
+    }
+
+    #[test]
+    fn oauth_clients_may_go_with_or_without_the_user() {
+        let with_user = parse(&format!(
+            r#"{{"instance_url":"https://a.service-now.com","username":"u","password":"{PASSWORD}","client_id":"c","client_secret":"cs","webhook_token":"t"}}"#
+        ))
+        .unwrap();
+        assert!(with_user.servicenow.user.is_some() && with_user.servicenow.oauth_client.is_some());
+        let client_only = parse(
+            r#"{"instance_url":"https://a.service-now.com","client_id":"c","client_secret":"cs","webhook_token":"t"}"#,
+        )
+        .unwrap();
+        assert!(client_only.servicenow.user.is_none());
+        let half = error(
+            r#"{"instance_url":"https://a.service-now.com","client_id":"c","webhook_token":"t"}"#,
+        );
+        assert!(half.contains("`client_secret` is missing"), "{half}");
+        let half_user = error(
+            r#"{"instance_url":"https://a.service-now.com","username":"u","client_id":"c","client_secret":"cs","webhook_token":"t"}"#,
+        );
+        assert!(half_user.contains("`password` is missing"), "{half_user}");
     }
 
     #[test]

@@ -6,10 +6,12 @@ use crate::incident::{CorrelationId, Incident, IncidentChanges, IncidentState};
 use crate::secrets::ServiceNowAccount;
 use crate::settings::Email;
 use reqwest::{Method, StatusCode, Url};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 /// How much of ServiceNow's own error message is passed on to iLert and the log.
 const ERROR_MESSAGE_MAX_CHARS: usize = 300;
@@ -99,11 +101,16 @@ pub trait IncidentTable: Send + Sync {
 #[derive(Clone)]
 pub struct TableApi {
     http: reqwest::Client,
+    /// The OAuth access token, per execution environment.
+    tokens: Arc<Mutex<Option<CachedToken>>>,
 }
 
 impl TableApi {
     pub fn new(http: reqwest::Client) -> Self {
-        Self { http }
+        Self {
+            http,
+            tokens: Arc::default(),
+        }
     }
 
     /// The client the function uses: rustls, bounded waits, no proxy lookup.
@@ -142,35 +149,158 @@ impl TableApi {
         url: Url,
         body: Option<&IncidentChanges>,
     ) -> Result<Value, ServiceNowError> {
-        let mut request = self
-            .http
-            .request(method.clone(), url)
-            .basic_auth(&account.username, Some(account.password.expose_secret()))
-            .header(reqwest::header::ACCEPT, "application/json");
-        if let Some(body) = body {
-            let json = serde_json::to_vec(body).expect("incident changes are plain strings");
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(json);
+        let body = body.map(|b| serde_json::to_vec(b).expect("incident changes are plain strings"));
+        let mut fresh_token = false;
+        loop {
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .header(reqwest::header::ACCEPT, "application/json");
+            request = match (&account.oauth_client, &account.user) {
+                (Some(_), _) => request.bearer_auth(
+                    self.oauth_token(account, fresh_token)
+                        .await?
+                        .expose_secret(),
+                ),
+                (None, Some((username, password))) => {
+                    request.basic_auth(username, Some(password.expose_secret()))
+                }
+                (None, None) => request,
+            };
+            if let Some(json) = &body {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(json.clone());
+            }
+            let (status, retry_after, bytes) = send(request, &method).await?;
+            // An access token can be revoked before it expires: get a new one, once.
+            if status == StatusCode::UNAUTHORIZED && account.oauth_client.is_some() && !fresh_token
+            {
+                fresh_token = true;
+                continue;
+            }
+            return interpret(&method, status, retry_after, &bytes);
         }
-        let transient = |what: &str, error: &reqwest::Error| ServiceNowError::Transient {
-            message: format!(
-                "ServiceNow {what} ({method}): {}",
-                describe_transport_error(error)
-            ),
-            retry_after: None,
+    }
+
+    /// The OAuth access token, from the cache until a minute before it expires.
+    async fn oauth_token(
+        &self,
+        account: &ServiceNowAccount,
+        force_new: bool,
+    ) -> Result<SecretString, ServiceNowError> {
+        let key = token_key(account);
+        if !force_new {
+            let cached = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(token) = cached
+                .as_ref()
+                .filter(|t| t.key == key && Instant::now() < t.refresh_at)
+            {
+                return Ok(token.value.clone());
+            }
+        }
+        let (value, lifetime) = self.fetch_token(account).await?;
+        *self.tokens.lock().unwrap_or_else(|e| e.into_inner()) = Some(CachedToken {
+            key,
+            value: value.clone(),
+            refresh_at: Instant::now() + lifetime.saturating_sub(TOKEN_REFRESH_MARGIN),
+        });
+        Ok(value)
+    }
+
+    /// `POST /oauth_token.do`: the password grant with a user, else client credentials.
+    async fn fetch_token(
+        &self,
+        account: &ServiceNowAccount,
+    ) -> Result<(SecretString, Duration), ServiceNowError> {
+        let Some((client_id, client_secret)) = &account.oauth_client else {
+            return Err(ServiceNowError::Refused(
+                "no OAuth client is configured".into(),
+            ));
         };
-        let response = request
-            .send()
-            .await
-            .map_err(|error| transient("could not be reached", &error))?;
-        let status = response.status();
-        let retry_after = retry_after(response.headers());
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|error| transient("cut its answer off", &error))?;
-        interpret(&method, status, retry_after, &bytes)
+        // Built in a block: the serializer must not live across the await below.
+        let (form, grant) = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("client_id", client_id)
+                .append_pair("client_secret", client_secret.expose_secret());
+            let grant = match &account.user {
+                Some((username, password)) => {
+                    form.append_pair("grant_type", "password")
+                        .append_pair("username", username)
+                        .append_pair("password", password.expose_secret());
+                    "password"
+                }
+                None => {
+                    form.append_pair("grant_type", "client_credentials");
+                    "client_credentials"
+                }
+            };
+            (form.finish(), grant)
+        };
+        let mut url = account.instance_url.clone();
+        url.path_segments_mut()
+            .expect("instance_url is an http(s) URL, which has a path")
+            .pop_if_empty()
+            .push("oauth_token.do");
+        let request = self
+            .http
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(form);
+        let method = Method::POST;
+        let (status, retry_after, bytes) = send(request, &method).await?;
+        let json: Option<Value> = serde_json::from_slice(&bytes).ok();
+        if status.is_success() {
+            let token = json.as_ref().and_then(|j| j["access_token"].as_str());
+            let lifetime = json
+                .as_ref()
+                .and_then(|j| match &j["expires_in"] {
+                    Value::Number(n) => n.as_u64(),
+                    Value::String(s) => s.parse().ok(),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            return match token {
+                Some(token) => Ok((
+                    SecretString::from(token.to_owned()),
+                    Duration::from_secs(lifetime),
+                )),
+                None => Err(ServiceNowError::NotTableApi(format!(
+                    "ServiceNow's /oauth_token.do answered {status} without an access token \
+                     (the instance may be asleep or the OAuth plugin off)"
+                ))),
+            };
+        }
+        let reason = json
+            .as_ref()
+            .map(|j| {
+                [&j["error"], &j["error_description"]]
+                    .into_iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            })
+            .filter(|r| !r.is_empty())
+            .map(|r| format!(": {}", shorten(&r, ERROR_MESSAGE_MAX_CHARS)))
+            .unwrap_or_default();
+        match interpret(&method, status, retry_after, &bytes) {
+            Err(ServiceNowError::Transient {
+                message,
+                retry_after,
+            }) => Err(ServiceNowError::Transient {
+                message,
+                retry_after,
+            }),
+            _ => Err(ServiceNowError::Unauthorized(format!(
+                "ServiceNow refused the OAuth {grant} grant ({status}){reason}: check \
+                 `client_id` and `client_secret` in the secret, and that the OAuth application \
+                 allows this grant"
+            ))),
+        }
     }
 }
 
@@ -184,6 +314,54 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .parse::<u64>()
         .ok()
         .map(Duration::from_secs)
+}
+
+/// Refresh an access token this long before ServiceNow says it expires.
+const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// An access token and what it was issued for.
+struct CachedToken {
+    key: String,
+    value: SecretString,
+    refresh_at: Instant,
+}
+
+/// Which instance, client and user a token belongs to: a rotated secret gets a new token.
+fn token_key(account: &ServiceNowAccount) -> String {
+    format!(
+        "{} {} {}",
+        account.instance_url,
+        account
+            .oauth_client
+            .as_ref()
+            .map_or("", |(id, _)| id.as_str()),
+        account.username().unwrap_or_default()
+    )
+}
+
+/// Sends a request; transport failures are transient.
+async fn send(
+    request: reqwest::RequestBuilder,
+    method: &Method,
+) -> Result<(StatusCode, Option<Duration>, hyper::body::Bytes), ServiceNowError> {
+    let transient = |what: &str, error: &reqwest::Error| ServiceNowError::Transient {
+        message: format!(
+            "ServiceNow {what} ({method}): {}",
+            describe_transport_error(error)
+        ),
+        retry_after: None,
+    };
+    let response = request
+        .send()
+        .await
+        .map_err(|error| transient("could not be reached", &error))?;
+    let status = response.status();
+    let retry_after = retry_after(response.headers());
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|error| transient("cut its answer off", &error))?;
+    Ok((status, retry_after, bytes))
 }
 
 impl IncidentTable for TableApi {

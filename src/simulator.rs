@@ -165,7 +165,20 @@ struct ServiceNowState {
     requests: Vec<ReceivedRequest>,
     next_number: u32,
     expected_auth: String,
+    user_login: (String, String),
+    oauth: OAuthState,
     quirks: Quirks,
+}
+
+/// The instance's OAuth 2.0 application: one client, the tokens it issued.
+#[derive(Debug, Default)]
+struct OAuthState {
+    client: Option<(String, String)>,
+    valid_tokens: Vec<String>,
+    issued: u32,
+    lifetime_seconds: u64,
+    /// The grant type of every token request, oldest first.
+    grants: Vec<String>,
 }
 
 fn basic_auth(username: &str, password: &str) -> String {
@@ -256,6 +269,11 @@ impl ServiceNowSimulator {
         let state = Arc::new(Mutex::new(ServiceNowState {
             next_number: 10001,
             expected_auth: basic_auth(username, password),
+            user_login: (username.to_owned(), password.to_owned()),
+            oauth: OAuthState {
+                lifetime_seconds: 1799,
+                ..OAuthState::default()
+            },
             ..ServiceNowState::default()
         }));
         state
@@ -371,7 +389,30 @@ impl ServiceNowSimulator {
 
     /// Changes the integration user's password, as an admin rotating it would.
     pub fn set_password(&self, username: &str, password: &str) {
-        self.lock().expected_auth = basic_auth(username, password);
+        let mut state = self.lock();
+        state.expected_auth = basic_auth(username, password);
+        state.user_login = (username.to_owned(), password.to_owned());
+    }
+
+    /// Registers an OAuth application: `/oauth_token.do` then issues access tokens for
+    /// this client (password grant with the integration user, or client credentials).
+    pub fn enable_oauth(&self, client_id: &str, client_secret: &str) {
+        self.lock().oauth.client = Some((client_id.to_owned(), client_secret.to_owned()));
+    }
+
+    /// The `expires_in` of tokens issued from now on.
+    pub fn set_token_lifetime(&self, seconds: u64) {
+        self.lock().oauth.lifetime_seconds = seconds;
+    }
+
+    /// Revokes every access token issued so far, as an admin or an expiry would.
+    pub fn revoke_tokens(&self) {
+        self.lock().oauth.valid_tokens.clear();
+    }
+
+    /// The grant type of every token request received.
+    pub fn token_grants(&self) -> Vec<String> {
+        self.lock().oauth.grants.clone()
     }
 
     /// Adds an active user to `sys_user`; returns its sys_id.
@@ -431,6 +472,45 @@ impl ServiceNowState {
         sys_id
     }
 
+    /// `POST /oauth_token.do` with a form body, as ServiceNow's OAuth endpoint answers it.
+    fn issue_token(&mut self, body: &[u8]) -> HttpResponse {
+        let form: BTreeMap<String, String> =
+            url::form_urlencoded::parse(body).into_owned().collect();
+        let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+        let grant = field("grant_type").to_owned();
+        self.oauth.grants.push(grant.clone());
+        let client_ok = self.oauth.client.as_ref().is_some_and(|(id, secret)| {
+            field("client_id") == id && field("client_secret") == secret
+        });
+        let grant_ok = match grant.as_str() {
+            "password" => {
+                (field("username"), field("password"))
+                    == (self.user_login.0.as_str(), self.user_login.1.as_str())
+            }
+            "client_credentials" => true,
+            _ => false,
+        };
+        if !(client_ok && grant_ok) {
+            return respond_json(
+                StatusCode::UNAUTHORIZED,
+                &json!({ "error_description": "access_denied", "error": "server_error" }),
+            );
+        }
+        self.oauth.issued += 1;
+        let token = format!("sim-access-token-{}", self.oauth.issued);
+        self.oauth.valid_tokens.push(token.clone());
+        respond_json(
+            StatusCode::OK,
+            &json!({
+                "access_token": token,
+                "refresh_token": format!("sim-refresh-token-{}", self.oauth.issued),
+                "scope": "useraccount",
+                "token_type": "Bearer",
+                "expires_in": self.oauth.lifetime_seconds,
+            }),
+        )
+    }
+
     /// Records a request and picks the fault and delay it meets.
     fn receive(
         &mut self,
@@ -468,7 +548,15 @@ impl ServiceNowState {
         body: &[u8],
     ) -> HttpResponse {
         let query = parse_query(query);
-        if authorization != self.expected_auth.as_bytes() {
+        if path == "/oauth_token.do" && method == Method::POST {
+            return self.issue_token(body);
+        }
+        let bearer = authorization
+            .strip_prefix(b"Bearer ")
+            .and_then(|token| std::str::from_utf8(token).ok());
+        let authorised = authorization == self.expected_auth.as_bytes()
+            || bearer.is_some_and(|token| self.oauth.valid_tokens.iter().any(|t| t == token));
+        if !authorised {
             return failure(
                 StatusCode::UNAUTHORIZED,
                 "User Not Authenticated",

@@ -498,7 +498,7 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
                 }
             }
             None => {
-                let Some(key) = UserKey::user_name(&account.username) else {
+                let Some(key) = account.username().and_then(UserKey::user_name) else {
                     return Ok(None);
                 };
                 match self.user(account, budget, &key).await {
