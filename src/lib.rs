@@ -7,6 +7,7 @@ pub mod decision;
 pub mod demo;
 pub mod incident;
 pub mod lambda;
+pub mod operate;
 pub mod retry;
 pub mod secrets;
 pub mod servicenow;

@@ -1,5 +1,5 @@
 #![recursion_limit = "256"]
-//! Wiring only: the Lambda entry point, and the `demo` command for trying it locally.
+//! Wiring only: the Lambda entry point, and the commands for trying and operating it.
 
 use ilert_servicenow::lambda;
 use ilert_servicenow::retry::{time_budget_from, DEFAULT_TIME_BUDGET};
@@ -11,9 +11,16 @@ use ilert_servicenow::telemetry::Metrics;
 use ilert_servicenow::webhook::WebhookHandler;
 use lambda_http::Error;
 
-const USAGE: &str = "usage: ilert-servicenow [demo | simulator [PORT]]
+const USAGE: &str = "usage: ilert-servicenow [COMMAND]
   (no command)      in AWS Lambda: serve iLert webhook calls; elsewhere: same as demo
   demo              replay the bundled iLert events against a built-in ServiceNow simulator
+  check [--create-test-incident]
+                    with the Lambda's environment (SERVICENOW_SECRET_ID, AWS variables):
+                    read the secret, reach the instance, authenticate, read and write
+                    incidents; with --create-test-incident also create one and resolve it
+  send FILE [QUERY] run one event (an events/*.json file or an iLert body) through the
+                    function against the configured instance, with the alert action's
+                    settings as QUERY (e.g. 'assignment_group=Network'); prints the answer
   simulator [PORT]  serve the ServiceNow simulator on 127.0.0.1:PORT (default 8089) until
                     stopped, for trying the function with `cargo lambda watch`";
 
@@ -31,10 +38,7 @@ async fn main() -> Result<(), Error> {
             let port = match std::env::args().nth(2).map(|p| p.parse::<u16>()) {
                 None => 8089,
                 Some(Ok(port)) => port,
-                Some(Err(_)) => {
-                    eprintln!("PORT must be a number\n{USAGE}");
-                    std::process::exit(2);
-                }
+                Some(Err(_)) => usage_error("PORT must be a number"),
             };
             let (user, password) = ("ilert.integration", "simulator-password");
             let simulator =
@@ -47,19 +51,65 @@ async fn main() -> Result<(), Error> {
             tokio::signal::ctrl_c().await?;
             Ok(())
         }
+        Some("check") => {
+            let create_test_incident = match std::env::args().nth(2).as_deref() {
+                None => false,
+                Some("--create-test-incident") => true,
+                Some(other) => usage_error(&format!("unknown option {other:?} for check")),
+            };
+            let close_code = Settings::from_environment(std::env::vars())
+                .map(|settings| settings.close_code)
+                .unwrap_or_else(|_| Settings::default().close_code);
+            let passed = ilert_servicenow::operate::check(
+                AwsSecretsManager::from_env().await,
+                &TableApi::new(TableApi::default_http_client()),
+                &close_code,
+                create_test_incident,
+                &mut std::io::stdout(),
+            )
+            .await;
+            std::process::exit(if passed { 0 } else { 1 });
+        }
+        Some("send") => {
+            let Some(path) = std::env::args().nth(2) else {
+                usage_error("send needs a FILE");
+            };
+            let query = std::env::args().nth(3).unwrap_or_default();
+            let text = std::fs::read_to_string(&path)
+                .map_err(|error| format!("cannot read {path}: {error}"))?;
+            let handler = lambda_handler().await;
+            match ilert_servicenow::operate::send(&handler, &text, &query, &mut std::io::stdout())
+                .await
+            {
+                Ok(true) => Ok(()),
+                Ok(false) => std::process::exit(1),
+                Err(problem) => {
+                    eprintln!("{problem}");
+                    std::process::exit(1);
+                }
+            }
+        }
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
         }
-        Some(other) => {
-            eprintln!("unknown command {other:?}\n{USAGE}");
-            std::process::exit(2);
-        }
+        Some(other) => usage_error(&format!("unknown command {other:?}")),
     }
+}
+
+fn usage_error(problem: &str) -> ! {
+    eprintln!("{problem}\n{USAGE}");
+    std::process::exit(2);
 }
 
 async fn serve_lambda() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
+    let handler = lambda_handler().await.with_metrics(Metrics::Stdout);
+    lambda::serve(&handler).await
+}
+
+/// The function as Lambda runs it, configured from the environment.
+async fn lambda_handler() -> WebhookHandler<AwsSecretsManager, TableApi> {
     let ttl = cache_ttl_from(std::env::var("SECRET_CACHE_TTL_SECONDS").ok().as_deref())
         .unwrap_or_else(|problem| {
             tracing::warn!("{problem}; using the default");
@@ -70,12 +120,10 @@ async fn serve_lambda() -> Result<(), Error> {
             tracing::warn!("{problem}; using the default");
             DEFAULT_TIME_BUDGET
         });
-    let handler = WebhookHandler::new(
+    WebhookHandler::new(
         ConnectionCache::new(AwsSecretsManager::from_env().await, ttl),
         TableApi::new(TableApi::default_http_client()),
         Settings::from_environment(std::env::vars()),
     )
     .with_time_budget(time_budget)
-    .with_metrics(Metrics::Stdout);
-    lambda::serve(&handler).await
 }

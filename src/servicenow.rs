@@ -364,6 +364,26 @@ async fn send(
     Ok((status, retry_after, bytes))
 }
 
+impl TableApi {
+    /// Reads one incident, if there is any: proves the instance is reachable, knows the
+    /// credentials and lets them read the incident table.
+    pub async fn probe(
+        &self,
+        account: &ServiceNowAccount,
+    ) -> Result<Option<(String, String)>, ServiceNowError> {
+        let mut url = Self::table_url(account, None);
+        url.query_pairs_mut().append_pair("sysparm_limit", "1");
+        let result = self.call(account, Method::GET, url, None).await?;
+        let records = result.as_array().ok_or_else(|| {
+            ServiceNowError::NotTableApi("ServiceNow's answer has no list of records".into())
+        })?;
+        Ok(records.first().map(|record| {
+            let incident = incident_from(record);
+            (incident.sys_id, incident.number)
+        }))
+    }
+}
+
 impl IncidentTable for TableApi {
     async fn find_user(
         &self,

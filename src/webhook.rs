@@ -272,6 +272,11 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         self
     }
 
+    /// The connection as the handler reads it from the secret (cached).
+    pub async fn connection(&self) -> Result<Arc<Connection>, SecretError> {
+        self.connections.get().await
+    }
+
     /// Where each invocation's metrics go (Embedded Metric Format lines).
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;

@@ -1,0 +1,287 @@
+//! Commands for the people who run the function, with the Lambda's own environment:
+//! `check` proves the connection step by step, `send` runs one event through the real handler
+//! against the configured instance. Neither ever prints a secret.
+
+use crate::alert::shorten;
+use crate::incident::{IncidentChanges, CORRELATION_DISPLAY};
+use crate::secrets::{Connection, SecretError, SecretSource};
+use crate::servicenow::{IncidentTable, ServiceNowError, TableApi};
+use crate::webhook::WebhookHandler;
+use base64::Engine;
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use lambda_runtime::Context;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The roles that let the integration user read and write incidents.
+const ROLES_TO_GRANT: &str =
+    "grant the integration user the itil (or incident_manager) role, plus sn_incident_write on newer releases";
+
+/// One line of the check's report.
+fn report(out: &mut impl Write, verdict: &str, step: &str, detail: &str) {
+    let _ = writeln!(out, "{verdict:<4} {step:<18} {detail}");
+}
+
+/// `ilert-servicenow check [--create-test-incident]`: reads the secret, reaches the instance,
+/// authenticates, reads and writes incidents. Returns whether every step passed.
+pub async fn check<S: SecretSource>(
+    source: S,
+    table: &TableApi,
+    close_code: &str,
+    create_test_incident: bool,
+    out: &mut impl Write,
+) -> bool {
+    let secret_name = source.secret_name().to_owned();
+    let connection = match source.fetch().await {
+        Ok(secret) => Connection::from_secret(&secret, &secret_name),
+        Err(error) => Err(error),
+    };
+    let connection = match connection {
+        Ok(connection) => connection,
+        Err(SecretError::Misconfigured(problem) | SecretError::Unavailable(problem)) => {
+            report(out, "FAIL", "secret", &problem);
+            return false;
+        }
+    };
+    let account = &connection.servicenow;
+    let login = match (&account.oauth_client, account.username()) {
+        (None, Some(user)) => format!("user {user}, HTTP Basic"),
+        (Some((client, _)), Some(user)) => {
+            format!("user {user}, OAuth client {client} (password grant)")
+        }
+        (Some((client, _)), None) => format!("OAuth client {client} (client credentials)"),
+        (None, None) => "no credentials".to_owned(),
+    };
+    report(
+        out,
+        "OK",
+        "secret",
+        &format!("read {secret_name}: {} as {login}", account.instance_url),
+    );
+
+    // One read answers three questions: is it there, does it know us, may we read?
+    let first = match table.probe(account).await {
+        Ok(first) => {
+            report(out, "OK", "reach instance", account.instance_url.as_str());
+            report(out, "OK", "authenticate", &login);
+            report(out, "OK", "read incidents", "the Table API answered");
+            first
+        }
+        Err(error) => {
+            explain_probe_failure(out, &error);
+            return false;
+        }
+    };
+
+    let mut passed = true;
+    match first {
+        Some((sys_id, number)) => match table
+            .update(account, &sys_id, &IncidentChanges::default())
+            .await
+        {
+            Ok(_) => report(
+                out,
+                "OK",
+                "write incidents",
+                &format!("an empty update of {number} was allowed (nothing changed)"),
+            ),
+            Err(error) => {
+                report(
+                    out,
+                    "FAIL",
+                    "write incidents",
+                    &format!("{error}; {ROLES_TO_GRANT}"),
+                );
+                passed = false;
+            }
+        },
+        None if !create_test_incident => report(
+            out,
+            "SKIP",
+            "write incidents",
+            "no incident to try a harmless write on; run `check --create-test-incident`",
+        ),
+        None => {}
+    }
+
+    if create_test_incident && passed {
+        passed = create_and_resolve_test_incident(table, &connection, close_code, out).await;
+    }
+    passed
+}
+
+fn explain_probe_failure(out: &mut impl Write, error: &ServiceNowError) {
+    match error {
+        ServiceNowError::Transient { message, .. } => {
+            let hint = if message.to_ascii_lowercase().contains("certificate")
+                || message.to_ascii_lowercase().contains("tls")
+            {
+                "TLS failure: the instance's certificate is not trusted"
+            } else {
+                "check instance_url and that the instance is up and reachable from here"
+            };
+            report(
+                out,
+                "FAIL",
+                "reach instance",
+                &format!("{message} ({hint})"),
+            );
+        }
+        ServiceNowError::NotTableApi(message) => report(out, "FAIL", "reach instance", message),
+        ServiceNowError::Unauthorized(message) => {
+            report(out, "OK", "reach instance", "the instance answered");
+            report(out, "FAIL", "authenticate", message);
+        }
+        ServiceNowError::Refused(message) => {
+            report(out, "OK", "reach instance", "the instance answered");
+            report(out, "OK", "authenticate", "the credentials were accepted");
+            report(
+                out,
+                "FAIL",
+                "read incidents",
+                &format!("{message}; {ROLES_TO_GRANT}"),
+            );
+        }
+    }
+}
+
+/// Like iLert's own "Test this connection": a test incident, created and resolved at once.
+async fn create_and_resolve_test_incident(
+    table: &TableApi,
+    connection: &Connection,
+    close_code: &str,
+    out: &mut impl Write,
+) -> bool {
+    let account = &connection.servicenow;
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let create = IncidentChanges {
+        short_description: Some("TEST ilert-servicenow connection check".into()),
+        description: Some(
+            "Created by `ilert-servicenow check --create-test-incident` and resolved right away."
+                .into(),
+        ),
+        state: Some("1".into()),
+        impact: Some("3".into()),
+        urgency: Some("3".into()),
+        // Not an alert's key (those are digits), so no alert ever finds it.
+        correlation_id: Some(format!("ilert:check-{stamp}")),
+        correlation_display: Some(CORRELATION_DISPLAY.into()),
+        ..IncidentChanges::default()
+    };
+    let created = match table.create(account, &create).await {
+        Ok(created) => created,
+        Err(error) => {
+            report(
+                out,
+                "FAIL",
+                "create test",
+                &format!("{error}; {ROLES_TO_GRANT}"),
+            );
+            return false;
+        }
+    };
+    let resolve = IncidentChanges {
+        state: Some("6".into()),
+        close_code: Some(close_code.to_owned()),
+        close_notes: Some("Connection check passed.".into()),
+        ..IncidentChanges::default()
+    };
+    match table.update(account, &created.sys_id, &resolve).await {
+        Ok(resolved) if resolved.state.code() == "6" => {
+            report(
+                out,
+                "OK",
+                "test incident",
+                &format!("created {} and resolved it", created.number),
+            );
+            true
+        }
+        Ok(_) => {
+            report(
+                out,
+                "FAIL",
+                "test incident",
+                &format!(
+                    "created {}, but resolving it did not stick (a field ACL or business rule)",
+                    created.number
+                ),
+            );
+            false
+        }
+        Err(error) => {
+            report(
+                out,
+                "FAIL",
+                "test incident",
+                &format!("created {}, but could not resolve it: {error} (is `close_code` right for your release? set DEFAULT_CLOSE_CODE)", created.number),
+            );
+            false
+        }
+    }
+}
+
+/// `ilert-servicenow send FILE [QUERY]`: one event (an API Gateway event from `events/`, or a
+/// bare iLert body) through the real handler, with the configured secret's credentials in
+/// place of the file's. Prints the answer; returns whether it was a 2xx.
+pub async fn send<S: SecretSource>(
+    handler: &WebhookHandler<S, TableApi>,
+    file_text: &str,
+    query: &str,
+    out: &mut impl Write,
+) -> Result<bool, String> {
+    let connection = handler
+        .connection()
+        .await
+        .map_err(|error| format!("cannot read the secret: {error}"))?;
+    let json: Value =
+        serde_json::from_str(file_text).map_err(|e| format!("the file is not JSON: {e}"))?;
+    let mut event: ApiGatewayV2httpRequest = if json.get("requestContext").is_some() {
+        serde_json::from_value(json)
+            .map_err(|e| format!("not an API Gateway HTTP API event: {e}"))?
+    } else {
+        serde_json::from_value(json!({
+            "version": "2.0",
+            "routeKey": "POST /webhook",
+            "rawPath": "/webhook",
+            "headers": { "content-type": "application/json" },
+            "requestContext": { "http": { "method": "POST", "path": "/webhook" }, "stage": "$default" },
+            "body": file_text,
+            "isBase64Encoded": false,
+        }))
+        .map_err(|e| format!("cannot wrap the body: {e}"))?
+    };
+    let authorization = match (&connection.webhook.token, &connection.webhook.basic) {
+        (Some(token), _) => format!("Bearer {}", token.expose_secret()),
+        (None, Some((user, password))) => format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{user}:{}", password.expose_secret()))
+        ),
+        (None, None) => return Err("the secret has no webhook credentials".into()),
+    };
+    event.headers.insert(
+        "authorization",
+        authorization
+            .parse()
+            .map_err(|_| "the webhook credentials are not a valid header")?,
+    );
+    if !query.is_empty() {
+        event.raw_query_string = Some(query.to_owned());
+    }
+    let mut context = Context::default();
+    context.deadline = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| (d + Duration::from_secs(20)).as_millis() as u64);
+    let answer = crate::lambda::answer(handler, event, context).await;
+    let body = answer
+        .body
+        .as_ref()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default();
+    let _ = writeln!(out, "{} {}", answer.status_code, shorten(&body, 2000));
+    Ok((200..300).contains(&answer.status_code))
+}

@@ -1,0 +1,238 @@
+//! The operator's commands, run as a person would: the built binary, with the Lambda's
+//! environment aimed at the simulators. Exit codes and output are what is asserted.
+
+mod support;
+
+use ilert_servicenow::simulator::Fault;
+use serde_json::json;
+use std::process::Command;
+use support::*;
+
+struct Run {
+    success: bool,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary with the environment a deployed function has, pointed at `app`'s
+/// simulators, without blocking the runtime that serves them.
+async fn run(app: &TestApp, args: &[&str]) -> Run {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let endpoint = app.secrets.url();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_ilert-servicenow"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .env("SERVICENOW_SECRET_ID", SECRET_ID)
+            .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
+            .env("AWS_REGION", "eu-central-1")
+            .env("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
+            .env("AWS_SECRET_ACCESS_KEY", "local")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .output()
+            .expect("the binary starts")
+    })
+    .await
+    .unwrap();
+    let run = Run {
+        success: output.status.success(),
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    for text in [&run.stdout, &run.stderr] {
+        assert!(!text.contains(SN_PASSWORD), "a secret was printed: {text}");
+        assert!(!text.contains(TOKEN), "a secret was printed: {text}");
+    }
+    run
+}
+
+fn line<'a>(run: &'a Run, step: &str) -> &'a str {
+    run.stdout
+        .lines()
+        .find(|line| line[5..].starts_with(step))
+        .unwrap_or_else(|| panic!("no {step} line in:\n{}", run.stdout))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_passes_every_step_against_a_working_instance() {
+    let app = TestApp::spawn().await;
+    app.servicenow.insert(&[
+        ("state", "1"),
+        ("short_description", "an existing incident"),
+    ]);
+    let run = run(&app, &["check"]).await;
+    assert!(run.success, "{}{}", run.stdout, run.stderr);
+    for step in [
+        "secret",
+        "reach instance",
+        "authenticate",
+        "read incidents",
+        "write incidents",
+    ] {
+        assert!(line(&run, step).starts_with("OK"), "{}", run.stdout);
+    }
+    assert!(line(&run, "secret").contains(&format!("as user {SN_USER}, HTTP Basic")));
+    assert_eq!(
+        app.servicenow.incidents()[0]["short_description"],
+        "an existing incident"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_without_incidents_skips_the_write_and_suggests_a_test_incident() {
+    let app = TestApp::spawn().await;
+    let run = run(&app, &["check"]).await;
+    assert!(run.success);
+    assert!(line(&run, "write incidents").starts_with("SKIP"));
+    assert!(run.stdout.contains("--create-test-incident"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_can_create_a_test_incident_and_resolve_it() {
+    let app = TestApp::spawn().await;
+    let run = run(&app, &["check", "--create-test-incident"]).await;
+    assert!(run.success, "{}", run.stdout);
+    let incidents = app.servicenow.incidents();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0]["state"], "6");
+    assert_eq!(incidents[0]["close_code"], "Solution provided");
+    let number = incidents[0]["number"].as_str().unwrap();
+    assert!(line(&run, "test incident").contains(number));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_names_each_problem_and_exits_non_zero() {
+    // Wrong password.
+    let app = TestApp::spawn().await;
+    app.servicenow.set_password(SN_USER, "changed-elsewhere");
+    let wrong = run(&app, &["check"]).await;
+    assert_eq!(wrong.code, Some(1));
+    assert!(line(&wrong, "reach instance").starts_with("OK"));
+    assert!(line(&wrong, "authenticate").starts_with("FAIL"));
+    assert!(line(&wrong, "authenticate").contains("401"));
+
+    // Missing role: reads refused.
+    let app = TestApp::spawn().await;
+    app.servicenow.inject(Some("GET"), Fault::status(403, None));
+    let forbidden = run(&app, &["check"]).await;
+    assert_eq!(forbidden.code, Some(1));
+    assert!(line(&forbidden, "read incidents").contains("itil"));
+
+    // Writes refused.
+    let app = TestApp::spawn().await;
+    app.servicenow.insert(&[("state", "1")]);
+    app.servicenow
+        .inject(Some("PATCH"), Fault::status(403, None));
+    let read_only = run(&app, &["check"]).await;
+    assert_eq!(read_only.code, Some(1));
+    assert!(line(&read_only, "write incidents").starts_with("FAIL"));
+    assert!(line(&read_only, "write incidents").contains("incident_manager"));
+
+    // Asleep.
+    let app = TestApp::spawn().await;
+    app.servicenow.inject(None, Fault::hibernating());
+    let asleep = run(&app, &["check"]).await;
+    assert!(line(&asleep, "reach instance").contains("asleep"));
+    assert_eq!(asleep.code, Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reports_an_unusable_secret_or_an_unreachable_instance() {
+    let app = TestApp::spawn_with(Default::default(), |secret| {
+        secret.as_object_mut().unwrap().remove("password");
+    })
+    .await;
+    let incomplete = run(&app, &["check"]).await;
+    assert_eq!(incomplete.code, Some(1));
+    assert!(line(&incomplete, "secret").contains("`password` is missing"));
+
+    let app = TestApp::spawn().await;
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    app.secrets.put(
+        SECRET_ID,
+        &json!({
+            "instance_url": format!("http://127.0.0.1:{closed_port}"),
+            "username": SN_USER,
+            "password": SN_PASSWORD,
+            "webhook_token": TOKEN,
+        })
+        .to_string(),
+    );
+    let unreachable = run(&app, &["check"]).await;
+    assert_eq!(unreachable.code, Some(1));
+    assert!(line(&unreachable, "reach instance").starts_with("FAIL"));
+    assert!(line(&unreachable, "reach instance").contains("could not be reached"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reports_a_missing_secret() {
+    // A Secrets Manager that holds no secret of that name.
+    let app = TestApp {
+        secrets: ilert_servicenow::simulator::SecretsManagerSimulator::start()
+            .await
+            .unwrap(),
+        ..TestApp::spawn().await
+    };
+    let missing = run(&app, &["check"]).await;
+    assert_eq!(missing.code, Some(1));
+    assert!(line(&missing, "secret").contains("was not found"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_runs_a_bundled_event_through_the_function_against_the_instance() {
+    let app = TestApp::spawn().await;
+    let created = run(
+        &app,
+        &[
+            "send",
+            "events/01-alert-created.json",
+            "assignment_group=Network",
+        ],
+    )
+    .await;
+    assert!(created.success, "{}{}", created.stdout, created.stderr);
+    assert!(created.stdout.starts_with("200 "), "{}", created.stdout);
+    assert!(created.stdout.contains(r#""action":"created""#));
+    assert_eq!(app.incident()["assignment_group"], "Network");
+
+    let again = run(&app, &["send", "events/01-alert-created.json"]).await;
+    assert!(
+        again.stdout.contains(r#""action":"unchanged""#),
+        "{}",
+        again.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_accepts_a_bare_ilert_body_and_fails_with_its_answer() {
+    let app = TestApp::spawn().await;
+    let dir = std::env::temp_dir().join(format!("ilert-send-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let body = dir.join("body.json");
+    std::fs::write(
+        &body,
+        r#"{"id":"77","status":"PENDING","summary":"disk full on db-1"}"#,
+    )
+    .unwrap();
+    let sent = run(&app, &["send", body.to_str().unwrap()]).await;
+    assert!(sent.success, "{}{}", sent.stdout, sent.stderr);
+    assert_eq!(
+        app.servicenow.incident_for("ilert:77").unwrap()["short_description"],
+        "PENDING disk full on db-1"
+    );
+
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"id":"x","status":"PENDING"}"#).unwrap();
+    let refused = run(&app, &["send", bad.to_str().unwrap()]).await;
+    assert_eq!(refused.code, Some(1));
+    assert!(refused.stdout.starts_with("400 "), "{}", refused.stdout);
+}
