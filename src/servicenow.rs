@@ -119,6 +119,10 @@ impl TableApi {
             .user_agent(concat!("ilert-servicenow/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(8))
+            // One connection per instance, reused while warm; dropped when idle longer than
+            // load balancers keep it, so a thawed environment does not write into a dead one.
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(2)
             .build()
             .expect("a client with static settings builds")
     }

@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -25,7 +26,11 @@ const ANY_LOOPBACK_PORT: ([u8; 4], u16) = ([127, 0, 0, 1], 0);
 
 /// Serves `handle` at `address` until the runtime that called it shuts down. A `None` answer
 /// cuts the connection without answering, as a network failure would.
-async fn serve<F, Fut>(address: SocketAddr, handle: F) -> std::io::Result<SocketAddr>
+async fn serve<F, Fut>(
+    address: SocketAddr,
+    stats: Arc<ServerStats>,
+    handle: F,
+) -> std::io::Result<SocketAddr>
 where
     F: Fn(Method, String, Option<String>, hyper::HeaderMap, Bytes) -> Fut
         + Clone
@@ -38,10 +43,13 @@ where
     let address = listener.local_addr()?;
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            stats.connections.fetch_add(1, Ordering::Relaxed);
             let handle = handle.clone();
+            let stats = Arc::clone(&stats);
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let handle = handle.clone();
+                let (handle, stats) = (handle.clone(), Arc::clone(&stats));
                 async move {
+                    let started = std::time::Instant::now();
                     let (parts, body) = request.into_parts();
                     let bytes = body
                         .collect()
@@ -50,9 +58,11 @@ where
                         .unwrap_or_default();
                     let query = parts.uri.query().map(str::to_owned);
                     let path = parts.uri.path().to_owned();
-                    handle(parts.method, path, query, parts.headers, bytes)
-                        .await
-                        .ok_or(ConnectionCut)
+                    let answer = handle(parts.method, path, query, parts.headers, bytes).await;
+                    stats
+                        .busy_micros
+                        .fetch_add(started.elapsed().as_micros() as usize, Ordering::Relaxed);
+                    answer.ok_or(ConnectionCut)
                 }
             });
             tokio::spawn(async move {
@@ -63,6 +73,24 @@ where
         }
     });
     Ok(address)
+}
+
+/// What a stand-in server has done: connections accepted, and time spent answering (for a
+/// benchmark to tell its own time from the function's).
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    connections: AtomicUsize,
+    busy_micros: AtomicUsize,
+}
+
+impl ServerStats {
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    pub fn busy(&self) -> Duration {
+        Duration::from_micros(self.busy_micros.load(Ordering::Relaxed) as u64)
+    }
 }
 
 /// Returned to hyper to make it drop a connection without an answer.
@@ -252,6 +280,7 @@ impl Fault {
 pub struct ServiceNowSimulator {
     address: SocketAddr,
     state: Arc<Mutex<ServiceNowState>>,
+    stats: Arc<ServerStats>,
 }
 
 impl ServiceNowSimulator {
@@ -281,7 +310,8 @@ impl ServiceNowSimulator {
             .unwrap_or_else(|e| e.into_inner())
             .add_user(username, "", "iLert Integration");
         let shared = Arc::clone(&state);
-        let address = serve(address, move |method, path, query, headers, body| {
+        let stats = Arc::new(ServerStats::default());
+        let address = serve(address, Arc::clone(&stats), move |method, path, query, headers, body| {
             let state = Arc::clone(&shared);
             async move {
                 let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
@@ -324,7 +354,16 @@ impl ServiceNowSimulator {
             }
         })
         .await?;
-        Ok(Self { address, state })
+        Ok(Self {
+            address,
+            state,
+            stats,
+        })
+    }
+
+    /// Connections opened to the instance, and the time it spent answering.
+    pub fn stats(&self) -> &ServerStats {
+        &self.stats
     }
 
     /// The instance URL to put in the secret.
@@ -882,6 +921,7 @@ fn record_of(
 pub struct SecretsManagerSimulator {
     address: SocketAddr,
     state: Arc<Mutex<SecretsState>>,
+    stats: Arc<ServerStats>,
 }
 
 #[derive(Debug, Default)]
@@ -896,8 +936,10 @@ impl SecretsManagerSimulator {
     pub async fn start() -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(SecretsState::default()));
         let shared = Arc::clone(&state);
+        let stats = Arc::new(ServerStats::default());
         let address = serve(
             ANY_LOOPBACK_PORT.into(),
+            Arc::clone(&stats),
             move |_method, _path, _query, headers, body| {
                 let state = Arc::clone(&shared);
                 async move {
@@ -912,7 +954,11 @@ impl SecretsManagerSimulator {
             },
         )
         .await?;
-        Ok(Self { address, state })
+        Ok(Self {
+            address,
+            state,
+            stats,
+        })
     }
 
     pub fn url(&self) -> String {
@@ -937,6 +983,11 @@ impl SecretsManagerSimulator {
             .unwrap_or_else(|e| e.into_inner())
             .failures
             .push_back((status, error_type));
+    }
+
+    /// Connections opened to it, and the time it spent answering.
+    pub fn stats(&self) -> &ServerStats {
+        &self.stats
     }
 
     /// How many `GetSecretValue` calls arrived.
@@ -984,4 +1035,115 @@ impl SecretsState {
             ),
         }
     }
+}
+
+/// The AWS Lambda Runtime API (`AWS_LAMBDA_RUNTIME_API`), enough to run the function's
+/// binary as Lambda does: it polls `/next` for an event and posts the answer back.
+#[derive(Clone)]
+pub struct RuntimeApiSimulator {
+    address: SocketAddr,
+    state: Arc<Mutex<RuntimeState>>,
+    event_ready: Arc<tokio::sync::Notify>,
+}
+
+#[derive(Default)]
+struct RuntimeState {
+    pending: std::collections::VecDeque<(String, String)>,
+    waiting: BTreeMap<String, tokio::sync::oneshot::Sender<String>>,
+    first_poll: Option<std::time::Instant>,
+    next_id: u64,
+}
+
+impl RuntimeApiSimulator {
+    pub async fn start() -> std::io::Result<Self> {
+        let state = Arc::new(Mutex::new(RuntimeState::default()));
+        let event_ready = Arc::new(tokio::sync::Notify::new());
+        let (shared, ready) = (Arc::clone(&state), Arc::clone(&event_ready));
+        let address = serve(
+            ANY_LOOPBACK_PORT.into(),
+            Arc::default(),
+            move |method, path, _query, _headers, body| {
+                let (state, ready) = (Arc::clone(&shared), Arc::clone(&ready));
+                async move { Some(runtime_api(&state, &ready, &method, &path, &body).await) }
+            },
+        )
+        .await?;
+        Ok(Self {
+            address,
+            state,
+            event_ready,
+        })
+    }
+
+    /// The value for `AWS_LAMBDA_RUNTIME_API`.
+    pub fn address(&self) -> String {
+        self.address.to_string()
+    }
+
+    /// When the function first asked for an event: the end of its initialisation.
+    pub fn first_poll(&self) -> Option<std::time::Instant> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).first_poll
+    }
+
+    /// Hands `event` to the function and waits for its answer.
+    pub async fn invoke(&self, event: String) -> Option<String> {
+        let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+        {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.next_id += 1;
+            let id = format!("bench-{:012}", state.next_id);
+            state.waiting.insert(id.clone(), answer_tx);
+            state.pending.push_back((id, event));
+        }
+        self.event_ready.notify_one();
+        answer_rx.await.ok()
+    }
+}
+
+async fn runtime_api(
+    state: &Mutex<RuntimeState>,
+    ready: &tokio::sync::Notify,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+) -> HttpResponse {
+    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+    if method == Method::GET && path == "/2018-06-01/runtime/invocation/next" {
+        lock().first_poll.get_or_insert_with(std::time::Instant::now);
+        loop {
+            let notified = ready.notified();
+            let next = lock().pending.pop_front();
+            if let Some((id, event)) = next {
+                let deadline_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64 + 20_000);
+                let mut response = respond(StatusCode::OK, "application/json", event);
+                let headers = response.headers_mut();
+                headers.insert("lambda-runtime-aws-request-id", id.parse().expect("ascii"));
+                headers.insert("lambda-runtime-deadline-ms", deadline_ms.into());
+                headers.insert(
+                    "lambda-runtime-invoked-function-arn",
+                    hyper::header::HeaderValue::from_static(
+                        "arn:aws:lambda:eu-central-1:123456789012:function:ilert-servicenow",
+                    ),
+                );
+                headers.insert(
+                    "lambda-runtime-trace-id",
+                    hyper::header::HeaderValue::from_static("Root=1-00000000-000000000000000000000000"),
+                );
+                return response;
+            }
+            notified.await;
+        }
+    }
+    let answered = path
+        .strip_prefix("/2018-06-01/runtime/invocation/")
+        .and_then(|rest| rest.split_once('/'));
+    if let Some((id, "response" | "error")) = answered {
+        if let Some(waiter) = lock().waiting.remove(id) {
+            let _ = waiter.send(String::from_utf8_lossy(body).into_owned());
+        }
+        return respond(StatusCode::ACCEPTED, "application/json", "{}");
+    }
+    respond(StatusCode::ACCEPTED, "application/json", "{}")
 }
