@@ -109,9 +109,20 @@ async fn benchmark(skip_artifact: bool) {
         "≤ 10 beyond the fakes",
     );
     row(
-        &format!("warm latency p50 / p99 over {} events, ms", function_run.warm.len()),
-        format!("{} / {}", ms(percentile(&function_run.warm, 50)), ms(percentile(&function_run.warm, 99))),
-        format!("{} / {}", ms(percentile(&baseline_run.warm, 50)), ms(percentile(&baseline_run.warm, 99))),
+        &format!(
+            "warm latency p50 / p99 over {} events, ms",
+            function_run.warm.len()
+        ),
+        format!(
+            "{} / {}",
+            ms(percentile(&function_run.warm, 50)),
+            ms(percentile(&function_run.warm, 99))
+        ),
+        format!(
+            "{} / {}",
+            ms(percentile(&baseline_run.warm, 50)),
+            ms(percentile(&baseline_run.warm, 99))
+        ),
         "",
     );
     row(
@@ -156,7 +167,8 @@ fn release_binary() -> PathBuf {
         .status()
         .expect("cargo runs");
     assert!(status.success(), "the release build failed");
-    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
+    let target =
+        std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
     target.join("release").join("ilert-servicenow")
 }
 
@@ -196,7 +208,10 @@ async fn median_init(binary: &Path, args: &[&str], stand: &Stand) -> Duration {
             if let Some(at) = runtime_api.first_poll() {
                 break at;
             }
-            assert!(started.elapsed() < Duration::from_secs(10), "the function never polled");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the function never polled"
+            );
             tokio::time::sleep(Duration::from_micros(200)).await;
         };
         samples.push(first_poll.saturating_duration_since(started));
@@ -219,7 +234,12 @@ struct RunFigures {
 
 /// One execution environment: a first invocation, then warm ones (for each alert: created,
 /// acknowledged, acknowledged again).
-async fn run_invocations(binary: &Path, args: &[&str], stand: &Stand, is_function: bool) -> RunFigures {
+async fn run_invocations(
+    binary: &Path,
+    args: &[&str],
+    stand: &Stand,
+    is_function: bool,
+) -> RunFigures {
     let runtime_api = RuntimeApiSimulator::start().await.expect("starts");
     let mut child = spawn(binary, args, &runtime_api.address(), stand);
     let reads_before = stand.secrets.reads();
@@ -228,7 +248,9 @@ async fn run_invocations(binary: &Path, args: &[&str], stand: &Stand, is_functio
     let busy = || stand.servicenow.stats().busy() + stand.secrets.stats().busy();
     let fakes_before = busy();
     let started = Instant::now();
-    let answer = runtime_api.invoke(event("01-alert-created", 9_000_000)).await;
+    let answer = runtime_api
+        .invoke(event("01-alert-created", 9_000_000))
+        .await;
     let first = started.elapsed();
     let first_fakes = busy().saturating_sub(fakes_before);
     if is_function {
@@ -243,9 +265,13 @@ async fn run_invocations(binary: &Path, args: &[&str], stand: &Stand, is_functio
     let mut per_kind: [(u64, u64); 3] = [(0, 0); 3];
     for alert in 0..WARM_ALERTS {
         let id = 10_000_000 + alert as u64;
-        for (kind, name) in ["01-alert-created", "02-alert-acknowledged", "02-alert-acknowledged"]
-            .iter()
-            .enumerate()
+        for (kind, name) in [
+            "01-alert-created",
+            "02-alert-acknowledged",
+            "02-alert-acknowledged",
+        ]
+        .iter()
+        .enumerate()
         {
             stand.servicenow.clear_requests();
             let started = Instant::now();
@@ -289,8 +315,10 @@ async fn run_invocations(binary: &Path, args: &[&str], stand: &Stand, is_functio
 fn event(name: &str, alert_id: u64) -> String {
     let path = format!("{}/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
     let mut envelope: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("the bundled event")).expect("JSON");
-    let mut body: Value = serde_json::from_str(envelope["body"].as_str().expect("a body")).expect("JSON");
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the bundled event"))
+            .expect("JSON");
+    let mut body: Value =
+        serde_json::from_str(envelope["body"].as_str().expect("a body")).expect("JSON");
     body["id"] = json!(alert_id.to_string());
     envelope["body"] = json!(body.to_string());
     envelope["headers"]["authorization"] = json!(format!("Bearer {TOKEN}"));
@@ -305,7 +333,11 @@ fn cpu_time(pid: u32) -> Duration {
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for task in tasks.flatten() {
             if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
-                if let Some(ns) = text.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()) {
+                if let Some(ns) = text
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
                     total += ns;
                     found = true;
                 }
@@ -316,7 +348,12 @@ fn cpu_time(pid: u32) -> Duration {
         return Duration::from_nanos(total);
     }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
     let ticks: u64 = [11, 12]
         .iter()
         .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
@@ -354,7 +391,16 @@ fn arm64_artifact() -> String {
         return "skipped: cargo-lambda is not installed (pip install cargo-lambda)".into();
     }
     let status = Command::new("cargo")
-        .args(["lambda", "build", "--release", "--arm64", "--output-format", "zip", "--bin", "ilert-servicenow"])
+        .args([
+            "lambda",
+            "build",
+            "--release",
+            "--arm64",
+            "--output-format",
+            "zip",
+            "--bin",
+            "ilert-servicenow",
+        ])
         .current_dir(root)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -362,7 +408,11 @@ fn arm64_artifact() -> String {
     let zip = root.join("target/lambda/ilert-servicenow/bootstrap.zip");
     match (status, std::fs::metadata(&zip)) {
         (Ok(status), Ok(meta)) if status.success() => {
-            format!("{:.2} MiB ({} bytes)", meta.len() as f64 / 1048576.0, meta.len())
+            format!(
+                "{:.2} MiB ({} bytes)",
+                meta.len() as f64 / 1048576.0,
+                meta.len()
+            )
         }
         _ => "failed: cargo lambda build did not produce bootstrap.zip".into(),
     }

@@ -418,35 +418,47 @@ impl Settings {
             "create_on_resolved" => self.create_on_resolved = parse_flag(text, &refuse)?,
             "ilert_url" => self.alert_url = parse_alert_url(text).map_err(|_| refuse(URL_FORM))?,
             "on_accept" => {
-                self.on_accept = match text {
-                    "state" => OnAccept::State,
-                    "note" => OnAccept::Note,
-                    "ignore" => OnAccept::Ignore,
-                    _ => return Err(refuse("state, note or ignore")),
-                }
+                self.on_accept = choose(
+                    text,
+                    &[
+                        ("state", OnAccept::State),
+                        ("note", OnAccept::Note),
+                        ("ignore", OnAccept::Ignore),
+                    ],
+                    &refuse,
+                )?
             }
             "on_resolve" => {
-                self.on_resolve = match text {
-                    "resolve" => OnResolve::Resolve,
-                    "note" => OnResolve::Note,
-                    "ignore" => OnResolve::Ignore,
-                    _ => return Err(refuse("resolve, note or ignore")),
-                }
+                self.on_resolve = choose(
+                    text,
+                    &[
+                        ("resolve", OnResolve::Resolve),
+                        ("note", OnResolve::Note),
+                        ("ignore", OnResolve::Ignore),
+                    ],
+                    &refuse,
+                )?
             }
             "on_comment" => {
-                self.on_comment = match text {
-                    "work_note" => OnComment::WorkNote,
-                    "comment" => OnComment::Comment,
-                    "ignore" => OnComment::Ignore,
-                    _ => return Err(refuse("work_note, comment or ignore")),
-                }
+                self.on_comment = choose(
+                    text,
+                    &[
+                        ("work_note", OnComment::WorkNote),
+                        ("comment", OnComment::Comment),
+                        ("ignore", OnComment::Ignore),
+                    ],
+                    &refuse,
+                )?
             }
             "on_other" => {
-                self.on_other = match text {
-                    "work_note" => OnOther::WorkNote,
-                    "ignore" => OnOther::Ignore,
-                    _ => return Err(refuse("work_note or ignore")),
-                }
+                self.on_other = choose(
+                    text,
+                    &[
+                        ("work_note", OnOther::WorkNote),
+                        ("ignore", OnOther::Ignore),
+                    ],
+                    &refuse,
+                )?
             }
             field => {
                 let field = PASSTHROUGH_FIELDS
@@ -510,11 +522,25 @@ fn parse_flag(
     text: &str,
     refuse: &impl Fn(&str) -> InvalidSetting,
 ) -> Result<bool, InvalidSetting> {
-    match text {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(refuse("true or false")),
+    choose(text, &[("true", true), ("false", false)], refuse)
+}
+
+/// One of a fixed set of values; the refusal lists them ("state, note or ignore").
+fn choose<T: Copy>(
+    text: &str,
+    choices: &[(&str, T)],
+    refuse: &impl Fn(&str) -> InvalidSetting,
+) -> Result<T, InvalidSetting> {
+    if let Some((_, value)) = choices.iter().find(|(name, _)| *name == text) {
+        return Ok(*value);
     }
+    let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+    let allowed = match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    Err(refuse(&allowed))
 }
 
 fn parse_template(

@@ -311,48 +311,53 @@ impl ServiceNowSimulator {
             .add_user(username, "", "iLert Integration");
         let shared = Arc::clone(&state);
         let stats = Arc::new(ServerStats::default());
-        let address = serve(address, Arc::clone(&stats), move |method, path, query, headers, body| {
-            let state = Arc::clone(&shared);
-            async move {
-                let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
-                let (delay, fault) = lock().receive(&method, &path, query.as_deref(), &body);
-                if let Some(delay) = delay {
-                    tokio::time::sleep(delay).await;
-                }
-                let authorization = headers
-                    .get(hyper::header::AUTHORIZATION)
-                    .map(|value| value.as_bytes().to_vec())
-                    .unwrap_or_default();
-                let apply =
-                    || lock().table_api(&authorization, &method, &path, query.as_deref(), &body);
-                match fault {
-                    Some(Fault::Answer {
-                        status,
-                        content_type,
-                        body,
-                        retry_after_seconds,
-                    }) => {
-                        let mut response = respond(
-                            StatusCode::from_u16(status).expect("a valid status"),
+        let address = serve(
+            address,
+            Arc::clone(&stats),
+            move |method, path, query, headers, body| {
+                let state = Arc::clone(&shared);
+                async move {
+                    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+                    let (delay, fault) = lock().receive(&method, &path, query.as_deref(), &body);
+                    if let Some(delay) = delay {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let authorization = headers
+                        .get(hyper::header::AUTHORIZATION)
+                        .map(|value| value.as_bytes().to_vec())
+                        .unwrap_or_default();
+                    let apply = || {
+                        lock().table_api(&authorization, &method, &path, query.as_deref(), &body)
+                    };
+                    match fault {
+                        Some(Fault::Answer {
+                            status,
                             content_type,
                             body,
-                        );
-                        if let Some(seconds) = retry_after_seconds {
-                            response
-                                .headers_mut()
-                                .insert(hyper::header::RETRY_AFTER, seconds.into());
+                            retry_after_seconds,
+                        }) => {
+                            let mut response = respond(
+                                StatusCode::from_u16(status).expect("a valid status"),
+                                content_type,
+                                body,
+                            );
+                            if let Some(seconds) = retry_after_seconds {
+                                response
+                                    .headers_mut()
+                                    .insert(hyper::header::RETRY_AFTER, seconds.into());
+                            }
+                            Some(response)
                         }
-                        Some(response)
+                        Some(Fault::CutBeforeApplying) => None,
+                        Some(Fault::CutAfterApplying) => {
+                            apply();
+                            None
+                        }
+                        Some(Fault::Delay(_)) | None => Some(apply()),
                     }
-                    Some(Fault::CutBeforeApplying) => None,
-                    Some(Fault::CutAfterApplying) => {
-                        apply();
-                        None
-                    }
-                    Some(Fault::Delay(_)) | None => Some(apply()),
                 }
-            }
-        })
+            },
+        )
         .await?;
         Ok(Self {
             address,
@@ -1082,7 +1087,10 @@ impl RuntimeApiSimulator {
 
     /// When the function first asked for an event: the end of its initialisation.
     pub fn first_poll(&self) -> Option<std::time::Instant> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).first_poll
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first_poll
     }
 
     /// Hands `event` to the function and waits for its answer.
@@ -1109,7 +1117,9 @@ async fn runtime_api(
 ) -> HttpResponse {
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     if method == Method::GET && path == "/2018-06-01/runtime/invocation/next" {
-        lock().first_poll.get_or_insert_with(std::time::Instant::now);
+        lock()
+            .first_poll
+            .get_or_insert_with(std::time::Instant::now);
         loop {
             let notified = ready.notified();
             let next = lock().pending.pop_front();
@@ -1129,7 +1139,9 @@ async fn runtime_api(
                 );
                 headers.insert(
                     "lambda-runtime-trace-id",
-                    hyper::header::HeaderValue::from_static("Root=1-00000000-000000000000000000000000"),
+                    hyper::header::HeaderValue::from_static(
+                        "Root=1-00000000-000000000000000000000000",
+                    ),
                 );
                 return response;
             }
