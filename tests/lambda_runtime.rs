@@ -1,0 +1,80 @@
+//! The built binary run as Lambda runs it: it polls a local Lambda Runtime API for API Gateway
+//! events, answers them, logs JSON and writes its metrics on stdout.
+
+mod support;
+
+use ilert_servicenow::simulator::RuntimeApiSimulator;
+use serde_json::Value;
+use std::process::{Command, Stdio};
+use support::*;
+
+fn envelope(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/events/{name}.json", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_serves_api_gateway_events_from_the_runtime_api() {
+    let app = TestApp::spawn().await;
+    let runtime_api = RuntimeApiSimulator::start().await.unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ilert-servicenow"))
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api.address())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "ilert-servicenow")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
+        .env("SERVICENOW_SECRET_ID", SECRET_ID)
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", app.secrets.url())
+        .env("AWS_REGION", "eu-central-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("DEFAULT_CATEGORY", "Monitoring")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let mut answers = Vec::new();
+    for name in [
+        "01-alert-created",
+        "02-alert-acknowledged",
+        "02-alert-acknowledged",
+    ] {
+        let answer = runtime_api.invoke(envelope(name)).await.expect("an answer");
+        answers.push(serde_json::from_str::<Value>(&answer).unwrap());
+    }
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+
+    let actions: Vec<Value> = answers
+        .iter()
+        .map(|answer| {
+            assert_eq!(answer["statusCode"], 200, "{answer}");
+            assert_eq!(answer["headers"]["content-type"], "application/json");
+            serde_json::from_str::<Value>(answer["body"].as_str().unwrap()).unwrap()["action"]
+                .clone()
+        })
+        .collect();
+    assert_eq!(actions, ["created", "updated", "unchanged"]);
+    assert_eq!(
+        app.incident()["category"],
+        "Monitoring",
+        "DEFAULT_ variables apply"
+    );
+
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let metrics = lines.iter().filter(|l| l.get("_aws").is_some()).count();
+    let summaries = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "invocation")
+        .count();
+    assert_eq!((metrics, summaries), (3, 3), "{stdout}");
+    assert!(!stdout.contains(SN_PASSWORD) && !stdout.contains(TOKEN));
+}
