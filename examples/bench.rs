@@ -21,6 +21,14 @@ fn main() {
         return baseline_function();
     }
     let skip_artifact = std::env::args().any(|a| a == "--skip-artifact");
+    if std::env::args().any(|a| a == "--profile") {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        return runtime.block_on(profile());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -50,9 +58,8 @@ struct Stand {
     secrets: SecretsManagerSimulator,
 }
 
-async fn benchmark(skip_artifact: bool) {
-    let function = release_binary();
-    let baseline = std::env::current_exe().expect("the benchmark's own path");
+/// ServiceNow and Secrets Manager, with the function's secret in place.
+async fn stand() -> Stand {
     let servicenow = ServiceNowSimulator::start("ilert.integration", "bench-password")
         .await
         .expect("the simulator starts");
@@ -67,10 +74,16 @@ async fn benchmark(skip_artifact: bool) {
         })
         .to_string(),
     );
-    let stand = Stand {
+    Stand {
         servicenow,
         secrets,
-    };
+    }
+}
+
+async fn benchmark(skip_artifact: bool) {
+    let function = release_binary();
+    let baseline = std::env::current_exe().expect("the benchmark's own path");
+    let stand = stand().await;
 
     println!("ilert-servicenow benchmark on {}", machine());
     println!("function: {}", function.display());
@@ -98,7 +111,13 @@ async fn benchmark(skip_artifact: bool) {
         "≤ 15",
     );
     row(
-        "first invocation (secret fetch included), ms",
+        "cold start: process start to the first answer, event waiting, ms",
+        ms(function_run.cold_start),
+        ms(baseline_run.cold_start),
+        "",
+    );
+    row(
+        "first invocation: first poll of /next to its answer (secret fetch included), ms",
         format!(
             "{} ({} beyond the fakes' own {})",
             ms(function_run.first),
@@ -158,18 +177,46 @@ async fn benchmark(skip_artifact: bool) {
     row("zipped arm64 artifact", artifact, "–".into(), "≤ 5 MiB");
 }
 
+/// `--profile`: the warm run again, with the function under `valgrind --tool=callgrind`
+/// (instruction counts, steady whatever else the machine does).
+async fn profile() {
+    let function = built_binary("profiling");
+    let stand = stand().await;
+    let wrapped = [
+        "--tool=callgrind",
+        "--callgrind-out-file=target/callgrind.out",
+        function.to_str().expect("a UTF-8 path"),
+    ];
+    let run = run_invocations(Path::new("valgrind"), &wrapped, &stand, true).await;
+    println!(
+        "{} warm events profiled; see `callgrind_annotate target/callgrind.out`",
+        run.warm.len()
+    );
+}
+
 /// The function's release binary, built if it is not there yet.
 fn release_binary() -> PathBuf {
+    built_binary("release")
+}
+
+fn built_binary(profile: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet", "--bin", "ilert-servicenow"])
+        .args([
+            "build",
+            "--profile",
+            profile,
+            "--quiet",
+            "--bin",
+            "ilert-servicenow",
+        ])
         .current_dir(root)
         .status()
         .expect("cargo runs");
     assert!(status.success(), "the release build failed");
     let target =
         std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
-    target.join("release").join("ilert-servicenow")
+    target.join(profile).join("ilert-servicenow")
 }
 
 fn spawn(binary: &Path, args: &[&str], runtime_api: &str, stand: &Stand) -> Child {
@@ -222,6 +269,7 @@ async fn median_init(binary: &Path, args: &[&str], stand: &Stand) -> Duration {
 }
 
 struct RunFigures {
+    cold_start: Duration,
     first: Duration,
     first_fakes: Duration,
     warm: Vec<Duration>,
@@ -241,17 +289,24 @@ async fn run_invocations(
     is_function: bool,
 ) -> RunFigures {
     let runtime_api = RuntimeApiSimulator::start().await.expect("starts");
-    let mut child = spawn(binary, args, &runtime_api.address(), stand);
     let reads_before = stand.secrets.reads();
     let connections_before = stand.servicenow.stats().connections();
-
     let busy = || stand.servicenow.stats().busy() + stand.secrets.stats().busy();
     let fakes_before = busy();
+
+    // A cold start: the event is waiting when the process starts, as when an invocation
+    // makes Lambda start an environment.
     let started = Instant::now();
+    let mut child = spawn(binary, args, &runtime_api.address(), stand);
     let answer = runtime_api
         .invoke(event("01-alert-created", 9_000_000))
         .await;
-    let first = started.elapsed();
+    let cold_start = started.elapsed();
+    let first = cold_start.saturating_sub(
+        runtime_api
+            .first_poll()
+            .map_or(Duration::ZERO, |at| at.saturating_duration_since(started)),
+    );
     let first_fakes = busy().saturating_sub(fakes_before);
     if is_function {
         assert!(
@@ -290,11 +345,15 @@ async fn run_invocations(
     }
     let cpu_per_event = cpu_time(child.id()).saturating_sub(cpu_before) / warm.len() as u32;
     let peak_rss_kib = peak_rss_kib(child.id());
-    let _ = child.kill();
+    // SIGTERM rather than SIGKILL, so that a profiler wrapping the function writes its output.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let _ = child.wait();
 
     let mean = |(requests, events): (u64, u64)| requests as f64 / events.max(1) as f64;
     RunFigures {
+        cold_start,
         first,
         first_fakes,
         warm,

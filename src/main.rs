@@ -105,7 +105,14 @@ fn usage_error(problem: &str) -> ! {
 async fn serve_lambda() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let handler = lambda_handler().await.with_metrics(Metrics::Stdout);
-    lambda::serve(&handler).await
+    // The first event needs the secret: read it while the runtime waits for that event.
+    let prefetch = async {
+        if let Err(problem) = handler.connection().await {
+            tracing::warn!(%problem, "could not read the secret yet; the first event will try again");
+        }
+    };
+    let (served, ()) = tokio::join!(lambda::serve(&handler), prefetch);
+    served
 }
 
 /// The function as Lambda runs it, configured from the environment.

@@ -4,14 +4,14 @@
 
 use crate::alert::shorten;
 use crate::incident::{IncidentChanges, CORRELATION_DISPLAY};
+use crate::lambda::{HttpApiEvent, HttpDescription, RequestContext};
 use crate::secrets::{Connection, SecretError, SecretSource};
 use crate::servicenow::{IncidentTable, ServiceNowError, TableApi};
 use crate::webhook::WebhookHandler;
 use base64::Engine;
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_runtime::Context;
 use secrecy::ExposeSecret;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -239,20 +239,21 @@ pub async fn send<S: SecretSource>(
         .map_err(|error| format!("cannot read the secret: {error}"))?;
     let json: Value =
         serde_json::from_str(file_text).map_err(|e| format!("the file is not JSON: {e}"))?;
-    let mut event: ApiGatewayV2httpRequest = if json.get("requestContext").is_some() {
+    let mut event: HttpApiEvent = if json.get("requestContext").is_some() {
         serde_json::from_value(json)
             .map_err(|e| format!("not an API Gateway HTTP API event: {e}"))?
     } else {
-        serde_json::from_value(json!({
-            "version": "2.0",
-            "routeKey": "POST /webhook",
-            "rawPath": "/webhook",
-            "headers": { "content-type": "application/json" },
-            "requestContext": { "http": { "method": "POST", "path": "/webhook" }, "stage": "$default" },
-            "body": file_text,
-            "isBase64Encoded": false,
-        }))
-        .map_err(|e| format!("cannot wrap the body: {e}"))?
+        HttpApiEvent {
+            raw_path: Some("/webhook".into()),
+            headers: [("content-type".to_owned(), "application/json".to_owned())].into(),
+            request_context: RequestContext {
+                http: HttpDescription {
+                    method: "POST".into(),
+                },
+            },
+            body: Some(file_text.to_owned()),
+            ..HttpApiEvent::default()
+        }
     };
     let authorization = match (&connection.webhook.token, &connection.webhook.basic) {
         (Some(token), _) => format!("Bearer {}", token.expose_secret()),
@@ -263,12 +264,7 @@ pub async fn send<S: SecretSource>(
         ),
         (None, None) => return Err("the secret has no webhook credentials".into()),
     };
-    event.headers.insert(
-        "authorization",
-        authorization
-            .parse()
-            .map_err(|_| "the webhook credentials are not a valid header")?,
-    );
+    event.headers.insert("authorization".into(), authorization);
     if !query.is_empty() {
         event.raw_query_string = Some(query.to_owned());
     }
@@ -277,11 +273,11 @@ pub async fn send<S: SecretSource>(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| (d + Duration::from_secs(20)).as_millis() as u64);
     let answer = crate::lambda::answer(handler, event, context).await;
-    let body = answer
-        .body
-        .as_ref()
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .unwrap_or_default();
-    let _ = writeln!(out, "{} {}", answer.status_code, shorten(&body, 2000));
+    let _ = writeln!(
+        out,
+        "{} {}",
+        answer.status_code,
+        shorten(&answer.body, 2000)
+    );
     Ok((200..300).contains(&answer.status_code))
 }

@@ -185,7 +185,17 @@ impl AwsSecretsManager {
     /// Reads `SERVICENOW_SECRET_ID` and the standard AWS variables (region, credentials, and
     /// `AWS_ENDPOINT_URL_SECRETS_MANAGER` for a local emulator).
     pub async fn from_env() -> Self {
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        // Lambda puts the function's credentials in the environment. Building the default
+        // chain anyway (profiles, SSO, IMDS, ECS) costs a cold start milliseconds for an HTTP
+        // client it never uses; elsewhere (the `check` command) the whole chain is kept.
+        let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        if in_lambda && std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+            loader = loader.credentials_provider(
+                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            );
+        }
+        let aws = loader.load().await;
         let config = aws_sdk_secretsmanager::config::Builder::from(&aws)
             .retry_config(Self::retry_config())
             .build();

@@ -5,12 +5,12 @@ mod support;
 
 use base64::Engine;
 use ilert_servicenow::lambda;
-use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use ilert_servicenow::lambda::HttpApiEvent;
 use lambda_runtime::Context;
 use serde_json::{json, Value};
 use support::*;
 
-fn envelope() -> ApiGatewayV2httpRequest {
+fn envelope() -> HttpApiEvent {
     let path = format!(
         "{}/events/01-alert-created.json",
         env!("CARGO_MANIFEST_DIR")
@@ -133,7 +133,7 @@ fn just_over_the_limit() -> String {
     body
 }
 
-fn request(body: String, base64_encoded: bool) -> ApiGatewayV2httpRequest {
+fn request(body: String, base64_encoded: bool) -> HttpApiEvent {
     let mut event = envelope();
     event.body = Some(body);
     event.is_base64_encoded = base64_encoded;
@@ -144,7 +144,7 @@ fn request(body: String, base64_encoded: bool) -> ApiGatewayV2httpRequest {
 async fn every_hostile_body_is_a_4xx_that_reaches_nothing() {
     let app = TestApp::spawn().await;
     let base64 = base64::engine::general_purpose::STANDARD;
-    let mut cases: Vec<(String, ApiGatewayV2httpRequest)> = text_corpus()
+    let mut cases: Vec<(String, HttpApiEvent)> = text_corpus()
         .into_iter()
         .map(|(name, body)| (name, request(body, false)))
         .collect();
@@ -173,14 +173,8 @@ async fn every_hostile_body_is_a_4xx_that_reaches_nothing() {
 
     for (name, event) in cases {
         let answer = lambda::answer(&app.handler, event, Context::default()).await;
-        let body: Value = serde_json::from_str(
-            answer
-                .body
-                .as_ref()
-                .map(|b| std::str::from_utf8(b).unwrap())
-                .unwrap_or(""),
-        )
-        .unwrap_or_else(|_| panic!("{name}: the answer is JSON"));
+        let body: Value = serde_json::from_str(&answer.body)
+            .unwrap_or_else(|_| panic!("{name}: the answer is JSON"));
         assert!(
             (400..500).contains(&answer.status_code),
             "{name}: {} {body}",
@@ -231,8 +225,7 @@ async fn a_body_over_the_limit_is_413_and_a_bad_base64_body_is_400_saying_so() {
     let garbled = request("%%%".into(), true);
     let answer = lambda::answer(&app.handler, garbled, Context::default()).await;
     assert_eq!(answer.status_code, 400);
-    let body: Value =
-        serde_json::from_str(std::str::from_utf8(answer.body.as_ref().unwrap()).unwrap()).unwrap();
+    let body: Value = serde_json::from_str(&answer.body).unwrap();
     assert!(
         body["message"].as_str().unwrap().contains("base64"),
         "{body}"
