@@ -19,20 +19,13 @@ struct Run {
 /// simulators, without blocking the runtime that serves them.
 async fn run(app: &TestApp, args: &[&str]) -> Run {
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let endpoint = app.secrets.url();
+    let environment = app.function_environment();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_ilert-servicenow"))
             .args(&args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env_remove("AWS_LAMBDA_RUNTIME_API")
-            .env("SERVICENOW_SECRET_ID", SECRET_ID)
-            .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
-            .env("AWS_REGION", "eu-central-1")
-            .env("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
-            .env("AWS_SECRET_ACCESS_KEY", "local")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_CONFIG_FILE", "/nonexistent")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .envs(environment)
             .output()
             .expect("the binary starts")
     })

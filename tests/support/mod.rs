@@ -69,6 +69,21 @@ impl TestApp {
         }
     }
 
+    /// The environment a deployed function has, aimed at these simulators: for running the
+    /// built binary.
+    pub fn function_environment(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("SERVICENOW_SECRET_ID", SECRET_ID.to_owned()),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.secrets.url()),
+            ("AWS_REGION", "eu-central-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "AKIDLOCAL".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+            ("AWS_CONFIG_FILE", "/nonexistent".to_owned()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".to_owned()),
+        ]
+    }
+
     /// The same function with another time budget (`TIME_BUDGET_SECONDS`).
     pub fn with_time_budget(self, budget: Duration) -> Self {
         Self {
