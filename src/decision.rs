@@ -399,12 +399,13 @@ impl Note {
 /// `None` for events that add nothing a reader of the incident needs (creation is in the
 /// description).
 fn note(event: &AlertEvent, settings: &Settings, people: &People) -> Option<Note> {
-    let by = event
-        .actor()
+    let actor = event.actor();
+    let by = actor
+        .as_ref()
         .map(|name| format!(" by {name}"))
         .unwrap_or_default();
-    let to = event
-        .actor()
+    let to = actor
+        .as_ref()
         .map(|name| format!(" to {name}"))
         .unwrap_or_default();
     let other = |text: String| (settings.on_other == OnOther::WorkNote).then_some(text);

@@ -128,18 +128,9 @@ impl TableApi {
     }
 
     fn table_url(account: &ServiceNowAccount, sys_id: Option<&str>) -> Url {
-        let mut url = account.instance_url.clone();
-        {
-            let mut segments = url
-                .path_segments_mut()
-                .expect("instance_url is an http(s) URL, which has a path");
-            segments
-                .pop_if_empty()
-                .extend(["api", "now", "table", "incident"]);
-            if let Some(sys_id) = sys_id {
-                segments.push(sys_id);
-            }
-        }
+        let mut path = vec!["api", "now", "table", "incident"];
+        path.extend(sys_id);
+        let mut url = instance_url(account, &path);
         url.query_pairs_mut()
             .append_pair("sysparm_fields", &Incident::LOOKUP_FIELDS.join(","))
             .append_pair("sysparm_exclude_reference_link", "true");
@@ -241,11 +232,7 @@ impl TableApi {
             };
             (form.finish(), grant)
         };
-        let mut url = account.instance_url.clone();
-        url.path_segments_mut()
-            .expect("instance_url is an http(s) URL, which has a path")
-            .pop_if_empty()
-            .push("oauth_token.do");
+        let url = instance_url(account, &["oauth_token.do"]);
         let request = self
             .http
             .post(url)
@@ -306,6 +293,16 @@ impl TableApi {
             ))),
         }
     }
+}
+
+/// A path on the instance, below whatever path `instance_url` itself has.
+fn instance_url(account: &ServiceNowAccount, path: &[&str]) -> Url {
+    let mut url = account.instance_url.clone();
+    url.path_segments_mut()
+        .expect("instance_url is an http(s) URL, which has a path")
+        .pop_if_empty()
+        .extend(path);
+    url
 }
 
 /// `Retry-After` in seconds; ServiceNow does not send the HTTP-date form.
@@ -395,11 +392,7 @@ impl IncidentTable for TableApi {
         key: &UserKey,
     ) -> Result<Option<String>, ServiceNowError> {
         let (field, value) = key.field_and_value();
-        let mut url = account.instance_url.clone();
-        url.path_segments_mut()
-            .expect("instance_url is an http(s) URL, which has a path")
-            .pop_if_empty()
-            .extend(["api", "now", "table", "sys_user"]);
+        let mut url = instance_url(account, &["api", "now", "table", "sys_user"]);
         url.query_pairs_mut()
             .append_pair("sysparm_query", &format!("{field}={value}^active=true"))
             .append_pair("sysparm_fields", &format!("sys_id,{field}"))

@@ -62,38 +62,44 @@ impl Summary {
         let servicenow_ms = servicenow_time.as_secs_f64() * 1000.0;
         let alert_id = self.alert_id.as_deref();
         let event_type = self.event_type.as_deref();
-        match ending {
-            Ending::Handled { action, incident } => tracing::info!(
-                outcome = "handled",
-                status = 200,
-                alert_id,
-                event_type,
-                action = *action,
-                incident = incident.as_deref(),
-                servicenow_requests,
-                servicenow_ms,
-                retries = self.retries,
-                duration_ms,
-                "invocation"
+        // One call, so every outcome logs the same fields; `None` fields are left out.
+        let (outcome, status, action, incident, failure, cause) = match ending {
+            Ending::Handled { action, incident } => (
+                "handled",
+                200,
+                Some(*action),
+                incident.as_deref(),
+                None,
+                None,
             ),
             Ending::Failed {
                 status,
                 kind,
                 cause,
-            } => tracing::info!(
-                outcome = if *status >= 500 { "failed" } else { "refused" },
-                status = *status,
-                alert_id,
-                event_type,
-                failure = *kind,
-                cause = cause.as_str(),
-                servicenow_requests,
-                servicenow_ms,
-                retries = self.retries,
-                duration_ms,
-                "invocation"
+            } => (
+                if *status >= 500 { "failed" } else { "refused" },
+                *status,
+                None,
+                None,
+                Some(*kind),
+                Some(cause.as_str()),
             ),
-        }
+        };
+        tracing::info!(
+            outcome,
+            status,
+            alert_id,
+            event_type,
+            action,
+            incident,
+            failure,
+            cause,
+            servicenow_requests,
+            servicenow_ms,
+            retries = self.retries,
+            duration_ms,
+            "invocation"
+        );
         metrics.write(&metrics_document(
             ending,
             servicenow_requests,

@@ -417,14 +417,9 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         budget: &Budget,
     ) -> Result<Outcome, Interrupted> {
         let key = CorrelationId::for_alert(&event.id);
-        let found = within(
-            budget,
-            Service::ServiceNow,
-            self.incidents.find(account, &key),
-        )
-        .await
-        .map_err(Interrupted::reading)?
-        .map_err(Interrupted::reading)?;
+        let found = self
+            .servicenow(budget, None, self.incidents.find(account, &key))
+            .await?;
         let (current, duplicates) = match found.split_first() {
             Some((oldest, younger)) => (Some(oldest), younger),
             None => (None, &[][..]),
@@ -539,14 +534,9 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         if let Some(found) = cached {
             return Ok(found);
         }
-        let found = within(
-            budget,
-            Service::ServiceNow,
-            self.incidents.find_user(account, key),
-        )
-        .await
-        .map_err(Interrupted::reading)?
-        .map_err(Interrupted::reading)?;
+        let found = self
+            .servicenow(budget, None, self.incidents.find_user(account, key))
+            .await?;
         self.users_cache()
             .insert(key.clone(), (Instant::now(), found.clone()));
         Ok(found)
@@ -574,7 +564,11 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
     ) -> Result<Outcome, Interrupted> {
         let key = CorrelationId::for_alert(&event.id);
         let all = self
-            .write(budget, Action::Created, self.incidents.find(account, &key))
+            .servicenow(
+                budget,
+                Some(Action::Created),
+                self.incidents.find(account, &key),
+            )
             .await?;
         let winner = match all.first() {
             Some(oldest) if oldest.sys_id != created.sys_id => oldest.clone(),
@@ -617,9 +611,9 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
             }
             Plan::Update { sys_id, changes } => {
                 let written = self
-                    .write(
+                    .servicenow(
                         budget,
-                        Action::Updated,
+                        Some(Action::Updated),
                         self.incidents.update(account, &sys_id, &changes),
                     )
                     .await?;
@@ -636,9 +630,9 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         changes: &IncidentChanges,
     ) -> Result<Incident, Interrupted> {
         let created = self
-            .write(
+            .servicenow(
                 budget,
-                Action::Created,
+                Some(Action::Created),
                 self.incidents.create(account, changes),
             )
             .await?;
@@ -676,18 +670,19 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         }
     }
 
-    /// A write, within the budget; a failure remembers which write it interrupted.
-    async fn write<R>(
+    /// A ServiceNow call within the budget. A failure remembers the write it interrupted
+    /// (`during_write`), because a write whose answer was lost may have been applied.
+    async fn servicenow<R>(
         &self,
         budget: &Budget,
-        action: Action,
+        during_write: Option<Action>,
         call: impl Future<Output = Result<R, ServiceNowError>>,
     ) -> Result<R, Interrupted> {
         match within(budget, Service::ServiceNow, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) | Err(error) => Err(Interrupted {
                 error,
-                during_write: Some(action),
+                during_write,
             }),
         }
     }
