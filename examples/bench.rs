@@ -3,10 +3,8 @@
 //! beside a no-op Lambda function (the baseline) measured the same way in the same run.
 //! No AWS, no ServiceNow, no Docker. `--skip-artifact` skips the arm64 zip build.
 
-use ilert_servicenow::simulator::{
-    RuntimeApiSimulator, SecretsManagerSimulator, ServiceNowSimulator,
-};
 use serde_json::{json, Value};
+use simulator::{RuntimeApiSimulator, SecretsManagerSimulator, ServiceNowSimulator};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

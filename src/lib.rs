@@ -4,7 +4,6 @@
 pub mod alert;
 pub mod auth;
 pub mod decision;
-pub mod demo;
 pub mod incident;
 pub mod lambda;
 pub mod operate;
@@ -12,6 +11,5 @@ pub mod retry;
 pub mod secrets;
 pub mod servicenow;
 pub mod settings;
-pub mod simulator;
 pub mod telemetry;
 pub mod webhook;

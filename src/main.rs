@@ -1,19 +1,17 @@
 #![recursion_limit = "256"]
-//! Wiring only: the Lambda entry point, and the commands for trying and operating it.
+//! Wiring only: the Lambda entry point, and the commands for operating it.
 
 use ilert_servicenow::lambda;
 use ilert_servicenow::retry::{time_budget_from, DEFAULT_TIME_BUDGET};
 use ilert_servicenow::secrets::{cache_ttl_from, AwsSecretsManager, ConnectionCache};
 use ilert_servicenow::servicenow::TableApi;
 use ilert_servicenow::settings::Settings;
-use ilert_servicenow::simulator::ServiceNowSimulator;
 use ilert_servicenow::telemetry::Metrics;
 use ilert_servicenow::webhook::WebhookHandler;
 use lambda_http::Error;
 
 const USAGE: &str = "usage: ilert-servicenow [COMMAND]
-  (no command)      in AWS Lambda: serve iLert webhook calls; elsewhere: same as demo
-  demo              replay the bundled iLert events against a built-in ServiceNow simulator
+  (no command)      in AWS Lambda: serve iLert webhook calls
   check [--create-test-incident]
                     with the Lambda's environment (SERVICENOW_SECRET_ID, AWS variables):
                     read the secret, reach the instance, authenticate, read and write
@@ -21,35 +19,16 @@ const USAGE: &str = "usage: ilert-servicenow [COMMAND]
   send FILE [QUERY] run one event (an events/*.json file or an iLert body) through the
                     function against the configured instance, with the alert action's
                     settings as QUERY (e.g. 'assignment_group=Network'); prints the answer
-  simulator [PORT]  serve the ServiceNow simulator on 127.0.0.1:PORT (default 8089) until
-                    stopped, for trying the function with `cargo lambda watch`";
+
+To try it without AWS or ServiceNow: `cargo run --example demo` in the repository.";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
     match std::env::args().nth(1).as_deref() {
         None if in_lambda => serve_lambda().await,
-        None | Some("demo") => {
-            lambda_http::tracing::init_default_subscriber_with_writer(std::io::stderr);
-            ilert_servicenow::demo::run(&mut std::io::stdout()).await?;
-            Ok(())
-        }
-        Some("simulator") => {
-            let port = match std::env::args().nth(2).map(|p| p.parse::<u16>()) {
-                None => 8089,
-                Some(Ok(port)) => port,
-                Some(Err(_)) => usage_error("PORT must be a number"),
-            };
-            let (user, password) = ("ilert.integration", "simulator-password");
-            let simulator =
-                ServiceNowSimulator::start_at(([127, 0, 0, 1], port).into(), user, password)
-                    .await?;
-            println!(
-                "ServiceNow simulator at {} (user {user}, password {password}); Ctrl-C stops it.",
-                simulator.url()
-            );
-            tokio::signal::ctrl_c().await?;
-            Ok(())
+        None => {
+            usage_error("no command given, and not in AWS Lambda (AWS_LAMBDA_RUNTIME_API is unset)")
         }
         Some("check") => {
             let create_test_incident = match std::env::args().nth(2).as_deref() {

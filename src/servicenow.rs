@@ -344,7 +344,7 @@ fn token_key(account: &ServiceNowAccount) -> String {
 async fn send(
     request: reqwest::RequestBuilder,
     method: &Method,
-) -> Result<(StatusCode, Option<Duration>, hyper::body::Bytes), ServiceNowError> {
+) -> Result<(StatusCode, Option<Duration>, bytes::Bytes), ServiceNowError> {
     let transient = |what: &str, error: &reqwest::Error| ServiceNowError::Transient {
         message: format!(
             "ServiceNow {what} ({method}): {}",

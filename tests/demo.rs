@@ -1,7 +1,13 @@
-//! The README's first command, `cargo run -- demo`, run as a newcomer would: the built binary,
-//! no AWS, no ServiceNow, no Docker.
+//! The README's first command, `cargo run --example demo`, and the binary's own help: no AWS,
+//! no ServiceNow, no Docker.
 
+use std::io::Write;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+#[allow(dead_code)] // its `main` is the example's, not the test's
+#[path = "../examples/demo.rs"]
+mod demo;
 
 fn run_binary(args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_ilert-servicenow"))
@@ -16,10 +22,39 @@ fn run_binary(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-#[test]
-fn the_demo_replays_the_bundled_lifecycle_onto_one_incident_and_redeliveries_change_nothing() {
-    let (success, stdout, stderr) = run_binary(&["demo"]);
-    assert!(success, "demo failed: {stderr}");
+/// Runs the demo as `cargo run --example demo` does; its printout, and every log line.
+async fn run_demo() -> (String, String) {
+    #[derive(Clone, Default)]
+    struct Logs(Arc<Mutex<Vec<u8>>>);
+    impl Write for Logs {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut printed = Vec::new();
+    demo::run(&mut printed).await.expect("the demo runs");
+    let logs = logs.0.lock().unwrap().clone();
+    (
+        String::from_utf8(printed).unwrap(),
+        String::from_utf8(logs).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn the_demo_replays_the_bundled_lifecycle_onto_one_incident_and_redeliveries_change_nothing()
+{
+    let (stdout, stderr) = run_demo().await;
 
     let sections: Vec<&str> = stdout.split("── ").skip(1).collect();
     let names: Vec<&str> = sections.iter().map(|s| s.lines().next().unwrap()).collect();
@@ -61,57 +96,25 @@ fn the_demo_replays_the_bundled_lifecycle_onto_one_incident_and_redeliveries_cha
 }
 
 #[test]
-fn without_a_command_outside_lambda_the_binary_runs_the_demo_and_help_explains_it() {
-    let (success, stdout, _) = run_binary(&[]);
-    assert!(success);
-    assert!(stdout.contains("ServiceNow simulator at http://127.0.0.1:"));
+fn without_a_command_outside_lambda_the_binary_explains_itself_and_has_no_demo() {
+    let (success, _, stderr) = run_binary(&[]);
+    assert!(!success);
+    assert!(stderr.contains("not in AWS Lambda"), "{stderr}");
+    assert!(stderr.contains("cargo run --example demo"), "{stderr}");
 
     let (success, stdout, _) = run_binary(&["--help"]);
     assert!(success);
-    assert!(stdout.contains("demo"));
-
-    let (success, _, stderr) = run_binary(&["frobnicate"]);
-    assert!(!success);
     assert!(
-        stderr.contains("unknown command \"frobnicate\""),
-        "{stderr}"
-    );
-}
-
-#[tokio::test]
-async fn the_simulator_command_serves_a_table_api_for_cargo_lambda_watch() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ilert-servicenow"))
-        .args(["simulator", &port.to_string()])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first_line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut first_line,
-    )
-    .unwrap();
-    assert!(
-        first_line.contains(&format!("http://127.0.0.1:{port}")),
-        "{first_line}"
+        stdout.contains("check") && stdout.contains("send"),
+        "{stdout}"
     );
 
-    let url = format!("http://127.0.0.1:{port}/api/now/table/incident");
-    let client = reqwest::Client::new();
-    let refused = client.get(&url).send().await.unwrap();
-    let allowed = client
-        .get(&url)
-        .basic_auth("ilert.integration", Some("simulator-password"))
-        .send()
-        .await
-        .unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert_eq!(refused.status(), 401);
-    assert_eq!(allowed.status(), 200);
-    assert_eq!(allowed.text().await.unwrap(), r#"{"result":[]}"#);
+    for gone in ["demo", "simulator", "frobnicate"] {
+        let (success, _, stderr) = run_binary(&[gone]);
+        assert!(!success, "{gone}");
+        assert!(
+            stderr.contains(&format!("unknown command \"{gone}\"")),
+            "{stderr}"
+        );
+    }
 }

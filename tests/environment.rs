@@ -2,8 +2,8 @@
 //! Secrets Manager. Its own test binary: it sets process-wide environment variables.
 
 use ilert_servicenow::secrets::{AwsSecretsManager, SecretSource};
-use ilert_servicenow::simulator::SecretsManagerSimulator;
 use secrecy::ExposeSecret;
+use simulator::SecretsManagerSimulator;
 
 #[tokio::test]
 async fn the_secret_is_read_from_the_endpoint_named_in_aws_endpoint_url_secrets_manager() {

@@ -4,8 +4,8 @@
 
 mod support;
 
-use ilert_servicenow::simulator::{Fault, ServiceNowSimulator};
 use serde_json::{json, Value};
+use simulator::{Fault, ServiceNowSimulator};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::*;

@@ -3,8 +3,8 @@
 
 mod support;
 
-use ilert_servicenow::simulator::RuntimeApiSimulator;
 use serde_json::Value;
+use simulator::RuntimeApiSimulator;
 use std::process::{Command, Stdio};
 use support::*;
 

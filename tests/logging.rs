@@ -3,8 +3,8 @@
 
 mod support;
 
-use ilert_servicenow::simulator::Fault;
 use serde_json::{json, Value};
+use simulator::Fault;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use support::*;

@@ -3,8 +3,8 @@
 
 mod support;
 
-use ilert_servicenow::simulator::Fault;
 use serde_json::json;
+use simulator::Fault;
 use std::process::Command;
 use support::*;
 
@@ -170,9 +170,7 @@ async fn check_reports_an_unusable_secret_or_an_unreachable_instance() {
 async fn check_reports_a_missing_secret() {
     // A Secrets Manager that holds no secret of that name.
     let app = TestApp {
-        secrets: ilert_servicenow::simulator::SecretsManagerSimulator::start()
-            .await
-            .unwrap(),
+        secrets: simulator::SecretsManagerSimulator::start().await.unwrap(),
         ..TestApp::spawn().await
     };
     let missing = run(&app, &["check"]).await;

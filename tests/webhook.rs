@@ -4,9 +4,9 @@
 mod support;
 
 use ilert_servicenow::settings::Settings;
-use ilert_servicenow::simulator::Fault;
 use lambda_http::http::{header, Method};
 use serde_json::{json, Value};
+use simulator::Fault;
 use std::time::Duration;
 use support::*;
 

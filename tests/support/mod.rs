@@ -6,11 +6,11 @@ use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use ilert_servicenow::secrets::{AwsSecretsManager, ConnectionCache};
 use ilert_servicenow::servicenow::TableApi;
 use ilert_servicenow::settings::{InvalidSetting, Settings};
-use ilert_servicenow::simulator::{SecretsManagerSimulator, ServiceNowSimulator};
 use ilert_servicenow::webhook::WebhookHandler;
 use lambda_http::http::header;
 use lambda_http::{Body, Request};
 use serde_json::{json, Value};
+use simulator::{SecretsManagerSimulator, ServiceNowSimulator};
 use std::time::Duration;
 
 pub const SECRET_ID: &str = "ilert/servicenow";

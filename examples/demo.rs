@@ -1,13 +1,13 @@
-//! `ilert-servicenow demo`: the bundled iLert events replayed through the real handler against
-//! the built-in ServiceNow simulator, printing the incident after each one. Needs no AWS
+//! `cargo run --example demo`: the bundled iLert events replayed through the real handler
+//! against the ServiceNow simulator, printing the incident after each one. Needs no AWS
 //! account, no ServiceNow instance and no Docker.
 
-use crate::secrets::{ConnectionCache, StaticSecret};
-use crate::servicenow::TableApi;
-use crate::settings::Settings;
-use crate::simulator::ServiceNowSimulator;
-use crate::webhook::WebhookHandler;
+use ilert_servicenow::secrets::{ConnectionCache, StaticSecret};
+use ilert_servicenow::servicenow::TableApi;
+use ilert_servicenow::settings::Settings;
+use ilert_servicenow::webhook::WebhookHandler;
 use serde_json::{json, Value};
+use simulator::ServiceNowSimulator;
 use std::io::Write;
 
 /// The token the bundled events carry (`events/*.json`).
@@ -40,6 +40,12 @@ pub const BUNDLED_EVENTS: &[(&str, &str)] = &[
         include_str!("../events/06-legacy-docs-sample.json"),
     ),
 ];
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    lambda_http::tracing::init_default_subscriber_with_writer(std::io::stderr);
+    run(&mut std::io::stdout()).await
+}
 
 pub async fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let simulator = ServiceNowSimulator::start("ilert.integration", "demo-password").await?;
