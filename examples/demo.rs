@@ -2,10 +2,10 @@
 //! against the ServiceNow simulator, printing the incident after each one. Needs no AWS
 //! account, no ServiceNow instance and no Docker.
 
-use ilert_servicenow::secrets::{ConnectionCache, StaticSecret};
-use ilert_servicenow::servicenow::TableApi;
-use ilert_servicenow::settings::Settings;
-use ilert_servicenow::webhook::WebhookHandler;
+use ilert_servicenow::adapters::secrets::{ConnectionCache, StaticSecret};
+use ilert_servicenow::adapters::servicenow::TableApi;
+use ilert_servicenow::domain::settings::Settings;
+use ilert_servicenow::flow::edge::WebhookHandler;
 use serde_json::{json, Value};
 use simulator::ServiceNowSimulator;
 use std::io::Write;

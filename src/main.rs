@@ -1,13 +1,13 @@
 #![recursion_limit = "256"]
 //! Wiring only: the Lambda entry point, and the commands for operating it.
 
-use ilert_servicenow::lambda;
-use ilert_servicenow::retry::{time_budget_from, DEFAULT_TIME_BUDGET};
-use ilert_servicenow::secrets::{cache_ttl_from, AwsSecretsManager, ConnectionCache};
-use ilert_servicenow::servicenow::TableApi;
-use ilert_servicenow::settings::Settings;
-use ilert_servicenow::telemetry::Metrics;
-use ilert_servicenow::webhook::WebhookHandler;
+use ilert_servicenow::adapters::api_gateway;
+use ilert_servicenow::adapters::secrets::{cache_ttl_from, AwsSecretsManager, ConnectionCache};
+use ilert_servicenow::adapters::servicenow::TableApi;
+use ilert_servicenow::domain::settings::Settings;
+use ilert_servicenow::flow::budget::{time_budget_from, DEFAULT_TIME_BUDGET};
+use ilert_servicenow::flow::edge::WebhookHandler;
+use ilert_servicenow::ops::telemetry::Metrics;
 use lambda_http::Error;
 
 const USAGE: &str = "usage: ilert-servicenow [COMMAND]
@@ -39,7 +39,7 @@ async fn main() -> Result<(), Error> {
             let close_code = Settings::from_environment(std::env::vars())
                 .map(|settings| settings.close_code)
                 .unwrap_or_else(|_| Settings::default().close_code);
-            let passed = ilert_servicenow::operate::check(
+            let passed = ilert_servicenow::ops::commands::check(
                 AwsSecretsManager::from_env().await,
                 &TableApi::new(TableApi::default_http_client()),
                 &close_code,
@@ -57,8 +57,13 @@ async fn main() -> Result<(), Error> {
             let text = std::fs::read_to_string(&path)
                 .map_err(|error| format!("cannot read {path}: {error}"))?;
             let handler = lambda_handler().await;
-            match ilert_servicenow::operate::send(&handler, &text, &query, &mut std::io::stdout())
-                .await
+            match ilert_servicenow::ops::commands::send(
+                &handler,
+                &text,
+                &query,
+                &mut std::io::stdout(),
+            )
+            .await
             {
                 Ok(true) => Ok(()),
                 Ok(false) => std::process::exit(1),
@@ -90,7 +95,7 @@ async fn serve_lambda() -> Result<(), Error> {
             tracing::warn!(%problem, "could not read the secret yet; the first event will try again");
         }
     };
-    let (served, ()) = tokio::join!(lambda::serve(&handler), prefetch);
+    let (served, ()) = tokio::join!(api_gateway::serve(&handler), prefetch);
     served
 }
 

@@ -1,7 +1,7 @@
 //! The function's AWS wiring honours the standard variables, so it can be pointed at a local
 //! Secrets Manager. Its own test binary: it sets process-wide environment variables.
 
-use ilert_servicenow::secrets::{AwsSecretsManager, SecretSource};
+use ilert_servicenow::adapters::secrets::{AwsSecretsManager, SecretSource};
 use secrecy::ExposeSecret;
 use simulator::SecretsManagerSimulator;
 

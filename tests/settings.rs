@@ -3,7 +3,7 @@
 
 mod support;
 
-use ilert_servicenow::settings::Settings;
+use ilert_servicenow::domain::settings::Settings;
 use serde_json::Value;
 use support::*;
 
@@ -300,7 +300,7 @@ async fn unusable_deployment_defaults_are_a_500_naming_the_variable() {
 fn the_sam_template_exposes_every_setting_as_a_deployment_default() {
     let template =
         std::fs::read_to_string(format!("{}/template.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    for name in ilert_servicenow::settings::SETTING_NAMES {
+    for name in ilert_servicenow::domain::settings::SETTING_NAMES {
         let variable = format!("DEFAULT_{}: !Ref", name.to_ascii_uppercase());
         assert!(
             template.contains(&variable),

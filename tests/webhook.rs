@@ -3,7 +3,7 @@
 
 mod support;
 
-use ilert_servicenow::settings::Settings;
+use ilert_servicenow::domain::settings::Settings;
 use lambda_http::http::{header, Method};
 use serde_json::{json, Value};
 use simulator::Fault;

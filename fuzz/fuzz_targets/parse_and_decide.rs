@@ -6,10 +6,10 @@
 //! `Unchanged` (a redelivery writes nothing).
 #![no_main]
 
-use ilert_servicenow::alert::AlertEvent;
-use ilert_servicenow::decision::{decide, People, Plan};
-use ilert_servicenow::incident::{CorrelationId, Incident, IncidentState};
-use ilert_servicenow::settings::Settings;
+use ilert_servicenow::domain::alert::AlertEvent;
+use ilert_servicenow::domain::decision::{decide, People, Plan};
+use ilert_servicenow::domain::incident::{CorrelationId, Incident, IncidentState};
+use ilert_servicenow::domain::settings::Settings;
 use libfuzzer_sys::fuzz_target;
 
 fn chars(value: &Option<String>) -> usize {

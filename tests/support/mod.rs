@@ -3,10 +3,10 @@
 #![allow(dead_code)] // each test binary uses its own part of this
 
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
-use ilert_servicenow::secrets::{AwsSecretsManager, ConnectionCache};
-use ilert_servicenow::servicenow::TableApi;
-use ilert_servicenow::settings::{InvalidSetting, Settings};
-use ilert_servicenow::webhook::WebhookHandler;
+use ilert_servicenow::adapters::secrets::{AwsSecretsManager, ConnectionCache};
+use ilert_servicenow::adapters::servicenow::TableApi;
+use ilert_servicenow::domain::settings::{InvalidSetting, Settings};
+use ilert_servicenow::flow::edge::WebhookHandler;
 use lambda_http::http::header;
 use lambda_http::{Body, Request};
 use serde_json::{json, Value};

@@ -437,11 +437,11 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
 #[cfg(test)]
 pub(crate) fn sample(name: &str) -> AlertEvent {
     let envelope = match name {
-        "01-alert-created" => include_str!("../events/01-alert-created.json"),
-        "02-alert-acknowledged" => include_str!("../events/02-alert-acknowledged.json"),
-        "03-alert-comment-added" => include_str!("../events/03-alert-comment-added.json"),
-        "04-alert-resolved" => include_str!("../events/04-alert-resolved.json"),
-        "06-legacy-docs-sample" => include_str!("../events/06-legacy-docs-sample.json"),
+        "01-alert-created" => include_str!("../../events/01-alert-created.json"),
+        "02-alert-acknowledged" => include_str!("../../events/02-alert-acknowledged.json"),
+        "03-alert-comment-added" => include_str!("../../events/03-alert-comment-added.json"),
+        "04-alert-resolved" => include_str!("../../events/04-alert-resolved.json"),
+        "06-legacy-docs-sample" => include_str!("../../events/06-legacy-docs-sample.json"),
         other => panic!("no sample named {other}"),
     };
     let envelope: serde_json::Value = serde_json::from_str(envelope).unwrap();

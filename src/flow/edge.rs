@@ -1,17 +1,19 @@
 //! The function's flow, top to bottom: request → authenticate → parse → look up → decide →
 //! write → answer. Every failure becomes exactly one HTTP answer here.
 
-use crate::alert::{AlertEvent, InvalidEvent};
-use crate::auth::{authenticate, Unauthorized};
-use crate::decision::{
+use crate::adapters::secrets::{
+    Connection, ConnectionCache, SecretError, SecretSource, ServiceNowAccount,
+};
+use crate::adapters::servicenow::{IncidentTable, ServiceNowError, UserKey};
+use crate::domain::alert::{AlertEvent, InvalidEvent};
+use crate::domain::decision::{
     cancel_duplicate, decide, ignored_by_policy, wants_assignee, Assignee, People, Plan,
 };
-use crate::incident::{CorrelationId, Incident, IncidentChanges};
-use crate::retry::{Backoff, Budget, DEFAULT_TIME_BUDGET};
-use crate::secrets::{Connection, ConnectionCache, SecretError, SecretSource, ServiceNowAccount};
-use crate::servicenow::{IncidentTable, ServiceNowError, UserKey};
-use crate::settings::{Email, InvalidSetting, Settings, UserRef};
-use crate::telemetry::{Ending, Metrics, Summary};
+use crate::domain::incident::{CorrelationId, Incident, IncidentChanges};
+use crate::domain::settings::{Email, InvalidSetting, Settings, UserRef};
+use crate::flow::auth::{authenticate, Unauthorized};
+use crate::flow::budget::{Backoff, Budget, DEFAULT_TIME_BUDGET};
+use crate::ops::telemetry::{Ending, Metrics, Summary};
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;

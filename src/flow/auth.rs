@@ -1,7 +1,7 @@
 //! Checks that a call comes from iLert: a bearer token (a custom header on the webhook alert
 //! action) or HTTP Basic credentials (put in the webhook URL). iLert has no signatures.
 
-use crate::secrets::WebhookCredentials;
+use crate::adapters::secrets::WebhookCredentials;
 use base64::Engine;
 use lambda_http::http::{header::AUTHORIZATION, HeaderMap};
 use secrecy::ExposeSecret;

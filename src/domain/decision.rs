@@ -2,12 +2,12 @@
 //! settings, what to write to ServiceNow. Pure: every business rule lives here and is tested
 //! without I/O.
 
-use crate::alert::{shorten, AlertEvent, AlertStatus, EventKind, Priority};
-use crate::incident::{
+use crate::domain::alert::{shorten, AlertEvent, AlertStatus, EventKind, Priority};
+use crate::domain::incident::{
     CorrelationId, Incident, IncidentChanges, IncidentState, NoteFingerprint, NoteMemory,
     CORRELATION_DISPLAY, CORRELATION_FIELD_MAX_CHARS,
 };
-use crate::settings::{OnAccept, OnComment, OnOther, OnResolve, Placeholder, Settings};
+use crate::domain::settings::{OnAccept, OnComment, OnOther, OnResolve, Placeholder, Settings};
 
 /// ServiceNow's default length of `short_description`.
 const SHORT_DESCRIPTION_MAX_CHARS: usize = 160;
@@ -514,7 +514,7 @@ fn event_identity(event: &AlertEvent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{sample, Person};
+    use crate::domain::alert::{sample, Person};
 
     fn settings() -> Settings {
         Settings::default()

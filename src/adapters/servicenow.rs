@@ -1,10 +1,10 @@
 //! ServiceNow's Table API for incidents, behind a small trait so the flow does not depend on
 //! HTTP. The real adapter guards against the instance's traps (see the README's notes).
 
-use crate::alert::shorten;
-use crate::incident::{CorrelationId, Incident, IncidentChanges, IncidentState};
-use crate::secrets::ServiceNowAccount;
-use crate::settings::Email;
+use crate::adapters::secrets::ServiceNowAccount;
+use crate::domain::alert::shorten;
+use crate::domain::incident::{CorrelationId, Incident, IncidentChanges, IncidentState};
+use crate::domain::settings::Email;
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;

@@ -381,7 +381,7 @@ impl Settings {
             InvalidSetting(format!(
                 "{} must be {accepts}, got {:?}",
                 source.label(name),
-                crate::alert::shorten(value, 60)
+                crate::domain::alert::shorten(value, 60)
             ))
         };
         if value.chars().count() > MAX_VALUE_CHARS {

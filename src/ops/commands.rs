@@ -2,12 +2,12 @@
 //! `check` proves the connection step by step, `send` runs one event through the real handler
 //! against the configured instance. Neither ever prints a secret.
 
-use crate::alert::shorten;
-use crate::incident::{IncidentChanges, CORRELATION_DISPLAY};
-use crate::lambda::{HttpApiEvent, HttpDescription, RequestContext};
-use crate::secrets::{Connection, SecretError, SecretSource};
-use crate::servicenow::{IncidentTable, ServiceNowError, TableApi};
-use crate::webhook::WebhookHandler;
+use crate::adapters::api_gateway::{HttpApiEvent, HttpDescription, RequestContext};
+use crate::adapters::secrets::{Connection, SecretError, SecretSource};
+use crate::adapters::servicenow::{IncidentTable, ServiceNowError, TableApi};
+use crate::domain::alert::shorten;
+use crate::domain::incident::{IncidentChanges, CORRELATION_DISPLAY};
+use crate::flow::edge::WebhookHandler;
 use base64::Engine;
 use lambda_runtime::Context;
 use secrecy::ExposeSecret;
@@ -272,7 +272,7 @@ pub async fn send<S: SecretSource>(
     context.deadline = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| (d + Duration::from_secs(20)).as_millis() as u64);
-    let answer = crate::lambda::answer(handler, event, context).await;
+    let answer = crate::adapters::api_gateway::answer(handler, event, context).await;
     let _ = writeln!(
         out,
         "{} {}",

@@ -3,9 +3,9 @@
 //! flagged as base64 that does not decode (here it is an ordinary 400), and it reads every
 //! field of the event into a full request model, where the webhook needs five.
 
-use crate::secrets::SecretSource;
-use crate::servicenow::IncidentTable;
-use crate::webhook::{UndecodableBody, WebhookHandler};
+use crate::adapters::secrets::SecretSource;
+use crate::adapters::servicenow::IncidentTable;
+use crate::flow::edge::{UndecodableBody, WebhookHandler};
 use base64::Engine;
 use lambda_http::http::{self, HeaderName, HeaderValue};
 use lambda_http::{Body, Request, RequestExt, Response};

@@ -1,7 +1,7 @@
 //! The ServiceNow incident as this function sees it: what a lookup returns and what a write
 //! sends. No I/O here.
 
-use crate::alert::AlertId;
+use crate::domain::alert::AlertId;
 use serde::Serialize;
 
 /// ServiceNow's default length of `correlation_id` and `correlation_display`.

@@ -1,0 +1,5 @@
+//! For the people who run the function: the `check` and `send` commands, and what each
+//! invocation tells the logs and metrics.
+
+pub mod commands;
+pub mod telemetry;
