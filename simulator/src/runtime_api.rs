@@ -1,0 +1,125 @@
+//! The AWS Lambda Runtime API.
+
+use crate::server::{respond, serve, HttpResponse, ANY_LOOPBACK_PORT};
+use hyper::{Method, StatusCode};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// The AWS Lambda Runtime API (`AWS_LAMBDA_RUNTIME_API`), enough to run the function's
+/// binary as Lambda does: it polls `/next` for an event and posts the answer back.
+#[derive(Clone)]
+pub struct RuntimeApiSimulator {
+    address: SocketAddr,
+    state: Arc<Mutex<RuntimeState>>,
+    event_ready: Arc<tokio::sync::Notify>,
+}
+
+#[derive(Default)]
+struct RuntimeState {
+    pending: std::collections::VecDeque<(String, String)>,
+    waiting: BTreeMap<String, tokio::sync::oneshot::Sender<String>>,
+    first_poll: Option<std::time::Instant>,
+    next_id: u64,
+}
+
+impl RuntimeApiSimulator {
+    pub async fn start() -> std::io::Result<Self> {
+        let state = Arc::new(Mutex::new(RuntimeState::default()));
+        let event_ready = Arc::new(tokio::sync::Notify::new());
+        let (shared, ready) = (Arc::clone(&state), Arc::clone(&event_ready));
+        let address = serve(
+            ANY_LOOPBACK_PORT.into(),
+            Arc::default(),
+            move |method, path, _query, _headers, body| {
+                let (state, ready) = (Arc::clone(&shared), Arc::clone(&ready));
+                async move { Some(runtime_api(&state, &ready, &method, &path, &body).await) }
+            },
+        )
+        .await?;
+        Ok(Self {
+            address,
+            state,
+            event_ready,
+        })
+    }
+
+    /// The value for `AWS_LAMBDA_RUNTIME_API`.
+    pub fn address(&self) -> String {
+        self.address.to_string()
+    }
+
+    /// When the function first asked for an event: the end of its initialisation.
+    pub fn first_poll(&self) -> Option<std::time::Instant> {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first_poll
+    }
+
+    /// Hands `event` to the function and waits for its answer.
+    pub async fn invoke(&self, event: String) -> Option<String> {
+        let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+        {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.next_id += 1;
+            let id = format!("bench-{:012}", state.next_id);
+            state.waiting.insert(id.clone(), answer_tx);
+            state.pending.push_back((id, event));
+        }
+        self.event_ready.notify_one();
+        answer_rx.await.ok()
+    }
+}
+
+async fn runtime_api(
+    state: &Mutex<RuntimeState>,
+    ready: &tokio::sync::Notify,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+) -> HttpResponse {
+    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+    if method == Method::GET && path == "/2018-06-01/runtime/invocation/next" {
+        lock()
+            .first_poll
+            .get_or_insert_with(std::time::Instant::now);
+        loop {
+            let notified = ready.notified();
+            let next = lock().pending.pop_front();
+            if let Some((id, event)) = next {
+                let deadline_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64 + 20_000);
+                let mut response = respond(StatusCode::OK, "application/json", event);
+                let headers = response.headers_mut();
+                headers.insert("lambda-runtime-aws-request-id", id.parse().expect("ascii"));
+                headers.insert("lambda-runtime-deadline-ms", deadline_ms.into());
+                headers.insert(
+                    "lambda-runtime-invoked-function-arn",
+                    hyper::header::HeaderValue::from_static(
+                        "arn:aws:lambda:eu-central-1:123456789012:function:ilert-servicenow",
+                    ),
+                );
+                headers.insert(
+                    "lambda-runtime-trace-id",
+                    hyper::header::HeaderValue::from_static(
+                        "Root=1-00000000-000000000000000000000000",
+                    ),
+                );
+                return response;
+            }
+            notified.await;
+        }
+    }
+    let answered = path
+        .strip_prefix("/2018-06-01/runtime/invocation/")
+        .and_then(|rest| rest.split_once('/'));
+    if let Some((id, "response" | "error")) = answered {
+        if let Some(waiter) = lock().waiting.remove(id) {
+            let _ = waiter.send(String::from_utf8_lossy(body).into_owned());
+        }
+        return respond(StatusCode::ACCEPTED, "application/json", "{}");
+    }
+    respond(StatusCode::ACCEPTED, "application/json", "{}")
+}

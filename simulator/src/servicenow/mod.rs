@@ -1,0 +1,398 @@
+//! A stateful ServiceNow instance with an incident table and `sys_user`, keeping the traps of
+//! a real one (see the README): values are strings, journal fields read back empty, an
+//! invalid query term is dropped (widening the query), resolving without close fields hits a
+//! data-policy 403, Closed and Canceled incidents refuse writes, and `priority` is computed
+//! from impact and urgency.
+
+mod instance;
+
+use instance::record_of;
+
+use crate::server::{respond, serve, ServerStats, ANY_LOOPBACK_PORT};
+use base64::Engine;
+use hyper::{Method, StatusCode};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// A request the simulator received, for assertions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: BTreeMap<String, String>,
+    pub body: Option<Value>,
+}
+
+/// One journal entry (work note or customer-visible comment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub field: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone)]
+struct StoredIncident {
+    fields: BTreeMap<String, String>,
+    journal: Vec<JournalEntry>,
+}
+
+/// Fields an incident has; a query term naming any other field is "invalid".
+const INCIDENT_FIELDS: &[&str] = &[
+    "sys_id",
+    "number",
+    "state",
+    "short_description",
+    "description",
+    "correlation_id",
+    "correlation_display",
+    "impact",
+    "urgency",
+    "priority",
+    "close_code",
+    "close_notes",
+    "caller_id",
+    "assignment_group",
+    "assigned_to",
+    "category",
+    "subcategory",
+    "cmdb_ci",
+    "business_service",
+    "service_offering",
+    "contact_type",
+    "location",
+    "company",
+    "hold_reason",
+    "active",
+    "opened_at",
+    "resolved_at",
+    "sys_created_on",
+    "sys_updated_on",
+    "work_notes",
+    "comments",
+];
+const JOURNAL_FIELDS: &[&str] = &["work_notes", "comments"];
+const USER_FIELDS: &[&str] = &["sys_id", "user_name", "email", "name", "active"];
+const REFERENCE_FIELDS: &[&str] = &[
+    "caller_id",
+    "assignment_group",
+    "assigned_to",
+    "cmdb_ci",
+    "business_service",
+    "service_offering",
+    "location",
+    "company",
+];
+
+#[derive(Debug, Default)]
+struct ServiceNowState {
+    incidents: Vec<StoredIncident>,
+    users: Vec<BTreeMap<String, String>>,
+    requests: Vec<ReceivedRequest>,
+    next_number: u32,
+    expected_auth: String,
+    user_login: (String, String),
+    oauth: OAuthState,
+    quirks: Quirks,
+}
+
+/// The instance's OAuth 2.0 application: one client, the tokens it issued.
+#[derive(Debug, Default)]
+struct OAuthState {
+    client: Option<(String, String)>,
+    valid_tokens: Vec<String>,
+    issued: u32,
+    lifetime_seconds: u64,
+    /// The grant type of every token request, oldest first.
+    grants: Vec<String>,
+}
+
+pub(super) fn basic_auth(username: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+    )
+}
+
+/// Ways a real instance misbehaves that tests can switch on.
+#[derive(Debug, Default)]
+struct Quirks {
+    /// Faults for coming requests, each taken by the first request of its method.
+    faults: std::collections::VecDeque<(Option<Method>, Fault)>,
+    /// Extra time every request of a method takes before it is applied.
+    latency: BTreeMap<String, Duration>,
+    /// Fields queries cannot see (hidden by an ACL, or misspelled on the caller's side): a
+    /// term naming one is dropped and the query widens.
+    hidden_from_queries: Vec<String>,
+    /// Fields a field-level ACL silently refuses to write, still answering 200.
+    dropped_on_write: Vec<String>,
+}
+
+/// One injected failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this instead of the Table API's answer; nothing is applied.
+    Answer {
+        status: u16,
+        content_type: &'static str,
+        body: String,
+        retry_after_seconds: Option<u64>,
+    },
+    /// Cut the connection before the request is applied.
+    CutBeforeApplying,
+    /// Apply the request, then cut the connection: the caller never learns it worked.
+    CutAfterApplying,
+    /// Take this long before applying the request.
+    Delay(Duration),
+}
+
+impl Fault {
+    /// A Table API error answer, as an instance gives it when throttling or failing.
+    pub fn status(status: u16, retry_after_seconds: Option<u64>) -> Self {
+        let reason = StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error");
+        Self::Answer {
+            status,
+            content_type: "application/json",
+            body: json!({ "error": { "message": reason, "detail": "injected by the simulator" }, "status": "failure" })
+                .to_string(),
+            retry_after_seconds,
+        }
+    }
+
+    /// What a sleeping developer instance serves: 200 with an HTML page.
+    pub fn hibernating() -> Self {
+        Self::Answer {
+            status: 200,
+            content_type: "text/html",
+            body: "<html><body><h1>Your instance is hibernating</h1></body></html>".into(),
+            retry_after_seconds: None,
+        }
+    }
+}
+
+/// A stateful ServiceNow instance with an incident table, reached over HTTP on loopback.
+#[derive(Clone)]
+pub struct ServiceNowSimulator {
+    address: SocketAddr,
+    state: Arc<Mutex<ServiceNowState>>,
+    stats: Arc<ServerStats>,
+}
+
+impl ServiceNowSimulator {
+    /// Starts an instance on a free loopback port that accepts only `username`/`password`
+    /// (HTTP Basic).
+    pub async fn start(username: &str, password: &str) -> std::io::Result<Self> {
+        Self::start_at(ANY_LOOPBACK_PORT.into(), username, password).await
+    }
+
+    pub async fn start_at(
+        address: SocketAddr,
+        username: &str,
+        password: &str,
+    ) -> std::io::Result<Self> {
+        let state = Arc::new(Mutex::new(ServiceNowState {
+            next_number: 10001,
+            expected_auth: basic_auth(username, password),
+            user_login: (username.to_owned(), password.to_owned()),
+            oauth: OAuthState {
+                lifetime_seconds: 1799,
+                ..OAuthState::default()
+            },
+            ..ServiceNowState::default()
+        }));
+        state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add_user(username, "", "iLert Integration");
+        let shared = Arc::clone(&state);
+        let stats = Arc::new(ServerStats::default());
+        let address = serve(
+            address,
+            Arc::clone(&stats),
+            move |method, path, query, headers, body| {
+                let state = Arc::clone(&shared);
+                async move {
+                    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+                    let (delay, fault) = lock().receive(&method, &path, query.as_deref(), &body);
+                    if let Some(delay) = delay {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let authorization = headers
+                        .get(hyper::header::AUTHORIZATION)
+                        .map(|value| value.as_bytes().to_vec())
+                        .unwrap_or_default();
+                    let apply = || {
+                        lock().table_api(&authorization, &method, &path, query.as_deref(), &body)
+                    };
+                    match fault {
+                        Some(Fault::Answer {
+                            status,
+                            content_type,
+                            body,
+                            retry_after_seconds,
+                        }) => {
+                            let mut response = respond(
+                                StatusCode::from_u16(status).expect("a valid status"),
+                                content_type,
+                                body,
+                            );
+                            if let Some(seconds) = retry_after_seconds {
+                                response
+                                    .headers_mut()
+                                    .insert(hyper::header::RETRY_AFTER, seconds.into());
+                            }
+                            Some(response)
+                        }
+                        Some(Fault::CutBeforeApplying) => None,
+                        Some(Fault::CutAfterApplying) => {
+                            apply();
+                            None
+                        }
+                        Some(Fault::Delay(_)) | None => Some(apply()),
+                    }
+                }
+            },
+        )
+        .await?;
+        Ok(Self {
+            address,
+            state,
+            stats,
+        })
+    }
+
+    /// Connections opened to the instance, and the time it spent answering.
+    pub fn stats(&self) -> &ServerStats {
+        &self.stats
+    }
+
+    /// The instance URL to put in the secret.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ServiceNowState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every incident as the Table API would return it with all fields (journals empty).
+    pub fn incidents(&self) -> Vec<Map<String, Value>> {
+        self.lock()
+            .incidents
+            .iter()
+            .map(|incident| record_of(incident, None, true))
+            .collect()
+    }
+
+    /// The incident with this correlation id, if exactly one has it.
+    pub fn incident_for(&self, correlation_id: &str) -> Option<Map<String, Value>> {
+        let all: Vec<_> = self
+            .incidents()
+            .into_iter()
+            .filter(|i| i["correlation_id"] == correlation_id)
+            .collect();
+        match all.as_slice() {
+            [one] => Some(one.clone()),
+            _ => None,
+        }
+    }
+
+    /// The journal entries of the incident with this number, oldest first.
+    pub fn journal(&self, number: &str) -> Vec<JournalEntry> {
+        self.lock()
+            .incidents
+            .iter()
+            .find(|i| i.fields.get("number").map(String::as_str) == Some(number))
+            .map(|i| i.journal.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn requests(&self) -> Vec<ReceivedRequest> {
+        self.lock().requests.clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.lock().requests.clear();
+    }
+
+    /// Queues a fault for the next request with this method (`None`: any method).
+    pub fn inject(&self, method: Option<&str>, fault: Fault) {
+        let method = method.map(|m| Method::from_bytes(m.as_bytes()).expect("an HTTP method"));
+        self.lock().quirks.faults.push_back((method, fault));
+    }
+
+    /// Every request with this method takes `delay` longer, before it is applied.
+    pub fn set_latency(&self, method: &str, delay: Duration) {
+        self.lock().quirks.latency.insert(method.to_owned(), delay);
+    }
+
+    /// Changes the integration user's password, as an admin rotating it would.
+    pub fn set_password(&self, username: &str, password: &str) {
+        let mut state = self.lock();
+        state.expected_auth = basic_auth(username, password);
+        state.user_login = (username.to_owned(), password.to_owned());
+    }
+
+    /// Registers an OAuth application: `/oauth_token.do` then issues access tokens for
+    /// this client (password grant with the integration user, or client credentials).
+    pub fn enable_oauth(&self, client_id: &str, client_secret: &str) {
+        self.lock().oauth.client = Some((client_id.to_owned(), client_secret.to_owned()));
+    }
+
+    /// The `expires_in` of tokens issued from now on.
+    pub fn set_token_lifetime(&self, seconds: u64) {
+        self.lock().oauth.lifetime_seconds = seconds;
+    }
+
+    /// Revokes every access token issued so far, as an admin or an expiry would.
+    pub fn revoke_tokens(&self) {
+        self.lock().oauth.valid_tokens.clear();
+    }
+
+    /// The grant type of every token request received.
+    pub fn token_grants(&self) -> Vec<String> {
+        self.lock().oauth.grants.clone()
+    }
+
+    /// Adds an active user to `sys_user`; returns its sys_id.
+    pub fn add_user(&self, user_name: &str, email: &str, name: &str) -> String {
+        self.lock().add_user(user_name, email, name)
+    }
+
+    /// Requests to the incident table only, without the `sys_user` lookups.
+    pub fn incident_requests(&self) -> Vec<ReceivedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path.starts_with("/api/now/table/incident"))
+            .collect()
+    }
+
+    /// Makes query terms on `field` invalid, as on an instance where an ACL hides it: the
+    /// instance then drops the term and returns every row.
+    pub fn hide_from_queries(&self, field: &str) {
+        self.lock()
+            .quirks
+            .hidden_from_queries
+            .push(field.to_owned());
+    }
+
+    /// A field-level ACL that drops writes to `field` and still answers 200.
+    pub fn drop_writes_to(&self, field: &str) {
+        self.lock().quirks.dropped_on_write.push(field.to_owned());
+    }
+
+    /// Adds an incident as if someone had created it on the instance; returns its number.
+    pub fn insert(&self, fields: &[(&str, &str)]) -> String {
+        let mut state = self.lock();
+        let record = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        state.insert(record).fields["number"].clone()
+    }
+}
