@@ -4,4 +4,9 @@
 pub mod alert;
 pub mod decision;
 pub mod incident;
+pub mod render;
 pub mod settings;
+pub mod template;
+
+#[cfg(test)]
+mod fixtures;

@@ -1,0 +1,575 @@
+//! The decision's rules, one behaviour per test.
+
+use super::*;
+use crate::domain::alert::sample;
+use crate::domain::fixtures::{
+    acknowledged, apply, changes_of, commented, created, decide, incident_in, resolved, run,
+    settings, with,
+};
+
+#[test]
+fn the_first_pending_event_creates_a_new_incident_keyed_by_the_alert() {
+    let changes = match decide(&created(), None, &settings()) {
+        Plan::Create(changes) => changes,
+        other => panic!("expected a create, got {other:?}"),
+    };
+    assert_eq!(
+        changes.short_description.as_deref(),
+        Some("PENDING PROBLEM: api-gateway-prod p95 latency > 2s")
+    );
+    assert_eq!(changes.state.as_deref(), Some("1"));
+    assert_eq!(changes.correlation_id.as_deref(), Some("ilert:12797430"));
+    assert_eq!(changes.correlation_display.as_deref(), Some("iLert"));
+    assert_eq!(changes.work_notes, None);
+    assert_eq!(changes.close_code, None);
+}
+
+#[test]
+fn priority_becomes_impact_and_urgency_and_high_ranks_above_low() {
+    let high = changes_of(decide(&created(), None, &settings()));
+    let mut low_event = created();
+    low_event.priority = Some(Priority::Low);
+    let low = changes_of(decide(&low_event, None, &settings()));
+    let rank = |c: &IncidentChanges| {
+        c.impact.as_ref().unwrap().parse::<u8>().unwrap()
+            + c.urgency.as_ref().unwrap().parse::<u8>().unwrap()
+    };
+    assert!(rank(&high) < rank(&low), "1 is high in ServiceNow");
+    let json = serde_json::to_value(&high).unwrap();
+    assert!(
+        json.get("priority").is_none(),
+        "priority is computed by ServiceNow"
+    );
+}
+
+#[test]
+fn a_first_event_that_is_already_resolved_opens_no_incident() {
+    assert!(matches!(
+        decide(&resolved(), None, &settings()),
+        Plan::Ignore { .. }
+    ));
+}
+
+#[test]
+fn a_first_event_of_any_other_type_creates_the_incident_in_its_status() {
+    let changes = changes_of(decide(&acknowledged(), None, &settings()));
+    assert_eq!(changes.state.as_deref(), Some("2"));
+    assert_eq!(
+        changes.work_notes.as_deref(),
+        Some("Accepted in iLert by Jane Doe.")
+    );
+    assert!(changes.correlation_display.unwrap().starts_with("iLert #"));
+
+    let comment = changes_of(decide(&commented(), None, &settings()));
+    assert!(comment.work_notes.unwrap().contains("Rolled back deploy"));
+
+    let mut unknown = created();
+    unknown.kind = EventKind::Other("alert-channel-attached".into());
+    unknown.status = AlertStatus::Accepted;
+    let changes = changes_of(decide(&unknown, None, &settings()));
+    assert_eq!(changes.state.as_deref(), Some("2"));
+    assert_eq!(changes.work_notes, None);
+}
+
+#[test]
+fn the_legacy_docs_sample_creates_an_in_progress_incident() {
+    let changes = changes_of(decide(&sample("06-legacy-docs-sample"), None, &settings()));
+    assert_eq!(changes.state.as_deref(), Some("2"));
+    assert_eq!(changes.impact.as_deref(), Some("3"));
+    assert_eq!(
+        changes.work_notes.as_deref(),
+        Some("Accepted in iLert by Andreas Farmer.")
+    );
+}
+
+#[test]
+fn the_full_lifecycle_lands_on_one_incident_in_the_right_states() {
+    let (incident, plans) = run(&[created(), acknowledged(), commented(), resolved()]);
+    assert!(matches!(plans[0], Plan::Create(_)));
+    let accept = changes_of(plans[1].clone());
+    assert_eq!(accept.state.as_deref(), Some("2"));
+    assert_eq!(
+        accept.short_description.as_deref(),
+        Some("ACCEPTED PROBLEM: api-gateway-prod p95 latency > 2s")
+    );
+    assert_eq!(
+        accept.work_notes.as_deref(),
+        Some("Accepted in iLert by Jane Doe.")
+    );
+    let comment = changes_of(plans[2].clone());
+    assert_eq!(comment.state, None);
+    assert_eq!(comment.short_description, None);
+    assert_eq!(
+        comment.work_notes.as_deref(),
+        Some("Comment in iLert: Rolled back deploy 2025.10.17-3 (\"gw-cache\" flag); latency recovering.")
+    );
+    let resolve = changes_of(plans[3].clone());
+    assert_eq!(resolve.state.as_deref(), Some("6"));
+    assert_eq!(resolve.close_code.as_deref(), Some("Solution provided"));
+    let close_notes = resolve.close_notes.unwrap();
+    assert!(close_notes.starts_with("Root cause: cache flag in deploy 2025.10.17-3. Rolled back."));
+    assert!(close_notes
+        .contains("Resolved in iLert at 2025-10-17T11:05:44.310Z (responder: Jane Doe)."));
+    assert_eq!(
+        resolve.work_notes.as_deref(),
+        Some("Resolved in iLert by Jane Doe.")
+    );
+    let incident = incident.unwrap();
+    assert_eq!(incident.state, IncidentState::Resolved);
+    assert_eq!(
+        incident.short_description,
+        "RESOLVED PROBLEM: api-gateway-prod p95 latency > 2s"
+    );
+}
+
+#[test]
+fn redelivering_any_event_writes_nothing() {
+    let lifecycle = [created(), acknowledged(), commented(), resolved()];
+    for upto in 1..=lifecycle.len() {
+        let (incident, _) = run(&lifecycle[..upto]);
+        for event in &lifecycle[..upto] {
+            assert_eq!(
+                decide(event, incident.as_ref(), &settings()),
+                Plan::Unchanged,
+                "{:?} after {upto} events",
+                event.kind
+            );
+        }
+    }
+}
+
+#[test]
+fn a_redelivered_event_without_an_event_id_is_still_recognised() {
+    let mut comment = commented();
+    comment.event_id = None;
+    let (incident, plans) = run(&[created(), comment.clone(), comment]);
+    assert!(matches!(plans[1], Plan::Update { .. }));
+    assert_eq!(plans[2], Plan::Unchanged);
+    assert!(incident.is_some());
+}
+
+#[test]
+fn two_different_comments_each_add_their_note() {
+    let mut second = commented();
+    second.event_id = Some("another-event".into());
+    second.comment = Some("Second thought".into());
+    let (_, plans) = run(&[created(), commented(), second]);
+    assert!(changes_of(plans[2].clone())
+        .work_notes
+        .unwrap()
+        .contains("Second thought"));
+}
+
+#[test]
+fn state_never_moves_backwards() {
+    let (_, plans) = run(&[created(), resolved(), acknowledged(), created()]);
+    assert_eq!(plans[2], Plan::Unchanged, "a late accept after resolve");
+    assert_eq!(plans[3], Plan::Unchanged, "a late create after resolve");
+    let (_, plans) = run(&[acknowledged(), created()]);
+    assert_eq!(plans[1], Plan::Unchanged, "a late create after accept");
+}
+
+#[test]
+fn closed_and_canceled_incidents_are_never_written() {
+    for state in ["7", "8"] {
+        let incident = incident_in(state);
+        for event in [created(), acknowledged(), commented(), resolved()] {
+            assert_eq!(
+                decide(&event, Some(&incident), &settings()),
+                Plan::Unchanged
+            );
+        }
+    }
+}
+
+#[test]
+fn a_comment_on_a_resolved_incident_is_still_noted_but_progress_notes_are_not() {
+    let incident = Incident {
+        short_description: "RESOLVED PROBLEM: api-gateway-prod p95 latency > 2s".into(),
+        ..incident_in("6")
+    };
+    let comment = changes_of(decide(&commented(), Some(&incident), &settings()));
+    assert!(comment.work_notes.is_some());
+    assert_eq!(comment.state, None);
+    let mut assigned = acknowledged();
+    assigned.kind = EventKind::Assigned;
+    assert_eq!(
+        decide(&assigned, Some(&incident), &settings()),
+        Plan::Unchanged
+    );
+}
+
+#[test]
+fn assignment_and_escalation_add_a_note_naming_who() {
+    let incident = incident_in("2");
+    let mut assigned = acknowledged();
+    assigned.kind = EventKind::Assigned;
+    assigned.event_id = Some("assign-1".into());
+    assert_eq!(
+        changes_of(decide(&assigned, Some(&incident), &settings()))
+            .work_notes
+            .as_deref(),
+        Some("Assigned in iLert to Jane Doe.")
+    );
+    let mut escalated = acknowledged();
+    escalated.kind = EventKind::AutoEscalated;
+    escalated.event_id = Some("escalate-1".into());
+    assert_eq!(
+        changes_of(decide(&escalated, Some(&incident), &settings()))
+            .work_notes
+            .as_deref(),
+        Some("Escalated in iLert to Jane Doe (escalation policy Platform On-Call).")
+    );
+}
+
+#[test]
+fn an_accept_on_an_incident_on_hold_keeps_its_state() {
+    let incident = incident_in("3");
+    let plan = decide(&acknowledged(), Some(&incident), &settings());
+    let changes = changes_of(plan);
+    assert_eq!(changes.state, None);
+    assert_eq!(
+        changes.work_notes.as_deref(),
+        Some("Accepted in iLert by Jane Doe.")
+    );
+}
+
+#[test]
+fn a_custom_state_counts_as_work_in_progress() {
+    let incident = incident_in("101");
+    assert_eq!(
+        changes_of(decide(&resolved(), Some(&incident), &settings()))
+            .state
+            .as_deref(),
+        Some("6")
+    );
+    let mut redelivered_accept = incident.clone();
+    redelivered_accept.correlation_display =
+        NoteMemory::read("").remember(&NoteFingerprint::of(&event_identity(&acknowledged())));
+    assert_eq!(
+        decide(&acknowledged(), Some(&redelivered_accept), &settings()),
+        Plan::Unchanged
+    );
+}
+
+#[test]
+fn raised_priority_updates_impact_and_urgency() {
+    let mut incident = incident_in("2");
+    incident.impact = "3".into();
+    incident.urgency = "2".into();
+    let mut raised = acknowledged();
+    raised.kind = EventKind::Raised;
+    raised.event_id = Some("raise-1".into());
+    let changes = changes_of(decide(&raised, Some(&incident), &settings()));
+    assert_eq!(changes.impact.as_deref(), Some("2"));
+    assert_eq!(changes.urgency.as_deref(), Some("1"));
+    assert_eq!(
+        changes.work_notes.as_deref(),
+        Some("Priority raised in iLert to HIGH.")
+    );
+    // Other events leave a priority the service desk may have changed alone.
+    let comment = changes_of(decide(&commented(), Some(&incident), &settings()));
+    assert_eq!((comment.impact, comment.urgency), (None, None));
+}
+
+#[test]
+fn the_close_code_comes_from_the_settings() {
+    let settings = Settings {
+        close_code: "Solved (Permanently)".into(),
+        ..Settings::default()
+    };
+    let changes = changes_of(decide(&resolved(), Some(&incident_in("2")), &settings));
+    assert_eq!(changes.close_code.as_deref(), Some("Solved (Permanently)"));
+}
+
+#[test]
+fn a_stale_title_is_brought_in_line_with_the_state() {
+    let mut incident = incident_in("2");
+    incident.short_description = "PENDING PROBLEM: api-gateway-prod p95 latency > 2s".into();
+    let mut created_again = created();
+    created_again.event_id = Some("x".into());
+    let changes = changes_of(decide(&created_again, Some(&incident), &settings()));
+    assert_eq!(
+        changes.short_description.as_deref(),
+        Some("ACCEPTED PROBLEM: api-gateway-prod p95 latency > 2s")
+    );
+    assert_eq!(changes.state, None);
+}
+
+#[test]
+fn a_duplicate_is_canceled_with_a_note_naming_the_winner_and_its_key_moved_aside() {
+    let winner = Incident {
+        number: "INC0010001".into(),
+        ..incident_in("2")
+    };
+    let duplicate = Incident {
+        number: "INC0010002".into(),
+        sys_id: "b2".into(),
+        ..incident_in("1")
+    };
+    let changes = cancel_duplicate(&duplicate, &winner);
+    assert_eq!(changes.state.as_deref(), Some("8"));
+    let moved = changes.correlation_id.unwrap();
+    assert_eq!(moved, "ilert:12797430:duplicate-of-INC0010001");
+    assert_ne!(
+        moved, winner.correlation_id,
+        "lookups by the key no longer find it"
+    );
+    assert!(changes
+        .work_notes
+        .unwrap()
+        .contains("duplicate of INC0010001"));
+}
+
+#[test]
+fn on_accept_state_moves_to_in_progress_note_only_notes_and_ignore_ignores() {
+    let new = incident_in("1");
+    let state = changes_of(decide(
+        &acknowledged(),
+        Some(&new),
+        &with("on_accept=state"),
+    ));
+    assert_eq!(state.state.as_deref(), Some("2"));
+    let note = changes_of(decide(&acknowledged(), Some(&new), &with("on_accept=note")));
+    assert_eq!(note.state, None);
+    assert_eq!(
+        note.work_notes.as_deref(),
+        Some("Accepted in iLert by Jane Doe.")
+    );
+    assert!(
+        note.short_description.is_none()
+            || note
+                .short_description
+                .as_deref()
+                .unwrap()
+                .starts_with("PENDING"),
+        "the title follows the incident, which stays New"
+    );
+    let ignored = with("on_accept=ignore");
+    assert!(ignored_by_policy(&acknowledged(), &ignored).is_some());
+    assert!(matches!(
+        decide(&acknowledged(), Some(&new), &ignored),
+        Plan::Ignore { .. }
+    ));
+}
+
+#[test]
+fn on_resolve_note_keeps_the_incident_open_and_says_so() {
+    let open = incident_in("2");
+    let changes = changes_of(decide(&resolved(), Some(&open), &with("on_resolve=note")));
+    assert_eq!(changes.state, None);
+    assert_eq!(changes.close_code, None);
+    assert_eq!(
+        changes.work_notes.as_deref(),
+        Some("Resolved in iLert by Jane Doe at 2025-10-17T11:05:44.310Z. The incident stays open for the service desk.")
+    );
+    assert!(ignored_by_policy(&resolved(), &with("on_resolve=ignore")).is_some());
+    assert!(ignored_by_policy(&resolved(), &with("on_resolve=resolve")).is_none());
+}
+
+#[test]
+fn on_resolve_note_also_holds_for_an_unknown_event_type_with_status_resolved() {
+    let mut unknown = resolved();
+    unknown.kind = EventKind::Other("alert-something-new".into());
+    let plan = decide(&unknown, Some(&incident_in("2")), &with("on_resolve=note"));
+    assert!(matches!(&plan, Plan::Unchanged | Plan::Update { .. }));
+    if let Plan::Update { changes, .. } = plan {
+        assert_eq!(
+            changes.state, None,
+            "the policy holds whatever the event is called"
+        );
+    }
+}
+
+#[test]
+fn on_comment_chooses_work_note_customer_comment_or_nothing() {
+    let open = incident_in("2");
+    let work = changes_of(decide(
+        &commented(),
+        Some(&open),
+        &with("on_comment=work_note"),
+    ));
+    assert!(work.work_notes.is_some() && work.comments.is_none());
+    let customer = changes_of(decide(
+        &commented(),
+        Some(&open),
+        &with("on_comment=comment"),
+    ));
+    assert!(customer.comments.unwrap().contains("Rolled back deploy"));
+    assert_eq!(customer.work_notes, None);
+    assert!(ignored_by_policy(&commented(), &with("on_comment=ignore")).is_some());
+}
+
+#[test]
+fn a_customer_comment_is_not_written_twice_either() {
+    let settings = with("on_comment=comment");
+    let created = changes_of(decide(&created(), None, &settings));
+    let incident = apply(None, &created);
+    let comment = changes_of(decide(&commented(), Some(&incident), &settings));
+    let incident = apply(Some(&incident), &comment);
+    assert_eq!(
+        decide(&commented(), Some(&incident), &settings),
+        Plan::Unchanged
+    );
+}
+
+#[test]
+fn on_other_ignore_drops_assignment_escalation_and_responder_updates() {
+    let settings = with("on_other=ignore");
+    for kind in [
+        EventKind::Assigned,
+        EventKind::AutoEscalated,
+        EventKind::EscalationEnded,
+        EventKind::Rejected,
+        EventKind::ResponderAdded,
+        EventKind::ResponderRemoved,
+    ] {
+        let mut event = acknowledged();
+        event.kind = kind.clone();
+        assert!(ignored_by_policy(&event, &settings).is_some(), "{kind:?}");
+    }
+    for kind in [
+        EventKind::Created,
+        EventKind::Acknowledged,
+        EventKind::CommentAdded,
+    ] {
+        let mut event = acknowledged();
+        event.kind = kind.clone();
+        assert!(ignored_by_policy(&event, &settings).is_none(), "{kind:?}");
+    }
+}
+
+#[test]
+fn a_raised_priority_still_updates_impact_and_urgency_when_other_notes_are_off() {
+    let mut incident = incident_in("2");
+    incident.impact = "3".into();
+    incident.urgency = "2".into();
+    let mut raised = acknowledged();
+    raised.kind = EventKind::Raised;
+    let changes = changes_of(decide(&raised, Some(&incident), &with("on_other=ignore")));
+    assert_eq!(changes.impact.as_deref(), Some("2"));
+    assert_eq!(changes.work_notes, None);
+    let fixed = with("on_other=ignore&impact=3&urgency=3");
+    assert!(
+        ignored_by_policy(&raised, &fixed).is_some(),
+        "nothing left to write"
+    );
+}
+
+#[test]
+fn fixed_impact_or_urgency_is_never_changed_by_a_raised_priority() {
+    let mut incident = incident_in("2");
+    incident.impact = "3".into();
+    incident.urgency = "3".into();
+    let mut raised = acknowledged();
+    raised.kind = EventKind::Raised;
+    let changes = changes_of(decide(&raised, Some(&incident), &with("impact=3")));
+    assert_eq!(changes.impact, None);
+    assert_eq!(changes.urgency.as_deref(), Some("1"));
+}
+
+#[test]
+fn impact_and_urgency_on_creation_follow_the_settings() {
+    let fixed = changes_of(decide(&created(), None, &with("impact=1&urgency=3")));
+    assert_eq!(
+        (fixed.impact.as_deref(), fixed.urgency.as_deref()),
+        (Some("1"), Some("3"))
+    );
+    let mapped = changes_of(decide(&created(), None, &with("priority_high=1,1")));
+    assert_eq!(
+        (mapped.impact.as_deref(), mapped.urgency.as_deref()),
+        (Some("1"), Some("1"))
+    );
+    let mut low = created();
+    low.priority = Some(Priority::Low);
+    let mapped = changes_of(decide(&low, None, &with("priority_low=3,3")));
+    assert_eq!(
+        (mapped.impact.as_deref(), mapped.urgency.as_deref()),
+        (Some("3"), Some("3"))
+    );
+}
+
+#[test]
+fn create_on_resolved_opens_a_resolved_incident_with_close_fields() {
+    let settings = with("create_on_resolved=true&close_code=Solved%20(Permanently)");
+    let changes = changes_of(decide(&resolved(), None, &settings));
+    assert_eq!(changes.state.as_deref(), Some("6"));
+    assert_eq!(changes.close_code.as_deref(), Some("Solved (Permanently)"));
+    assert!(changes.close_notes.unwrap().contains("Root cause"));
+    assert!(changes.short_description.unwrap().starts_with("RESOLVED "));
+    let note_only = changes_of(decide(
+        &resolved(),
+        None,
+        &with("create_on_resolved=true&on_resolve=note"),
+    ));
+    assert_eq!(note_only.state.as_deref(), Some("1"));
+    assert!(note_only.work_notes.unwrap().contains("stays open"));
+}
+
+#[test]
+fn passthrough_fields_and_the_caller_are_set_on_creation_only() {
+    let settings =
+        with("assignment_group=Network&category=Software&cmdb_ci=api-gw&contact_type=monitoring");
+    let people = People {
+        caller: Some("caller-sys-id".into()),
+        ..People::default()
+    };
+    let create = match super::decide(&created(), None, &settings, &people) {
+        Plan::Create(changes) => changes,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(create.caller_id.as_deref(), Some("caller-sys-id"));
+    assert_eq!(create.passthrough["assignment_group"], "Network");
+    assert_eq!(create.passthrough["cmdb_ci"], "api-gw");
+    let json = serde_json::to_value(&create).unwrap();
+    assert_eq!(json["category"], "Software", "sent as a plain field");
+    assert_eq!(json["contact_type"], "monitoring");
+
+    let update = changes_of(super::decide(
+        &acknowledged(),
+        Some(&incident_in("1")),
+        &settings,
+        &people,
+    ));
+    assert!(update.passthrough.is_empty() && update.caller_id.is_none());
+}
+
+#[test]
+fn assign_on_accept_sets_the_responder_or_notes_why_not() {
+    let settings = with("assign_on_accept=true");
+    assert!(wants_assignee(&acknowledged(), &settings));
+    assert!(!wants_assignee(&commented(), &settings));
+    let found = People {
+        assignee: Assignee::Found("jane-sys-id".into()),
+        ..People::default()
+    };
+    let open = incident_in("1");
+    let changes = changes_of(super::decide(
+        &acknowledged(),
+        Some(&open),
+        &settings,
+        &found,
+    ));
+    assert_eq!(changes.assigned_to.as_deref(), Some("jane-sys-id"));
+    let incident = apply(Some(&open), &changes);
+    assert_eq!(
+        super::decide(&acknowledged(), Some(&incident), &settings, &found),
+        Plan::Unchanged
+    );
+
+    let unknown = People {
+        assignee: Assignee::UnknownEmail("jane.doe@example.com".into()),
+        ..People::default()
+    };
+    let changes = changes_of(super::decide(
+        &acknowledged(),
+        Some(&open),
+        &settings,
+        &unknown,
+    ));
+    assert_eq!(changes.assigned_to, None);
+    assert!(changes
+        .work_notes
+        .unwrap()
+        .contains("no active ServiceNow user has the email jane.doe@example.com"));
+}

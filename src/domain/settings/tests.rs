@@ -1,0 +1,259 @@
+//! Settings as the webhook URL and the `DEFAULT_*` variables give them.
+
+use super::*;
+use crate::domain::template::Placeholder;
+
+fn query(q: &str) -> Result<Settings, String> {
+    Settings::default().with_query(q).map_err(|e| e.to_string())
+}
+
+#[test]
+fn without_settings_the_core_behaviour_holds() {
+    let settings = query("").unwrap();
+    assert_eq!(settings, Settings::default());
+    assert_eq!(settings.on_accept, OnAccept::State);
+    assert_eq!(settings.on_resolve, OnResolve::Resolve);
+    assert_eq!(settings.on_comment, OnComment::WorkNote);
+    assert_eq!(settings.on_other, OnOther::WorkNote);
+    assert_eq!(settings.close_code, "Solution provided");
+    assert!(!settings.create_on_resolved && !settings.assign_on_accept);
+    assert_eq!(
+        settings.impact_urgency(true),
+        ImpactUrgency {
+            impact: 2,
+            urgency: 1
+        }
+    );
+    assert_eq!(
+        settings.impact_urgency(false),
+        ImpactUrgency {
+            impact: 3,
+            urgency: 2
+        }
+    );
+}
+
+#[test]
+fn every_policy_value_is_read() {
+    let s = query("on_accept=note&on_resolve=note&on_comment=comment&on_other=ignore").unwrap();
+    assert_eq!(
+        (s.on_accept, s.on_resolve, s.on_comment, s.on_other),
+        (
+            OnAccept::Note,
+            OnResolve::Note,
+            OnComment::Comment,
+            OnOther::Ignore
+        )
+    );
+    let s =
+        query("on_accept=ignore&on_resolve=ignore&on_comment=ignore&on_other=work_note").unwrap();
+    assert_eq!(
+        (s.on_accept, s.on_resolve, s.on_comment, s.on_other),
+        (
+            OnAccept::Ignore,
+            OnResolve::Ignore,
+            OnComment::Ignore,
+            OnOther::WorkNote
+        )
+    );
+    let s = query("on_accept=state&on_resolve=resolve&on_comment=work_note").unwrap();
+    assert_eq!(
+        (s.on_accept, s.on_resolve, s.on_comment),
+        (OnAccept::State, OnResolve::Resolve, OnComment::WorkNote)
+    );
+    assert!(query("create_on_resolved=true&assign_on_accept=true")
+        .map(|s| s.create_on_resolved && s.assign_on_accept)
+        .unwrap());
+}
+
+#[test]
+fn fixed_impact_and_urgency_win_over_the_priority_mapping() {
+    let s = query("impact=1&priority_low=3,3&priority_high=1,2").unwrap();
+    assert_eq!(
+        s.impact_urgency(false),
+        ImpactUrgency {
+            impact: 1,
+            urgency: 3
+        }
+    );
+    assert_eq!(
+        s.impact_urgency(true),
+        ImpactUrgency {
+            impact: 1,
+            urgency: 2
+        }
+    );
+    assert!(!s.priority_is_fixed());
+    assert!(query("impact=3&urgency=3").unwrap().priority_is_fixed());
+}
+
+#[test]
+fn passthrough_fields_are_kept_as_given_and_an_empty_value_clears_a_default() {
+    let defaults = Settings::default()
+        .with_query("assignment_group=Network&category=Software")
+        .unwrap();
+    let s = defaults
+        .with_query("cmdb_ci=api-gateway%20prod&assignment_group=")
+        .unwrap();
+    assert_eq!(
+        s.passthrough,
+        [
+            ("category", "Software".to_owned()),
+            ("cmdb_ci", "api-gateway prod".to_owned())
+        ]
+    );
+    let all: String = PASSTHROUGH_FIELDS
+        .iter()
+        .map(|f| format!("{f}=x&"))
+        .collect();
+    assert_eq!(
+        query(all.trim_end_matches('&')).unwrap().passthrough.len(),
+        10
+    );
+}
+
+#[test]
+fn caller_id_is_a_sys_id_an_email_or_a_name() {
+    let id = "0123456789ABCDEF0123456789abcdef";
+    assert_eq!(
+        query(&format!("caller_id={id}")).unwrap().caller_id,
+        Some(UserRef::SysId(id.to_ascii_lowercase()))
+    );
+    assert_eq!(
+        query("caller_id=Jane.Doe%40Example.com").unwrap().caller_id,
+        Some(UserRef::Email(
+            Email::parse("jane.doe@example.com").unwrap()
+        ))
+    );
+    assert_eq!(
+        query("caller_id=Jane%20Doe").unwrap().caller_id,
+        Some(UserRef::Name("Jane Doe".into()))
+    );
+}
+
+#[test]
+fn an_email_that_could_change_a_query_is_refused() {
+    for email in [
+        "a^ORactive=false@x.com",
+        "a@x.com^ORx=1",
+        "a=b@x.com",
+        "a b@x.com",
+        "@x.com",
+        "a@x",
+        "a@.com",
+    ] {
+        assert_eq!(Email::parse(email), None, "{email}");
+    }
+    let message = query("caller_id=a%5EORactive%3Dfalse%40x.com").unwrap_err();
+    assert!(
+        message.contains("`caller_id`") && message.contains("email"),
+        "{message}"
+    );
+}
+
+#[test]
+fn templates_know_their_placeholders_and_escape_braces() {
+    let s = query("short_description=%5B{priority}%5D%20{summary}%20{{x}}").unwrap();
+    let rendered = s.short_description.render(|p| match p {
+        Placeholder::Priority => "HIGH".into(),
+        Placeholder::Summary => "disk full".into(),
+        _ => "?".into(),
+    });
+    assert_eq!(rendered, "[HIGH] disk full {x}");
+    let message = query("description={detail}").unwrap_err();
+    assert!(
+        message.contains("{detail}") && message.contains("{details}"),
+        "{message}"
+    );
+    assert!(query("close_notes=closed%20}").is_err());
+    assert!(query("short_description=").is_err());
+    assert_eq!(query("description=").unwrap().description, None);
+}
+
+#[test]
+fn the_ilert_url_becomes_an_alert_link() {
+    let s = query("ilert_url=https://acme.ilert.com/").unwrap();
+    assert_eq!(
+        s.alert_url.as_deref(),
+        Some("https://acme.ilert.com/alert/view?id={alert_id}")
+    );
+    let s = query("ilert_url=https://acme.ilert.com/alerts/{alert_id}").unwrap();
+    assert_eq!(
+        s.alert_url.as_deref(),
+        Some("https://acme.ilert.com/alerts/{alert_id}")
+    );
+    assert!(query("ilert_url=http://acme.ilert.com").is_err());
+    assert!(query("ilert_url=acme").is_err());
+}
+
+#[test]
+fn every_invalid_value_names_the_setting_and_what_it_accepts() {
+    for (q, expected) in [
+        (
+            "impact=0",
+            "`impact` in the webhook URL must be 1, 2 or 3, got \"0\"",
+        ),
+        (
+            "urgency=high",
+            "`urgency` in the webhook URL must be 1, 2 or 3",
+        ),
+        ("priority_high=1", "impact,urgency"),
+        ("priority_low=1,4", "impact,urgency"),
+        ("on_accept=progress", "state, note or ignore"),
+        ("on_resolve=close", "resolve, note or ignore"),
+        ("on_comment=note", "work_note, comment or ignore"),
+        ("on_other=note", "work_note or ignore"),
+        ("create_on_resolved=yes", "true or false"),
+        ("assign_on_accept=1", "true or false"),
+        ("close_code=", "a close code"),
+        ("caller_id=x%40", "an email"),
+        ("short_description={nope}", "unknown placeholder {nope}"),
+        ("ilert_url=ftp://x", "https URL"),
+        ("category=a%00b", "without control characters"),
+    ] {
+        let message = query(q).unwrap_err();
+        assert!(message.contains(expected), "{q}: {message}");
+    }
+    let long = format!("description={}", "x".repeat(2001));
+    assert!(query(&long).unwrap_err().contains("at most 2000"));
+}
+
+#[test]
+fn unknown_and_repeated_names_are_refused() {
+    let message = query("impct=1").unwrap_err();
+    assert!(
+        message.contains("unknown setting `impct`") && message.contains("impact"),
+        "{message}"
+    );
+    assert!(query("impact=1&impact=2")
+        .unwrap_err()
+        .contains("given twice"));
+}
+
+#[test]
+fn deployment_defaults_come_from_default_variables_and_the_url_wins() {
+    let env = [
+        (
+            "DEFAULT_ASSIGNMENT_GROUP".to_owned(),
+            "Service Desk".to_owned(),
+        ),
+        ("DEFAULT_ON_COMMENT".to_owned(), "comment".to_owned()),
+        ("PATH".to_owned(), "/usr/bin".to_owned()),
+    ];
+    let defaults = Settings::from_environment(env).unwrap();
+    assert_eq!(defaults.on_comment, OnComment::Comment);
+    let s = defaults.with_query("assignment_group=Network").unwrap();
+    assert_eq!(s.passthrough, [("assignment_group", "Network".to_owned())]);
+    assert_eq!(s.on_comment, OnComment::Comment);
+
+    let typo = Settings::from_environment([("DEFAULT_ASIGNMENT_GROUP".to_owned(), "x".to_owned())]);
+    assert!(typo
+        .unwrap_err()
+        .to_string()
+        .contains("DEFAULT_ASIGNMENT_GROUP is not a setting"));
+    let bad = Settings::from_environment([("DEFAULT_IMPACT".to_owned(), "9".to_owned())]);
+    assert!(bad
+        .unwrap_err()
+        .to_string()
+        .starts_with("DEFAULT_IMPACT must be 1, 2 or 3"));
+}
