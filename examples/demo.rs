@@ -2,10 +2,12 @@
 //! against the ServiceNow simulator, printing the incident after each one. Needs no AWS
 //! account, no ServiceNow instance and no Docker.
 
+use ilert_servicenow::adapters::api_gateway::{self, HttpApiEvent};
 use ilert_servicenow::adapters::secrets::{ConnectionCache, StaticSecret};
 use ilert_servicenow::adapters::servicenow::TableApi;
 use ilert_servicenow::domain::settings::Settings;
 use ilert_servicenow::flow::edge::WebhookHandler;
+use lambda_runtime::Context;
 use serde_json::{json, Value};
 use simulator::ServiceNowSimulator;
 use std::io::Write;
@@ -43,7 +45,7 @@ pub const BUNDLED_EVENTS: &[(&str, &str)] = &[
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    lambda_http::tracing::init_default_subscriber_with_writer(std::io::stderr);
+    lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
     run(&mut std::io::stdout()).await
 }
 
@@ -72,10 +74,11 @@ pub async fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error +
 
     let redeliveries = [BUNDLED_EVENTS[1], BUNDLED_EVENTS[2]];
     for (name, envelope) in BUNDLED_EVENTS.iter().chain(redeliveries.iter()) {
-        let request = lambda_http::request::from_str(envelope)?;
+        // Through the same adapter Lambda's API Gateway events take.
+        let event: HttpApiEvent = serde_json::from_str(envelope)?;
         simulator.clear_requests();
-        let response = handler.handle(request).await;
-        let answer: Value = serde_json::from_slice(response.body().as_ref()).unwrap_or_default();
+        let response = api_gateway::answer(&handler, event, Context::default()).await;
+        let answer: Value = serde_json::from_str(&response.body).unwrap_or_default();
         let requests = simulator.requests();
         let calls: Vec<String> = requests
             .iter()
@@ -86,7 +89,7 @@ pub async fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error +
             })
             .collect();
         writeln!(out, "── {name}")?;
-        writeln!(out, "   answer {}: {answer}", response.status().as_u16())?;
+        writeln!(out, "   answer {}: {answer}", response.status_code)?;
         writeln!(
             out,
             "   ServiceNow requests: {} ({})",

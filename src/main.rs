@@ -1,6 +1,6 @@
-#![recursion_limit = "256"]
-//! Wiring only: the Lambda entry point, and the commands for operating it.
+//! Wiring only: the Lambda entry point, and the commands for operating the function.
 
+use clap::{Parser, Subcommand};
 use ilert_servicenow::adapters::api_gateway;
 use ilert_servicenow::adapters::secrets::{cache_ttl_from, AwsSecretsManager, ConnectionCache};
 use ilert_servicenow::adapters::servicenow::TableApi;
@@ -8,38 +8,60 @@ use ilert_servicenow::domain::settings::Settings;
 use ilert_servicenow::flow::budget::{time_budget_from, DEFAULT_TIME_BUDGET};
 use ilert_servicenow::flow::edge::WebhookHandler;
 use ilert_servicenow::ops::telemetry::Metrics;
-use lambda_http::Error;
+use ilert_servicenow::ops::{check, send};
+use lambda_runtime::Error;
+use std::path::PathBuf;
 
-const USAGE: &str = "usage: ilert-servicenow [COMMAND]
-  (no command)      in AWS Lambda: serve iLert webhook calls
-  check [--create-test-incident]
-                    with the Lambda's environment (SERVICENOW_SECRET_ID, AWS variables):
-                    read the secret, reach the instance, authenticate, read and write
-                    incidents; with --create-test-incident also create one and resolve it
-  send FILE [QUERY] run one event (an events/*.json file or an iLert body) through the
-                    function against the configured instance, with the alert action's
-                    settings as QUERY (e.g. 'assignment_group=Network'); prints the answer
+/// In AWS Lambda (no command): serves iLert webhook calls. Elsewhere, with the Lambda's
+/// environment (SERVICENOW_SECRET_ID and the AWS variables): operator commands.
+#[derive(Parser)]
+#[command(
+    name = "ilert-servicenow",
+    version,
+    after_help = "To try the function without AWS or ServiceNow: `cargo run --example demo` in its repository."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-To try it without AWS or ServiceNow: `cargo run --example demo` in the repository.";
+#[derive(Subcommand)]
+enum Command {
+    /// Read the secret, reach the instance, authenticate, read and write incidents.
+    Check {
+        /// Also create a test incident and resolve it, like iLert's "Test this connection".
+        #[arg(long)]
+        create_test_incident: bool,
+    },
+    /// Run one event (an events/*.json file or an iLert body) through the function against
+    /// the configured instance, and print the answer.
+    Send {
+        file: PathBuf,
+        /// The alert action's settings, as its webhook URL's query string
+        /// (e.g. 'assignment_group=Network').
+        query: Option<String>,
+    },
+}
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    match std::env::args().nth(1).as_deref() {
+    match Cli::parse().command {
         None if in_lambda => serve_lambda().await,
         None => {
-            usage_error("no command given, and not in AWS Lambda (AWS_LAMBDA_RUNTIME_API is unset)")
+            eprintln!(
+                "No command given, and not in AWS Lambda (AWS_LAMBDA_RUNTIME_API is unset).\n"
+            );
+            eprintln!("{}", <Cli as clap::CommandFactory>::command().render_help());
+            std::process::exit(2);
         }
-        Some("check") => {
-            let create_test_incident = match std::env::args().nth(2).as_deref() {
-                None => false,
-                Some("--create-test-incident") => true,
-                Some(other) => usage_error(&format!("unknown option {other:?} for check")),
-            };
+        Some(Command::Check {
+            create_test_incident,
+        }) => {
             let close_code = Settings::from_environment(std::env::vars())
                 .map(|settings| settings.close_code)
                 .unwrap_or_else(|_| Settings::default().close_code);
-            let passed = ilert_servicenow::ops::commands::check(
+            let passed = check::run(
                 AwsSecretsManager::from_env().await,
                 &TableApi::new(TableApi::default_http_client()),
                 &close_code,
@@ -49,22 +71,12 @@ async fn main() -> Result<(), Error> {
             .await;
             std::process::exit(if passed { 0 } else { 1 });
         }
-        Some("send") => {
-            let Some(path) = std::env::args().nth(2) else {
-                usage_error("send needs a FILE");
-            };
-            let query = std::env::args().nth(3).unwrap_or_default();
-            let text = std::fs::read_to_string(&path)
-                .map_err(|error| format!("cannot read {path}: {error}"))?;
+        Some(Command::Send { file, query }) => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|error| format!("cannot read {}: {error}", file.display()))?;
             let handler = lambda_handler().await;
-            match ilert_servicenow::ops::commands::send(
-                &handler,
-                &text,
-                &query,
-                &mut std::io::stdout(),
-            )
-            .await
-            {
+            let query = query.unwrap_or_default();
+            match send::run(&handler, &text, &query, &mut std::io::stdout()).await {
                 Ok(true) => Ok(()),
                 Ok(false) => std::process::exit(1),
                 Err(problem) => {
@@ -73,21 +85,11 @@ async fn main() -> Result<(), Error> {
                 }
             }
         }
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        Some(other) => usage_error(&format!("unknown command {other:?}")),
     }
 }
 
-fn usage_error(problem: &str) -> ! {
-    eprintln!("{problem}\n{USAGE}");
-    std::process::exit(2);
-}
-
 async fn serve_lambda() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    lambda_runtime::tracing::init_default_subscriber();
     let handler = lambda_handler().await.with_metrics(Metrics::Stdout);
     // The first event needs the secret: read it while the runtime waits for that event.
     let prefetch = async {

@@ -100,6 +100,10 @@ fn without_a_command_outside_lambda_the_binary_explains_itself_and_has_no_demo()
     let (success, _, stderr) = run_binary(&[]);
     assert!(!success);
     assert!(stderr.contains("not in AWS Lambda"), "{stderr}");
+    assert!(
+        stderr.contains("check") && stderr.contains("send"),
+        "{stderr}"
+    );
     assert!(stderr.contains("cargo run --example demo"), "{stderr}");
 
     let (success, stdout, _) = run_binary(&["--help"]);
@@ -113,7 +117,7 @@ fn without_a_command_outside_lambda_the_binary_explains_itself_and_has_no_demo()
         let (success, _, stderr) = run_binary(&[gone]);
         assert!(!success, "{gone}");
         assert!(
-            stderr.contains(&format!("unknown command \"{gone}\"")),
+            stderr.contains(&format!("unrecognized subcommand '{gone}'")),
             "{stderr}"
         );
     }

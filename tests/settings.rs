@@ -286,7 +286,7 @@ async fn unusable_deployment_defaults_are_a_500_naming_the_variable() {
     let defaults =
         Settings::from_environment([("DEFAULT_ON_ACCEPT".to_owned(), "sometimes".to_owned())]);
     let handler = handler_with_defaults(&app.secrets, SECRET_ID, defaults);
-    let response = handler.handle(event("01-alert-created")).await;
+    let response = handler.handle(event("01-alert-created"), None).await;
     assert_eq!(response.status(), 500);
     let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
     assert!(body["message"]

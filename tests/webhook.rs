@@ -3,8 +3,8 @@
 
 mod support;
 
+use http::{header, Method};
 use ilert_servicenow::domain::settings::Settings;
-use lambda_http::http::{header, Method};
 use serde_json::{json, Value};
 use simulator::Fault;
 use std::time::Duration;
@@ -253,7 +253,7 @@ async fn methods_other_than_post_are_refused_with_405() {
     for method in [Method::GET, Method::PUT, Method::DELETE, Method::HEAD] {
         let mut request = event("01-alert-created");
         *request.method_mut() = method.clone();
-        let response = app.handler.handle(request).await;
+        let response = app.handler.handle(request, None).await;
         assert_eq!(response.status(), 405, "{method}");
         assert_eq!(response.headers()[header::ALLOW], "POST");
     }
@@ -334,7 +334,7 @@ async fn a_missing_secret_is_a_500_that_names_the_cause() {
     let handler_without_secret =
         handler_reading(&app.secrets, "ilert/missing", Settings::default());
     let response = handler_without_secret
-        .handle(event("01-alert-created"))
+        .handle(event("01-alert-created"), None)
         .await;
     assert_eq!(response.status(), 500);
     let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();

@@ -5,10 +5,9 @@
 
 use crate::adapters::secrets::SecretSource;
 use crate::adapters::servicenow::IncidentTable;
-use crate::flow::edge::{UndecodableBody, WebhookHandler};
+use crate::flow::edge::{UndecodableBody, WebhookHandler, WebhookRequest, WebhookResponse};
 use base64::Engine;
-use lambda_http::http::{self, HeaderName, HeaderValue};
-use lambda_http::{Body, Request, RequestExt, Response};
+use http::{HeaderName, HeaderValue};
 use lambda_runtime::{service_fn, Context, Error, LambdaEvent};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -76,17 +75,20 @@ pub async fn answer<S: SecretSource, T: IncidentTable>(
     event: HttpApiEvent,
     context: Context,
 ) -> HttpApiResponse {
-    let response = handler.handle(into_request(event, context)).await;
+    // 0: a context made outside Lambda, with no deadline.
+    let deadline_ms = Some(context.deadline).filter(|&deadline_ms| deadline_ms > 0);
+    let response = handler.handle(into_request(event), deadline_ms).await;
     into_api_gateway_response(response)
 }
 
-fn into_request(event: HttpApiEvent, context: Context) -> Request {
+/// The webhook call an event describes.
+pub fn into_request(event: HttpApiEvent) -> WebhookRequest {
     let (body, undecodable) = match (event.body, event.is_base64_encoded) {
-        (None, _) => (Body::Empty, false),
-        (Some(text), false) => (Body::Text(text), false),
+        (None, _) => (Vec::new(), false),
+        (Some(text), false) => (text.into_bytes(), false),
         (Some(encoded), true) => match base64::engine::general_purpose::STANDARD.decode(encoded) {
-            Ok(bytes) => (Body::Binary(bytes), false),
-            Err(_) => (Body::Empty, true),
+            Ok(bytes) => (bytes, false),
+            Err(_) => (Vec::new(), true),
         },
     };
     let path = event.raw_path.unwrap_or_else(|| "/".into());
@@ -123,18 +125,16 @@ fn into_request(event: HttpApiEvent, context: Context) -> Request {
     if undecodable {
         request.extensions_mut().insert(UndecodableBody);
     }
-    request.with_lambda_context(context)
+    request
 }
 
-fn into_api_gateway_response(response: Response<Body>) -> HttpApiResponse {
+fn into_api_gateway_response(response: WebhookResponse) -> HttpApiResponse {
     let (parts, body) = response.into_parts();
     let headers = parts
         .headers
         .iter()
         .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_owned())))
         .collect();
-    // The handler's answers are always JSON text.
-    let body = String::from_utf8_lossy(body.as_ref()).into_owned();
     HttpApiResponse {
         status_code: parts.status.as_u16(),
         headers,

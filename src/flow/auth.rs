@@ -3,8 +3,9 @@
 
 use crate::adapters::secrets::WebhookCredentials;
 use base64::Engine;
-use lambda_http::http::{header::AUTHORIZATION, HeaderMap};
+use http::{header::AUTHORIZATION, HeaderMap};
 use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
 
 /// Why a call was refused, for the function's log; the caller only learns "401".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,20 +63,13 @@ fn split_scheme(value: &[u8]) -> Option<(&[u8], &[u8])> {
 /// Compares without stopping at the first difference, so response time does not tell an
 /// attacker how much of a guess was right. Only the length can differ in time.
 fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
-    if given.len() != expected.len() {
-        return false;
-    }
-    let difference = given
-        .iter()
-        .zip(expected)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    std::hint::black_box(difference) == 0
+    given.ct_eq(expected).into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lambda_http::http::HeaderValue;
+    use http::HeaderValue;
     use secrecy::SecretString;
 
     fn credentials() -> WebhookCredentials {

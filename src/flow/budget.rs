@@ -1,8 +1,10 @@
 //! Time budget and backoff: everything an invocation does, retries included, fits in the time
-//! it has, so iLert always gets a real answer rather than a Lambda timeout.
+//! it has, so iLert always gets a real answer rather than a Lambda timeout. The budget also
+//! keeps what the invocation spent, for its summary line.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
+use crate::adapters::secrets::SecretError;
+use crate::adapters::servicenow::ServiceNowError;
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,12 +16,13 @@ pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(10);
 /// Not worth starting another attempt with less than this left.
 const SHORTEST_USEFUL_ATTEMPT: Duration = Duration::from_millis(250);
 
-/// The deadline of one invocation, and what it has spent on ServiceNow so far.
+/// The deadline of one invocation, and what it has spent so far.
 #[derive(Debug)]
 pub struct Budget {
     deadline: Instant,
     servicenow_requests: AtomicU32,
     servicenow_micros: AtomicU64,
+    retries: AtomicU32,
 }
 
 impl Budget {
@@ -37,22 +40,8 @@ impl Budget {
             deadline: Instant::now() + limit,
             servicenow_requests: AtomicU32::new(0),
             servicenow_micros: AtomicU64::new(0),
+            retries: AtomicU32::new(0),
         }
-    }
-
-    /// Counts one ServiceNow request that took `took`.
-    pub fn spent_on_servicenow(&self, took: Duration) {
-        self.servicenow_requests.fetch_add(1, Ordering::Relaxed);
-        self.servicenow_micros
-            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    /// ServiceNow requests made so far, and the time spent waiting for them.
-    pub fn servicenow_spending(&self) -> (u32, Duration) {
-        (
-            self.servicenow_requests.load(Ordering::Relaxed),
-            Duration::from_micros(self.servicenow_micros.load(Ordering::Relaxed)),
-        )
     }
 
     pub fn remaining(&self) -> Duration {
@@ -63,14 +52,70 @@ impl Budget {
     pub fn allows_wait(&self, wait: Duration) -> bool {
         self.remaining() > wait + SHORTEST_USEFUL_ATTEMPT
     }
+
+    /// One ServiceNow request within what is left of the budget, counted with its time.
+    /// Running out of time is transient: the instance was too slow, not wrong.
+    pub async fn servicenow<R>(
+        &self,
+        call: impl Future<Output = Result<R, ServiceNowError>>,
+    ) -> Result<R, ServiceNowError> {
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.remaining(), call).await;
+        self.servicenow_requests.fetch_add(1, Ordering::Relaxed);
+        self.servicenow_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        result.unwrap_or_else(|_| {
+            Err(ServiceNowError::Transient {
+                message: "ServiceNow did not answer within the time budget".into(),
+                retry_after: None,
+            })
+        })
+    }
+
+    /// One Secrets Manager read within what is left of the budget.
+    pub async fn secrets_manager<R>(
+        &self,
+        call: impl Future<Output = Result<R, SecretError>>,
+    ) -> Result<R, SecretError> {
+        tokio::time::timeout(self.remaining(), call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SecretError::Unavailable(
+                    "Secrets Manager did not answer within the time budget".into(),
+                ))
+            })
+    }
+
+    /// Counts one attempt that had to be made again.
+    pub fn count_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// What the invocation has spent so far.
+    pub fn spending(&self) -> Spending {
+        Spending {
+            servicenow_requests: self.servicenow_requests.load(Ordering::Relaxed),
+            servicenow_time: Duration::from_micros(self.servicenow_micros.load(Ordering::Relaxed)),
+            retries: self.retries.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// ServiceNow requests made, the time spent waiting for them, and attempts made again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spending {
+    pub servicenow_requests: u32,
+    pub servicenow_time: Duration,
+    pub retries: u32,
 }
 
 /// Exponential backoff with full jitter (a random wait between zero and the exponential
-/// ceiling), so a storm of invocations does not retry in lockstep.
-#[derive(Debug)]
+/// ceiling), so a storm of invocations does not retry in lockstep. Kept by hand rather than
+/// taken from a retry crate: it is a dozen lines, and the wait must also honour `Retry-After`
+/// and fit the invocation's budget, which the loop around it decides.
+#[derive(Debug, Default)]
 pub struct Backoff {
     attempt: u32,
-    random: RandomState,
 }
 
 impl Backoff {
@@ -78,10 +123,7 @@ impl Backoff {
     const CEILING: Duration = Duration::from_secs(2);
 
     pub fn new() -> Self {
-        Self {
-            attempt: 0,
-            random: RandomState::new(),
-        }
+        Self::default()
     }
 
     /// How long to wait before the next attempt. A server's `Retry-After` is honoured as the
@@ -91,17 +133,8 @@ impl Backoff {
             .saturating_mul(2u32.saturating_pow(self.attempt))
             .min(Self::CEILING);
         self.attempt += 1;
-        let mut hasher = self.random.build_hasher();
-        hasher.write_u32(self.attempt);
-        let fraction = (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64;
-        let jittered = ceiling.mul_f64(fraction);
+        let jittered = ceiling.mul_f64(fastrand::f64());
         retry_after.map_or(jittered, |server| server.max(jittered))
-    }
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

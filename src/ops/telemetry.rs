@@ -2,9 +2,10 @@
 //! metrics in Embedded Metric Format on stdout, which CloudWatch turns into metrics with no
 //! extra infrastructure. Neither ever carries a secret, a token, a header or a body.
 
+use crate::flow::budget::Spending;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The CloudWatch namespace of the function's metrics.
 pub const METRICS_NAMESPACE: &str = "ilert-servicenow";
@@ -31,7 +32,6 @@ pub struct Summary {
     started: Instant,
     pub alert_id: Option<String>,
     pub event_type: Option<String>,
-    pub retries: u32,
 }
 
 impl Default for Summary {
@@ -46,20 +46,14 @@ impl Summary {
             started: Instant::now(),
             alert_id: None,
             event_type: None,
-            retries: 0,
         }
     }
 
     /// Logs the invocation's one summary line at info level and writes its metrics.
-    pub fn finish(
-        &self,
-        ending: &Ending,
-        servicenow_requests: u32,
-        servicenow_time: Duration,
-        metrics: &Metrics,
-    ) {
+    pub fn finish(&self, ending: &Ending, spending: Spending, metrics: &Metrics) {
         let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let servicenow_ms = servicenow_time.as_secs_f64() * 1000.0;
+        let servicenow_requests = spending.servicenow_requests;
+        let servicenow_ms = spending.servicenow_time.as_secs_f64() * 1000.0;
         let alert_id = self.alert_id.as_deref();
         let event_type = self.event_type.as_deref();
         // One call, so every outcome logs the same fields; `None` fields are left out.
@@ -96,7 +90,7 @@ impl Summary {
             cause,
             servicenow_requests,
             servicenow_ms,
-            retries = self.retries,
+            retries = spending.retries,
             duration_ms,
             "invocation"
         );
@@ -189,6 +183,7 @@ impl Metrics {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+    use std::time::Duration;
 
     fn documents(metrics: &Metrics) -> Vec<Value> {
         let Metrics::Captured(buffer) = metrics else {
@@ -208,7 +203,12 @@ mod tests {
             action: "created",
             incident: Some("INC0010001".into()),
         };
-        Summary::new().finish(&ending, 3, Duration::from_millis(42), &metrics);
+        let spending = Spending {
+            servicenow_requests: 3,
+            servicenow_time: Duration::from_millis(42),
+            retries: 0,
+        };
+        Summary::new().finish(&ending, spending, &metrics);
         let [document] = documents(&metrics).try_into().unwrap();
         assert_eq!(document["IncidentsCreated"], 1);
         assert_eq!(document["IncidentsUpdated"], 0);
@@ -227,7 +227,11 @@ mod tests {
             kind: "unavailable",
             cause: "ServiceNow answered 429".into(),
         };
-        Summary::new().finish(&ending, 4, Duration::ZERO, &metrics);
+        let spending = Spending {
+            servicenow_requests: 4,
+            ..Spending::default()
+        };
+        Summary::new().finish(&ending, spending, &metrics);
         let [document] = documents(&metrics).try_into().unwrap();
         assert_eq!(document["Failures"], 1);
         assert_eq!(document["FailureKind"], "unavailable");

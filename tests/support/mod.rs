@@ -3,12 +3,13 @@
 #![allow(dead_code)] // each test binary uses its own part of this
 
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+use http::header;
+use ilert_servicenow::adapters::api_gateway::{self, HttpApiEvent};
 use ilert_servicenow::adapters::secrets::{AwsSecretsManager, ConnectionCache};
 use ilert_servicenow::adapters::servicenow::TableApi;
 use ilert_servicenow::domain::settings::{InvalidSetting, Settings};
 use ilert_servicenow::flow::edge::WebhookHandler;
-use lambda_http::http::header;
-use lambda_http::{Body, Request};
+use ilert_servicenow::flow::edge::WebhookRequest;
 use serde_json::{json, Value};
 use simulator::{SecretsManagerSimulator, ServiceNowSimulator};
 use std::time::Duration;
@@ -92,9 +93,9 @@ impl TestApp {
         }
     }
 
-    pub async fn send(&self, request: Request) -> Answer {
-        let response = self.handler.handle(request).await;
-        let text = String::from_utf8(response.body().to_vec()).unwrap();
+    pub async fn send(&self, request: WebhookRequest) -> Answer {
+        let response = self.handler.handle(request, None).await;
+        let text = response.body().clone();
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
             "application/json",
@@ -173,25 +174,25 @@ pub fn handler_with_defaults(
     )
 }
 
-pub fn event(name: &str) -> Request {
+pub fn event(name: &str) -> WebhookRequest {
     event_at(name, "")
 }
 
 /// The event as API Gateway delivers it to a webhook URL with this query string.
-pub fn event_at(name: &str, query: &str) -> Request {
+pub fn event_at(name: &str, query: &str) -> WebhookRequest {
     let path = format!("{}/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    let mut envelope: Value =
+    let mut envelope: HttpApiEvent =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    envelope["rawQueryString"] = json!(query);
-    lambda_http::request::from_str(&envelope.to_string()).unwrap()
+    envelope.raw_query_string = Some(query.to_owned());
+    api_gateway::into_request(envelope)
 }
 
-pub fn with_body(request: Request, body: impl Into<Body>) -> Request {
+pub fn with_body(request: WebhookRequest, body: impl Into<Vec<u8>>) -> WebhookRequest {
     let (parts, _) = request.into_parts();
-    Request::from_parts(parts, body.into())
+    WebhookRequest::from_parts(parts, body.into())
 }
 
-pub fn with_authorization(mut request: Request, value: Option<&str>) -> Request {
+pub fn with_authorization(mut request: WebhookRequest, value: Option<&str>) -> WebhookRequest {
     match value {
         Some(value) => {
             request

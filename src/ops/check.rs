@@ -1,19 +1,11 @@
-//! Commands for the people who run the function, with the Lambda's own environment:
-//! `check` proves the connection step by step, `send` runs one event through the real handler
-//! against the configured instance. Neither ever prints a secret.
+//! `ilert-servicenow check [--create-test-incident]`: proves the connection step by step with
+//! the Lambda's own environment, before iLert's first event does. Never prints a secret.
 
-use crate::adapters::api_gateway::{HttpApiEvent, HttpDescription, RequestContext};
 use crate::adapters::secrets::{Connection, SecretError, SecretSource};
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError, TableApi};
-use crate::domain::alert::shorten;
 use crate::domain::incident::{IncidentChanges, CORRELATION_DISPLAY};
-use crate::flow::edge::WebhookHandler;
-use base64::Engine;
-use lambda_runtime::Context;
-use secrecy::ExposeSecret;
-use serde_json::Value;
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The roles that let the integration user read and write incidents.
 const ROLES_TO_GRANT: &str =
@@ -26,7 +18,7 @@ fn report(out: &mut impl Write, verdict: &str, step: &str, detail: &str) {
 
 /// `ilert-servicenow check [--create-test-incident]`: reads the secret, reaches the instance,
 /// authenticates, reads and writes incidents. Returns whether every step passed.
-pub async fn check<S: SecretSource>(
+pub async fn run<S: SecretSource>(
     source: S,
     table: &TableApi,
     close_code: &str,
@@ -222,62 +214,4 @@ async fn create_and_resolve_test_incident(
             false
         }
     }
-}
-
-/// `ilert-servicenow send FILE [QUERY]`: one event (an API Gateway event from `events/`, or a
-/// bare iLert body) through the real handler, with the configured secret's credentials in
-/// place of the file's. Prints the answer; returns whether it was a 2xx.
-pub async fn send<S: SecretSource>(
-    handler: &WebhookHandler<S, TableApi>,
-    file_text: &str,
-    query: &str,
-    out: &mut impl Write,
-) -> Result<bool, String> {
-    let connection = handler
-        .connection()
-        .await
-        .map_err(|error| format!("cannot read the secret: {error}"))?;
-    let json: Value =
-        serde_json::from_str(file_text).map_err(|e| format!("the file is not JSON: {e}"))?;
-    let mut event: HttpApiEvent = if json.get("requestContext").is_some() {
-        serde_json::from_value(json)
-            .map_err(|e| format!("not an API Gateway HTTP API event: {e}"))?
-    } else {
-        HttpApiEvent {
-            raw_path: Some("/webhook".into()),
-            headers: [("content-type".to_owned(), "application/json".to_owned())].into(),
-            request_context: RequestContext {
-                http: HttpDescription {
-                    method: "POST".into(),
-                },
-            },
-            body: Some(file_text.to_owned()),
-            ..HttpApiEvent::default()
-        }
-    };
-    let authorization = match (&connection.webhook.token, &connection.webhook.basic) {
-        (Some(token), _) => format!("Bearer {}", token.expose_secret()),
-        (None, Some((user, password))) => format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD
-                .encode(format!("{user}:{}", password.expose_secret()))
-        ),
-        (None, None) => return Err("the secret has no webhook credentials".into()),
-    };
-    event.headers.insert("authorization".into(), authorization);
-    if !query.is_empty() {
-        event.raw_query_string = Some(query.to_owned());
-    }
-    let mut context = Context::default();
-    context.deadline = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| (d + Duration::from_secs(20)).as_millis() as u64);
-    let answer = crate::adapters::api_gateway::answer(handler, event, context).await;
-    let _ = writeln!(
-        out,
-        "{} {}",
-        answer.status_code,
-        shorten(&answer.body, 2000)
-    );
-    Ok((200..300).contains(&answer.status_code))
 }

@@ -1,0 +1,125 @@
+//! Who the decision needs, as ServiceNow knows them: the caller of a new incident, and with
+//! `assign_on_accept` the responder who accepted. `sys_user` lookups are cached per
+//! execution environment, so a storm of events costs one lookup per user, not one per event.
+
+use crate::adapters::secrets::ServiceNowAccount;
+use crate::adapters::servicenow::{IncidentTable, ServiceNowError, UserKey};
+use crate::domain::alert::AlertEvent;
+use crate::domain::decision::{wants_assignee, Assignee, People};
+use crate::domain::settings::{Email, Settings, UserRef};
+use crate::flow::budget::Budget;
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long a user lookup is trusted: a user found keeps their sys_id; one not found may be
+/// created soon after, so that answer is asked again sooner.
+const USER_FOUND_TTL: Duration = Duration::from_secs(3600);
+const USER_NOT_FOUND_TTL: Duration = Duration::from_secs(300);
+
+#[derive(Default)]
+pub struct UserDirectory {
+    found: Mutex<HashMap<UserKey, (Instant, Option<String>)>>,
+}
+
+impl UserDirectory {
+    /// Looks up the users deciding on `event` needs: the caller when `creating`, and the
+    /// accepting responder when the settings assign on accept.
+    pub async fn people(
+        &self,
+        table: &impl IncidentTable,
+        account: &ServiceNowAccount,
+        event: &AlertEvent,
+        settings: &Settings,
+        creating: bool,
+        budget: &Budget,
+    ) -> Result<People, ServiceNowError> {
+        let caller = if creating {
+            self.caller(table, account, settings, budget).await?
+        } else {
+            None
+        };
+        let assignee = if !wants_assignee(event, settings) {
+            Assignee::NotWanted
+        } else {
+            match event.actor_email().and_then(Email::parse) {
+                None => Assignee::NoEmail,
+                Some(email) => {
+                    let key = UserKey::Email(email.clone());
+                    match self.user(table, account, &key, budget).await? {
+                        Some(sys_id) => Assignee::Found(sys_id),
+                        None => Assignee::UnknownEmail(email.to_string()),
+                    }
+                }
+            }
+        };
+        Ok(People { caller, assignee })
+    }
+
+    /// `caller_id` as set, an email resolved to its user; without one, the integration user.
+    async fn caller(
+        &self,
+        table: &impl IncidentTable,
+        account: &ServiceNowAccount,
+        settings: &Settings,
+        budget: &Budget,
+    ) -> Result<Option<String>, ServiceNowError> {
+        match &settings.caller_id {
+            Some(UserRef::SysId(value) | UserRef::Name(value)) => Ok(Some(value.clone())),
+            Some(UserRef::Email(email)) => {
+                let key = UserKey::Email(email.clone());
+                match self.user(table, account, &key, budget).await? {
+                    Some(sys_id) => Ok(Some(sys_id)),
+                    None => Err(ServiceNowError::Refused(format!(
+                        "caller_id {email} matches no active ServiceNow user: check the \
+                         alert action's caller_id or the user's email in sys_user"
+                    ))),
+                }
+            }
+            None => {
+                let Some(key) = account.username().and_then(UserKey::user_name) else {
+                    return Ok(None);
+                };
+                match self.user(table, account, &key, budget).await {
+                    // Without read access to sys_user the incident is still worth creating.
+                    Err(ServiceNowError::Refused(cause)) => {
+                        tracing::warn!(%cause, "could not look up the integration user as caller");
+                        Ok(None)
+                    }
+                    other => other,
+                }
+            }
+        }
+    }
+
+    /// A `sys_user` lookup, from the cache while it is fresh.
+    async fn user(
+        &self,
+        table: &impl IncidentTable,
+        account: &ServiceNowAccount,
+        key: &UserKey,
+        budget: &Budget,
+    ) -> Result<Option<String>, ServiceNowError> {
+        let cached = self.found().get(key).and_then(|(at, found)| {
+            let ttl = if found.is_some() {
+                USER_FOUND_TTL
+            } else {
+                USER_NOT_FOUND_TTL
+            };
+            (at.elapsed() < ttl).then(|| found.clone())
+        });
+        if let Some(found) = cached {
+            return Ok(found);
+        }
+        let found = budget.servicenow(table.find_user(account, key)).await?;
+        self.found()
+            .insert(key.clone(), (Instant::now(), found.clone()));
+        Ok(found)
+    }
+
+    fn found(&self) -> MutexGuard<'_, HashMap<UserKey, (Instant, Option<String>)>> {
+        self.found
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
