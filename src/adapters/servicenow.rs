@@ -1,17 +1,19 @@
 //! ServiceNow's Table API for incidents, behind a small trait so the flow does not depend on
 //! HTTP. The real adapter guards against the instance's traps (see the README's notes).
 
+mod oauth;
+
 use crate::adapters::secrets::ServiceNowAccount;
 use crate::domain::alert::shorten;
 use crate::domain::incident::{CorrelationId, Incident, IncidentChanges, IncidentState};
 use crate::domain::settings::Email;
+use oauth::CachedToken;
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How much of ServiceNow's own error message is passed on to iLert and the log.
 const ERROR_MESSAGE_MAX_CHARS: usize = 300;
@@ -177,122 +179,6 @@ impl TableApi {
             return interpret(&method, status, retry_after, &bytes);
         }
     }
-
-    /// The OAuth access token, from the cache until a minute before it expires.
-    async fn oauth_token(
-        &self,
-        account: &ServiceNowAccount,
-        force_new: bool,
-    ) -> Result<SecretString, ServiceNowError> {
-        let key = token_key(account);
-        if !force_new {
-            let cached = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(token) = cached
-                .as_ref()
-                .filter(|t| t.key == key && Instant::now() < t.refresh_at)
-            {
-                return Ok(token.value.clone());
-            }
-        }
-        let (value, lifetime) = self.fetch_token(account).await?;
-        *self.tokens.lock().unwrap_or_else(|e| e.into_inner()) = Some(CachedToken {
-            key,
-            value: value.clone(),
-            refresh_at: Instant::now() + lifetime.saturating_sub(TOKEN_REFRESH_MARGIN),
-        });
-        Ok(value)
-    }
-
-    /// `POST /oauth_token.do`: the password grant with a user, else client credentials.
-    async fn fetch_token(
-        &self,
-        account: &ServiceNowAccount,
-    ) -> Result<(SecretString, Duration), ServiceNowError> {
-        let Some((client_id, client_secret)) = &account.oauth_client else {
-            return Err(ServiceNowError::Refused(
-                "no OAuth client is configured".into(),
-            ));
-        };
-        // Built in a block: the serializer must not live across the await below.
-        let (form, grant) = {
-            let mut form = url::form_urlencoded::Serializer::new(String::new());
-            form.append_pair("client_id", client_id)
-                .append_pair("client_secret", client_secret.expose_secret());
-            let grant = match &account.user {
-                Some((username, password)) => {
-                    form.append_pair("grant_type", "password")
-                        .append_pair("username", username)
-                        .append_pair("password", password.expose_secret());
-                    "password"
-                }
-                None => {
-                    form.append_pair("grant_type", "client_credentials");
-                    "client_credentials"
-                }
-            };
-            (form.finish(), grant)
-        };
-        let url = instance_url(account, &["oauth_token.do"]);
-        let request = self
-            .http
-            .post(url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(form);
-        let method = Method::POST;
-        let (status, retry_after, bytes) = send(request, &method).await?;
-        let json: Option<Value> = serde_json::from_slice(&bytes).ok();
-        if status.is_success() {
-            let token = json.as_ref().and_then(|j| j["access_token"].as_str());
-            let lifetime = json
-                .as_ref()
-                .and_then(|j| match &j["expires_in"] {
-                    Value::Number(n) => n.as_u64(),
-                    Value::String(s) => s.parse().ok(),
-                    _ => None,
-                })
-                .unwrap_or(0);
-            return match token {
-                Some(token) => Ok((
-                    SecretString::from(token.to_owned()),
-                    Duration::from_secs(lifetime),
-                )),
-                None => Err(ServiceNowError::NotTableApi(format!(
-                    "ServiceNow's /oauth_token.do answered {status} without an access token \
-                     (the instance may be asleep or the OAuth plugin off)"
-                ))),
-            };
-        }
-        let reason = json
-            .as_ref()
-            .map(|j| {
-                [&j["error"], &j["error_description"]]
-                    .into_iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(": ")
-            })
-            .filter(|r| !r.is_empty())
-            .map(|r| format!(": {}", shorten(&r, ERROR_MESSAGE_MAX_CHARS)))
-            .unwrap_or_default();
-        match interpret(&method, status, retry_after, &bytes) {
-            Err(ServiceNowError::Transient {
-                message,
-                retry_after,
-            }) => Err(ServiceNowError::Transient {
-                message,
-                retry_after,
-            }),
-            _ => Err(ServiceNowError::Unauthorized(format!(
-                "ServiceNow refused the OAuth {grant} grant ({status}){reason}: check \
-                 `client_id` and `client_secret` in the secret, and that the OAuth application \
-                 allows this grant"
-            ))),
-        }
-    }
 }
 
 /// A path on the instance, below whatever path `instance_url` itself has.
@@ -315,29 +201,6 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .parse::<u64>()
         .ok()
         .map(Duration::from_secs)
-}
-
-/// Refresh an access token this long before ServiceNow says it expires.
-const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
-
-/// An access token and what it was issued for.
-struct CachedToken {
-    key: String,
-    value: SecretString,
-    refresh_at: Instant,
-}
-
-/// Which instance, client and user a token belongs to: a rotated secret gets a new token.
-fn token_key(account: &ServiceNowAccount) -> String {
-    format!(
-        "{} {} {}",
-        account.instance_url,
-        account
-            .oauth_client
-            .as_ref()
-            .map_or("", |(id, _)| id.as_str()),
-        account.username().unwrap_or_default()
-    )
 }
 
 /// Sends a request; transport failures are transient.
@@ -574,112 +437,4 @@ fn incident_from(record: &Value) -> Incident {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_200_html_page_is_not_the_table_api() {
-        let verdict = interpret(
-            &Method::GET,
-            StatusCode::OK,
-            None,
-            b"<html><body>Your instance is hibernating</body></html>",
-        );
-        assert!(matches!(verdict, Err(ServiceNowError::NotTableApi(m)) if m.contains("asleep")));
-    }
-
-    #[test]
-    fn throttling_and_gateway_errors_are_transient_and_client_errors_are_not() {
-        for status in [429, 502, 503, 504] {
-            let verdict = interpret(
-                &Method::POST,
-                StatusCode::from_u16(status).unwrap(),
-                Some(Duration::from_secs(7)),
-                b"",
-            );
-            assert_eq!(
-                verdict,
-                Err(ServiceNowError::Transient {
-                    message: format!(
-                        "ServiceNow answered POST with {}",
-                        StatusCode::from_u16(status).unwrap()
-                    ),
-                    retry_after: Some(Duration::from_secs(7)),
-                }),
-                "{status}"
-            );
-        }
-        let unauthorized = interpret(&Method::GET, StatusCode::UNAUTHORIZED, None, b"");
-        assert!(matches!(
-            unauthorized,
-            Err(ServiceNowError::Unauthorized(_))
-        ));
-        for status in [400, 403, 404, 500] {
-            let verdict = interpret(
-                &Method::POST,
-                StatusCode::from_u16(status).unwrap(),
-                None,
-                b"",
-            );
-            assert!(
-                matches!(verdict, Err(ServiceNowError::Refused(_))),
-                "{status}"
-            );
-        }
-    }
-
-    #[test]
-    fn retry_after_is_read_in_seconds() {
-        let mut headers = reqwest::header::HeaderMap::new();
-        assert_eq!(retry_after(&headers), None);
-        headers.insert(reqwest::header::RETRY_AFTER, "12".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(12)));
-        headers.insert(
-            reqwest::header::RETRY_AFTER,
-            "Wed, 21 Oct 2026 07:28:00 GMT".parse().unwrap(),
-        );
-        assert_eq!(retry_after(&headers), None);
-    }
-
-    #[test]
-    fn servicenows_own_error_message_is_passed_on_shortened() {
-        let body = serde_json::json!({
-            "error": {
-                "message": "Operation Failed",
-                "detail": format!("Data Policy Exception: {}", "x".repeat(1000)),
-            },
-            "status": "failure",
-        });
-        let Err(ServiceNowError::Refused(message)) = interpret(
-            &Method::PATCH,
-            StatusCode::FORBIDDEN,
-            None,
-            body.to_string().as_bytes(),
-        ) else {
-            panic!("a 403 is a refusal");
-        };
-        assert!(message.starts_with(
-            "ServiceNow answered PATCH with 403 Forbidden: Operation Failed: Data Policy Exception"
-        ));
-        assert!(message.len() < 400);
-    }
-
-    #[test]
-    fn reference_fields_and_numbers_are_read_as_strings() {
-        let incident = incident_from(&serde_json::json!({
-            "sys_id": {"link": "https://x/api/now/table/incident/abc", "value": "abc"},
-            "state": 2,
-            "number": "INC0010001",
-        }));
-        assert_eq!(incident.sys_id, "abc");
-        assert_eq!(incident.state, IncidentState::InProgress);
-        assert_eq!(incident.impact, "");
-    }
-
-    #[test]
-    fn shorter_incident_numbers_are_older() {
-        let mut numbers = vec!["INC0010000", "INC0009999", "INC0010001"];
-        numbers.sort_by(|a, b| oldest_first(a, b));
-        assert_eq!(numbers, ["INC0009999", "INC0010000", "INC0010001"]);
-    }
-}
+mod tests;
