@@ -6,7 +6,6 @@ use crate::server::{respond_json, HttpResponse};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 impl ServiceNowState {
     pub(super) fn add_user(&mut self, user_name: &str, email: &str, name: &str) -> String {
@@ -73,7 +72,7 @@ impl ServiceNowState {
         path: &str,
         query: Option<&str>,
         body: &[u8],
-    ) -> (Option<Duration>, Option<Fault>) {
+    ) -> Reception {
         self.requests.push(ReceivedRequest {
             method: method.to_string(),
             path: path.to_owned(),
@@ -87,13 +86,36 @@ impl ServiceNowState {
             .position(|(wanted, _)| wanted.as_ref().is_none_or(|m| m == method))
             .and_then(|index| self.quirks.faults.remove(index))
             .map(|(_, fault)| fault);
-        let mut delay = self.quirks.latency.get(method.as_str()).copied();
+        let mut delay = self
+            .quirks
+            .latency
+            .get(method.as_str())
+            .copied()
+            .unwrap_or_default();
         if let Some(Fault::Delay(extra)) = &fault {
-            delay = Some(delay.unwrap_or_default() + *extra);
+            delay += *extra;
         }
-        (delay, fault)
+        // Like a real instance, an insert takes its number when the record is initialised,
+        // before business rules run and the transaction commits: a slow insert can hold the
+        // lower number and become visible after a younger record.
+        let inserting =
+            method == Method::POST && path.trim_end_matches('/') == "/api/now/table/incident";
+        let number = inserting.then(|| {
+            let number = self.next_number;
+            self.next_number += 1;
+            let (base, jitter) = self.quirks.insert_time;
+            delay += base + jitter.mul_f64(fastrand::f64());
+            number
+        });
+        Reception {
+            delay,
+            fault,
+            number,
+        }
     }
 
+    /// Answers a request as the instance's Table API does; `number` is the one an insert
+    /// took when it arrived.
     pub(super) fn table_api(
         &mut self,
         authorization: &[u8],
@@ -101,6 +123,7 @@ impl ServiceNowState {
         path: &str,
         query: Option<&str>,
         body: &[u8],
+        number: Option<u32>,
     ) -> HttpResponse {
         let query = parse_query(query);
         if path == "/oauth_token.do" && method == Method::POST {
@@ -128,15 +151,21 @@ impl ServiceNowState {
             .get("sysparm_exclude_reference_link")
             .map(String::as_str)
             == Some("true");
+        let unreadable = self.quirks.unreadable.clone();
         let project = |incident: &StoredIncident| {
-            Value::Object(record_of(incident, fields.as_deref(), exclude_links))
+            Value::Object(record_of(
+                incident,
+                fields.as_deref(),
+                exclude_links,
+                &unreadable,
+            ))
         };
         if path.trim_end_matches('/') == "/api/now/table/sys_user" && method == Method::GET {
             let records: Vec<&BTreeMap<String, String>> = self.users.iter().collect();
             let found = matching(
                 &records,
                 USER_FIELDS,
-                &self.quirks.hidden_from_queries,
+                &self.quirks.invisible_to_queries(),
                 query.get("sysparm_query").map_or("", String::as_str),
             );
             let result: Vec<Value> = found
@@ -187,10 +216,10 @@ impl ServiceNowState {
                         journal: Vec::new(),
                     };
                     merge(&mut pending, values);
-                    if let Some(refusal) = data_policy(&pending.fields) {
+                    if let Some(refusal) = self.business_rules(&pending.fields) {
                         return refusal;
                     }
-                    let index = self.insert_stored(pending);
+                    let index = self.insert_stored(pending, number);
                     respond_json(
                         StatusCode::CREATED,
                         &json!({ "result": project(&self.incidents[index]) }),
@@ -224,7 +253,7 @@ impl ServiceNowState {
                 }
                 let mut pending = self.incidents[index].clone();
                 merge(&mut pending, values);
-                if let Some(refusal) = data_policy(&pending.fields) {
+                if let Some(refusal) = self.business_rules(&pending.fields) {
                     return refusal;
                 }
                 self.incidents[index] = pending;
@@ -249,22 +278,46 @@ impl ServiceNowState {
         matching(
             &records,
             INCIDENT_FIELDS,
-            &self.quirks.hidden_from_queries,
+            &self.quirks.invisible_to_queries(),
             encoded,
         )
     }
 
+    /// What most instances refuse on a write: the data policy on resolve, and a business rule
+    /// that keeps `assigned_to` within the assignment group.
+    fn business_rules(&self, fields: &BTreeMap<String, String>) -> Option<HttpResponse> {
+        if let Some(refusal) = data_policy(fields) {
+            return Some(refusal);
+        }
+        let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or_default();
+        let members = self.groups.get(field("assignment_group"))?;
+        let assignee = field("assigned_to");
+        (!assignee.is_empty() && !members.iter().any(|m| m == assignee)).then(|| {
+            failure(
+                StatusCode::FORBIDDEN,
+                "Operation Failed",
+                "Assigned to user is not a member of the Assignment group",
+            )
+        })
+    }
+
     pub(super) fn insert(&mut self, fields: BTreeMap<String, String>) -> &StoredIncident {
-        let index = self.insert_stored(StoredIncident {
-            fields,
-            journal: Vec::new(),
-        });
+        let index = self.insert_stored(
+            StoredIncident {
+                fields,
+                journal: Vec::new(),
+            },
+            None,
+        );
         &self.incidents[index]
     }
 
-    fn insert_stored(&mut self, mut incident: StoredIncident) -> usize {
-        let number = self.next_number;
-        self.next_number += 1;
+    fn insert_stored(&mut self, mut incident: StoredIncident, number: Option<u32>) -> usize {
+        let number = number.unwrap_or_else(|| {
+            let next = self.next_number;
+            self.next_number += 1;
+            next
+        });
         let fields = &mut incident.fields;
         fields.insert("number".into(), format!("INC{number:07}"));
         fields.insert(
@@ -276,8 +329,7 @@ impl ServiceNowState {
             format!("2025-10-17 10:{:02}:{:02}", number / 60 % 60, number % 60),
         );
         fields.entry("state".into()).or_insert_with(|| "1".into());
-        let priority = computed_priority(fields);
-        fields.insert("priority".into(), priority);
+        derive_fields(fields);
         self.incidents.push(incident);
         self.incidents.len() - 1
     }
@@ -372,12 +424,22 @@ pub(super) fn merge(incident: &mut StoredIncident, values: Map<String, Value>) {
             if !text.is_empty() {
                 incident.journal.push(JournalEntry { field, text });
             }
-        } else if INCIDENT_FIELDS.contains(&field.as_str()) && field != "priority" {
+        } else if INCIDENT_FIELDS.contains(&field.as_str())
+            && !["priority", "active"].contains(&field.as_str())
+        {
             incident.fields.insert(field, text);
         }
     }
-    let priority = computed_priority(&incident.fields);
-    incident.fields.insert("priority".into(), priority);
+    derive_fields(&mut incident.fields);
+}
+
+/// What the instance computes itself: `priority` from impact and urgency, `active` from the
+/// state (Closed and Canceled incidents are no longer active).
+fn derive_fields(fields: &mut BTreeMap<String, String>) {
+    let priority = computed_priority(fields);
+    fields.insert("priority".into(), priority);
+    let active = !matches!(fields.get("state").map(String::as_str), Some("7" | "8"));
+    fields.insert("active".into(), active.to_string());
 }
 
 /// ServiceNow's default priority matrix.
@@ -405,10 +467,13 @@ pub(super) fn data_policy(fields: &BTreeMap<String, String>) -> Option<HttpRespo
     })
 }
 
+/// The record as the Table API returns it: the fields asked for, a field the user may not
+/// read (a field ACL) as an empty string.
 pub(super) fn record_of(
     incident: &StoredIncident,
     fields: Option<&[String]>,
     exclude_links: bool,
+    unreadable: &[String],
 ) -> Map<String, Value> {
     let wanted: Vec<&str> = match fields {
         Some(list) => list.iter().map(String::as_str).collect(),
@@ -419,7 +484,7 @@ pub(super) fn record_of(
         .filter(|name| INCIDENT_FIELDS.contains(name))
         .map(|name| {
             let text = incident.fields.get(name).cloned().unwrap_or_default();
-            let value = if JOURNAL_FIELDS.contains(&name) {
+            let value = if JOURNAL_FIELDS.contains(&name) || unreadable.iter().any(|u| u == name) {
                 Value::String(String::new())
             } else if REFERENCE_FIELDS.contains(&name) && !exclude_links && !text.is_empty() {
                 json!({ "link": format!("/api/now/table/sys_user/{text}"), "value": text })

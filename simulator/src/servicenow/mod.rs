@@ -96,6 +96,8 @@ struct ServiceNowState {
     user_login: (String, String),
     oauth: OAuthState,
     quirks: Quirks,
+    /// Assignment groups by name or sys_id, with their members' sys_ids.
+    groups: BTreeMap<String, Vec<String>>,
 }
 
 /// The instance's OAuth 2.0 application: one client, the tokens it issued.
@@ -123,11 +125,35 @@ struct Quirks {
     faults: std::collections::VecDeque<(Option<Method>, Fault)>,
     /// Extra time every request of a method takes before it is applied.
     latency: BTreeMap<String, Duration>,
-    /// Fields queries cannot see (hidden by an ACL, or misspelled on the caller's side): a
-    /// term naming one is dropped and the query widens.
+    /// Fields queries cannot see (misspelled on the caller's side, say): a term naming one
+    /// is dropped and the query widens.
     hidden_from_queries: Vec<String>,
+    /// Fields the integration user may not read (a field ACL): a query term naming one is
+    /// dropped, widening the query, and records show the field empty.
+    unreadable: Vec<String>,
     /// Fields a field-level ACL silently refuses to write, still answering 200.
     dropped_on_write: Vec<String>,
+    /// How long an insert takes between taking its number and committing: a base time and a
+    /// random extra of up to the second value.
+    insert_time: (Duration, Duration),
+}
+
+impl Quirks {
+    fn invisible_to_queries(&self) -> Vec<String> {
+        self.hidden_from_queries
+            .iter()
+            .chain(&self.unreadable)
+            .cloned()
+            .collect()
+    }
+}
+
+/// What the instance does with a request on arrival: how long it takes, the fault it meets,
+/// and for an insert the number it took.
+pub(super) struct Reception {
+    delay: Duration,
+    fault: Option<Fault>,
+    number: Option<u32>,
 }
 
 /// One injected failure.
@@ -161,6 +187,18 @@ impl Fault {
             body: json!({ "error": { "message": reason, "detail": "injected by the simulator" }, "status": "failure" })
                 .to_string(),
             retry_after_seconds,
+        }
+    }
+
+    /// The intermittent refusal some instances give under load (KB2466644): a 403 that the
+    /// same request does not meet again.
+    pub fn failed_api_acl_validation() -> Self {
+        Self::Answer {
+            status: 403,
+            content_type: "application/json",
+            body: json!({ "error": { "message": "Failed API level ACL Validation", "detail": null }, "status": "failure" })
+                .to_string(),
+            retry_after_seconds: None,
         }
     }
 
@@ -218,8 +256,12 @@ impl ServiceNowSimulator {
                 let state = Arc::clone(&shared);
                 async move {
                     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
-                    let (delay, fault) = lock().receive(&method, &path, query.as_deref(), &body);
-                    if let Some(delay) = delay {
+                    let Reception {
+                        delay,
+                        fault,
+                        number,
+                    } = lock().receive(&method, &path, query.as_deref(), &body);
+                    if !delay.is_zero() {
                         tokio::time::sleep(delay).await;
                     }
                     let authorization = headers
@@ -227,7 +269,14 @@ impl ServiceNowSimulator {
                         .map(|value| value.as_bytes().to_vec())
                         .unwrap_or_default();
                     let apply = || {
-                        lock().table_api(&authorization, &method, &path, query.as_deref(), &body)
+                        lock().table_api(
+                            &authorization,
+                            &method,
+                            &path,
+                            query.as_deref(),
+                            &body,
+                            number,
+                        )
                     };
                     match fault {
                         Some(Fault::Answer {
@@ -285,7 +334,7 @@ impl ServiceNowSimulator {
         self.lock()
             .incidents
             .iter()
-            .map(|incident| record_of(incident, None, true))
+            .map(|incident| record_of(incident, None, true, &[]))
             .collect()
     }
 
@@ -329,6 +378,28 @@ impl ServiceNowSimulator {
     /// Every request with this method takes `delay` longer, before it is applied.
     pub fn set_latency(&self, method: &str, delay: Duration) {
         self.lock().quirks.latency.insert(method.to_owned(), delay);
+    }
+
+    /// Every insert takes `base` plus a random extra of up to `jitter` between taking its
+    /// number and committing, as inserts with business rules do on a real instance: a slower
+    /// insert holds a lower number and becomes visible after a younger one.
+    pub fn set_insert_time(&self, base: Duration, jitter: Duration) {
+        self.lock().quirks.insert_time = (base, jitter);
+    }
+
+    /// A field ACL that denies the integration user reading `field`: query terms on it are
+    /// dropped (the query widens to every row) and records show it empty.
+    pub fn deny_read(&self, field: &str) {
+        self.lock().quirks.unreadable.push(field.to_owned());
+    }
+
+    /// An assignment group and its members (sys_ids): a write that assigns an incident of
+    /// the group to anyone else is refused, as the usual business rule does.
+    pub fn add_group(&self, name: &str, members: &[&str]) {
+        self.lock().groups.insert(
+            name.to_owned(),
+            members.iter().map(|m| (*m).to_owned()).collect(),
+        );
     }
 
     /// Changes the integration user's password, as an admin rotating it would.
