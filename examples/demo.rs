@@ -45,7 +45,10 @@ pub const BUNDLED_EVENTS: &[(&str, &str)] = &[
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     run(&mut std::io::stdout()).await
 }
 

@@ -7,6 +7,7 @@ use ilert_servicenow::adapters::servicenow::TableApi;
 use ilert_servicenow::domain::settings::Settings;
 use ilert_servicenow::flow::budget::{time_budget_from, DEFAULT_TIME_BUDGET};
 use ilert_servicenow::flow::edge::WebhookHandler;
+use ilert_servicenow::flow::sync::{settle_delay_from, DEFAULT_SETTLE_DELAY};
 use ilert_servicenow::ops::telemetry::Metrics;
 use ilert_servicenow::ops::{check, send};
 use lambda_runtime::Error;
@@ -89,7 +90,7 @@ async fn main() -> Result<(), Error> {
 }
 
 async fn serve_lambda() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    ilert_servicenow::ops::telemetry::init_logs();
     let handler = lambda_handler().await.with_metrics(Metrics::Stdout);
     // The first event needs the secret: read it while the runtime waits for that event.
     let prefetch = async {
@@ -113,10 +114,16 @@ async fn lambda_handler() -> WebhookHandler<AwsSecretsManager, TableApi> {
             tracing::warn!("{problem}; using the default");
             DEFAULT_TIME_BUDGET
         });
+    let settle_delay = settle_delay_from(std::env::var("SETTLE_DELAY_MS").ok().as_deref())
+        .unwrap_or_else(|problem| {
+            tracing::warn!("{problem}; using the default");
+            DEFAULT_SETTLE_DELAY
+        });
     WebhookHandler::new(
         ConnectionCache::new(AwsSecretsManager::from_env().await, ttl),
         TableApi::new(TableApi::default_http_client()),
         Settings::from_environment(std::env::vars()),
     )
     .with_time_budget(time_budget)
+    .with_settle_delay(settle_delay)
 }

@@ -4,22 +4,11 @@
 
 mod support;
 
-use serde_json::{json, Value};
-use simulator::{Fault, ServiceNowSimulator};
+use serde_json::json;
+use simulator::Fault;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::*;
-
-fn active_incidents_for(
-    servicenow: &ServiceNowSimulator,
-    key: &str,
-) -> Vec<serde_json::Map<String, Value>> {
-    servicenow
-        .incidents()
-        .into_iter()
-        .filter(|i| i["correlation_id"] == key && i["state"] != "8")
-        .collect()
-}
 
 #[tokio::test]
 async fn throttling_is_retried_honouring_retry_after_and_the_event_lands() {
@@ -96,7 +85,7 @@ async fn a_slow_instance_is_cut_off_at_the_budget_with_a_503() {
 
 #[tokio::test]
 async fn client_errors_are_not_retried() {
-    for (status, method) in [(400, "POST"), (403, "POST"), (404, "GET"), (500, "POST")] {
+    for (status, method) in [(400, "POST"), (403, "POST"), (404, "GET")] {
         let app = TestApp::spawn().await;
         app.servicenow
             .inject(Some(method), Fault::status(status, None));
@@ -192,9 +181,10 @@ async fn concurrent_deliveries_of_one_alert_end_with_one_active_incident_carryin
         first
             .servicenow
             .set_latency("GET", Duration::from_millis(5));
+        // Numbers are taken on arrival, before a slow and jittered insert commits.
         first
             .servicenow
-            .set_latency("POST", Duration::from_millis(40));
+            .set_insert_time(Duration::from_millis(20), Duration::from_millis(200));
         first
             .servicenow
             .set_latency("PATCH", Duration::from_millis(10));
@@ -228,27 +218,19 @@ async fn concurrent_deliveries_of_one_alert_end_with_one_active_incident_carryin
             "round {round}: the accept is on the winner"
         );
         let number = winner["number"].as_str().unwrap();
-        let notes = environments[0].notes(number);
-        assert!(
-            notes.iter().any(|n| n.contains("Rolled back deploy")),
-            "round {round}: the comment is on the winner: {notes:?}"
-        );
-        let canceled: Vec<_> = servicenow
-            .incidents()
-            .into_iter()
-            .filter(|i| i["state"] == "8")
-            .collect();
-        for loser in &canceled {
-            assert_eq!(
-                loser["correlation_id"],
-                format!("{KEY}:duplicate-of-{number}"),
-                "round {round}: moved aside"
-            );
-            let loser_notes = environments[0].notes(loser["number"].as_str().unwrap());
-            assert!(loser_notes
+        let canceled = assert_duplicates_lead_to(&environments[0], number, round);
+        // A comment that opened a duplicate stays in that duplicate's notes, which cannot be
+        // read back to copy; the winner names the duplicate instead.
+        let noted_on = |number: &str| {
+            environments[0]
+                .notes(number)
                 .iter()
-                .any(|n| n.contains(&format!("duplicate of {number}"))));
-        }
+                .any(|n| n.contains("Rolled back deploy"))
+        };
+        assert!(
+            noted_on(number) || canceled.iter().any(|c| noted_on(c)),
+            "round {round}: the comment is on the winner or a duplicate it names"
+        );
         races_seen += canceled.len();
     }
     assert!(races_seen > 0, "the latency made creation races happen");
@@ -349,15 +331,12 @@ async fn secrets_manager_failing_until_the_budget_runs_out_is_a_503() {
 }
 
 #[tokio::test]
-async fn secrets_manager_access_denied_is_a_500_that_names_the_cause() {
+async fn secrets_manager_access_denied_is_a_500_that_is_not_retried_and_names_nothing() {
     let app = TestApp::spawn().await;
     app.secrets.fail_next(400, "AccessDeniedException");
     let answer = app.deliver("01-alert-created").await;
     assert_eq!(answer.status, 500, "{}", answer.text);
-    let message = answer.body["message"].as_str().unwrap();
-    assert!(
-        message.contains("AccessDenied") && message.contains(SECRET_ID),
-        "{message}"
-    );
+    // The cause is in the log (tests/logging.rs), not in the answer.
+    assert!(!answer.text.contains("AccessDenied") && !answer.text.contains(SECRET_ID));
     assert_eq!(app.secrets.reads(), 1, "not retried");
 }

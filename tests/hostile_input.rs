@@ -61,10 +61,6 @@ fn text_corpus() -> Vec<(String, String)> {
             "a lowercase status".into(),
             with_field("status", json!("pending")),
         ),
-        (
-            "an unknown priority".into(),
-            with_field("priority", json!("URGENT")),
-        ),
     ];
     for (name, id) in [
         ("id with ^", json!("12797430^ORDERBYnumber")),

@@ -5,46 +5,7 @@ mod support;
 
 use serde_json::{json, Value};
 use simulator::Fault;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use support::*;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<Value> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
-    }
-}
-
-/// Captures every log line, at every level and from every crate, as JSON, while `run` runs.
-async fn logs_of<F: std::future::Future<Output = ()>>(run: impl FnOnce() -> F) -> Captured {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    run().await;
-    captured
-}
 
 fn summaries(lines: &[Value]) -> Vec<&Value> {
     lines
@@ -108,7 +69,7 @@ async fn a_full_run_logs_no_secret_token_header_or_body_at_any_level() {
     })
     .await;
 
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     assert!(text.lines().count() > 10, "the capture works: {text}");
     let basic = |user: &str, password: &str| {
         use base64::Engine;
@@ -195,4 +156,46 @@ async fn a_failure_summary_names_its_cause_and_counts_retries() {
         fields["retries"].as_u64(),
         "each attempt failed at its first request"
     );
+}
+
+/// Nobody can be authenticated without the secret, so its failures are answered without a
+/// word about the configuration; whoever runs the function finds the cause in the log.
+#[tokio::test]
+async fn a_secret_that_cannot_be_used_is_answered_generically_and_its_cause_is_logged() {
+    let app = TestApp::spawn().await;
+    let missing = handler_reading(&app.secrets, "ilert/missing", Default::default());
+    let incomplete = TestApp::spawn_with(Default::default(), |secret| {
+        secret.as_object_mut().unwrap().remove("username");
+    })
+    .await;
+    app.secrets.fail_next(400, "AccessDeniedException");
+
+    let mut answers = Vec::new();
+    let captured = logs_of(|| async {
+        answers.push(app.deliver("01-alert-created").await);
+        let response = missing.handle(event("01-alert-created"), None).await;
+        answers.push(Answer {
+            status: response.status().as_u16(),
+            body: serde_json::from_str(response.body()).unwrap(),
+            text: response.body().clone(),
+            retry_after: None,
+        });
+        answers.push(incomplete.deliver("01-alert-created").await);
+    })
+    .await;
+
+    let causes = captured.causes();
+    let expected = [
+        ("AccessDenied", SECRET_ID),
+        ("secret ilert/missing was not found", "ilert/missing"),
+        ("`username` is missing", SECRET_ID),
+    ];
+    assert_eq!(causes.len(), expected.len(), "{causes:?}");
+    for ((answer, cause), (wanted, secret_name)) in answers.iter().zip(&causes).zip(expected) {
+        assert_eq!(answer.status, 500, "{}", answer.text);
+        assert!(answer.body["message"].as_str().unwrap().contains("log"));
+        assert!(!answer.text.contains(secret_name), "{}", answer.text);
+        assert!(cause.contains(wanted), "{cause}");
+    }
+    assert!(!captured.text().contains(SN_PASSWORD));
 }

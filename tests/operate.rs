@@ -65,6 +65,7 @@ async fn check_passes_every_step_against_a_working_instance() {
         "reach instance",
         "authenticate",
         "read incidents",
+        "look up by key",
         "write incidents",
     ] {
         assert!(line(&run, step).starts_with("OK"), "{}", run.stdout);
@@ -83,6 +84,36 @@ async fn check_without_incidents_skips_the_write_and_suggests_a_test_incident() 
     assert!(run.success);
     assert!(line(&run, "write incidents").starts_with("SKIP"));
     assert!(run.stdout.contains("--create-test-incident"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_writes_only_on_an_active_incident_never_on_a_closed_one() {
+    let app = TestApp::spawn().await;
+    app.servicenow
+        .insert(&[("state", "7"), ("short_description", "closed last year")]);
+    let run = run(&app, &["check"]).await;
+    assert!(run.success, "{}", run.stdout);
+    assert!(
+        line(&run, "write incidents").starts_with("SKIP"),
+        "{}",
+        run.stdout
+    );
+    assert!(!app.methods().contains(&"PATCH".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_fails_when_the_instance_widens_lookups_by_key() {
+    let app = TestApp::spawn().await;
+    app.servicenow
+        .insert(&[("state", "2"), ("correlation_id", "ilert:999")]);
+    app.servicenow.deny_read("correlation_id");
+    let run = run(&app, &["check"]).await;
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    let widened = line(&run, "look up by key");
+    assert!(
+        widened.starts_with("FAIL") && widened.contains("read access"),
+        "{widened}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

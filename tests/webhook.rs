@@ -142,11 +142,9 @@ async fn a_widened_query_never_touches_another_alerts_incident() {
     app.servicenow.hide_from_queries("correlation_id");
 
     let answer = app.deliver("02-alert-acknowledged").await;
-    assert_eq!(answer.body["action"], "created", "{}", answer.text);
-    assert_ne!(answer.body["incident"]["number"], other.as_str());
-    assert_ne!(answer.body["incident"]["number"], unrelated.as_str());
+    assert_eq!(answer.status, 502, "{}", answer.text);
     assert!(app.notes(&other).is_empty() && app.notes(&unrelated).is_empty());
-    assert!(!app.methods().contains(&"PATCH".to_owned()));
+    assert!(!app.methods().iter().any(|m| m == "PATCH" || m == "POST"));
 }
 
 #[tokio::test]
@@ -328,37 +326,42 @@ async fn the_secret_is_read_once_per_environment_not_per_request() {
 }
 
 #[tokio::test]
-async fn a_missing_secret_is_a_500_that_names_the_cause() {
+async fn a_missing_secret_is_a_500_whose_cause_is_in_the_log() {
     let app = TestApp::spawn().await;
     app.secrets.put("some-other-secret", "{}");
     let handler_without_secret =
         handler_reading(&app.secrets, "ilert/missing", Settings::default());
-    let response = handler_without_secret
-        .handle(event("01-alert-created"), None)
-        .await;
+    let mut response = None;
+    let logs = logs_of(|| async {
+        response = Some(
+            handler_without_secret
+                .handle(event("01-alert-created"), None)
+                .await,
+        );
+    })
+    .await;
+    let response = response.unwrap();
     assert_eq!(response.status(), 500);
-    let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    let body: Value = serde_json::from_str(response.body()).unwrap();
     assert_eq!(body["error"], "misconfigured");
-    assert!(body["message"]
-        .as_str()
-        .unwrap()
-        .contains("secret ilert/missing was not found"));
+    assert!(!response.body().contains("ilert/missing"), "{body}");
+    let [cause] = logs.causes().try_into().unwrap();
+    assert!(
+        cause.contains("secret ilert/missing was not found"),
+        "{cause}"
+    );
     assert!(app.servicenow.requests().is_empty());
 }
 
 #[tokio::test]
-async fn an_incomplete_secret_is_a_500_that_names_the_missing_key() {
+async fn an_incomplete_secret_is_a_500_that_names_no_key_and_no_value() {
     let app = TestApp::spawn_with(Settings::default(), |secret| {
         secret.as_object_mut().unwrap().remove("username");
     })
     .await;
     let answer = app.deliver("01-alert-created").await;
     assert_eq!(answer.status, 500);
-    assert!(answer.body["message"]
-        .as_str()
-        .unwrap()
-        .contains("`username` is missing"));
-    assert!(!answer.text.contains(SN_PASSWORD));
+    assert!(!answer.text.contains("username") && !answer.text.contains(SN_PASSWORD));
 }
 
 #[tokio::test]

@@ -28,6 +28,7 @@ fuzz_target!(|body: &[u8]| {
     assert!(!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
 
     let settings = Settings::default();
+    let now = std::time::SystemTime::now();
     let existing = Incident {
         sys_id: "0123456789abcdef0123456789abcdef".into(),
         number: "INC0010001".into(),
@@ -38,6 +39,8 @@ fuzz_target!(|body: &[u8]| {
         impact: "3".into(),
         urgency: "3".into(),
         assigned_to: String::new(),
+        close_code: String::new(),
+        close_notes: String::new(),
     };
     let mut situations = vec![None];
     for code in ["1", "2", "3", "6", "7", "8", "101"] {
@@ -48,7 +51,7 @@ fuzz_target!(|body: &[u8]| {
     }
 
     for current in situations {
-        let plan = decide(&event, current.as_ref(), &settings, &People::default());
+        let plan = decide(&event, current.as_ref(), &settings, &People::default(), now);
         let changes = match &plan {
             Plan::Ignore { .. } => {
                 assert!(current.is_none(), "only a missing incident is ignored");
@@ -80,7 +83,7 @@ fuzz_target!(|body: &[u8]| {
 
         let after = current.as_ref().unwrap_or(&existing).after(changes);
         assert_eq!(
-            decide(&event, Some(&after), &settings, &People::default()),
+            decide(&event, Some(&after), &settings, &People::default(), now),
             Plan::Unchanged,
             "a redelivered event writes nothing"
         );

@@ -5,7 +5,9 @@
 
 use crate::adapters::secrets::SecretSource;
 use crate::adapters::servicenow::IncidentTable;
-use crate::flow::edge::{UndecodableBody, WebhookHandler, WebhookRequest, WebhookResponse};
+use crate::flow::edge::{
+    UndecodableBody, UnreadableUrl, WebhookHandler, WebhookRequest, WebhookResponse,
+};
 use base64::Engine;
 use http::{HeaderName, HeaderValue};
 use lambda_runtime::{service_fn, Context, Error, LambdaEvent};
@@ -99,21 +101,17 @@ pub fn into_request(event: HttpApiEvent) -> WebhookRequest {
     let mut request = http::Request::new(body);
     *request.method_mut() = http::Method::from_bytes(event.request_context.http.method.as_bytes())
         .unwrap_or(http::Method::GET);
-    // API Gateway passes the query as the sender wrote it; bytes a URI may not hold are
-    // percent-encoded, which is how the settings parser reads them anyway.
-    *request.uri_mut() = uri.parse().unwrap_or_else(|_| {
-        let encoded: String = uri
-            .bytes()
-            .map(|b| match b {
-                b'#' => "%23".to_owned(),
-                b if b.is_ascii_graphic() => char::from(b).to_string(),
-                b => format!("%{b:02X}"),
-            })
-            .collect();
-        encoded
-            .parse()
-            .unwrap_or_else(|_| http::Uri::from_static("/"))
-    });
+    // API Gateway passes the URL as the sender wrote it, and iLert's URL field lets through
+    // bytes a URI may not hold raw (`"`, `<`, `>`, `{`, `|`, …): they are percent-encoded,
+    // which the settings parser decodes back to exactly what was typed.
+    match within_uri(&uri).parse() {
+        Ok(parsed) => *request.uri_mut() = parsed,
+        Err(error) => {
+            request
+                .extensions_mut()
+                .insert(UnreadableUrl(error.to_string()));
+        }
+    }
     for (name, value) in event.headers {
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(name.as_bytes()),
@@ -126,6 +124,21 @@ pub fn into_request(event: HttpApiEvent) -> WebhookRequest {
         request.extensions_mut().insert(UndecodableBody);
     }
     request
+}
+
+/// `uri` with every byte a URI may not carry raw percent-encoded; `%` stays, so what the
+/// sender already encoded is decoded once, as written.
+fn within_uri(uri: &str) -> String {
+    const KEPT: &[u8] = b"-._~!$&'()*+,;=:@/?%";
+    let mut encoded = String::with_capacity(uri.len());
+    for byte in uri.bytes() {
+        if byte.is_ascii_alphanumeric() || KEPT.contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
 }
 
 fn into_api_gateway_response(response: WebhookResponse) -> HttpApiResponse {

@@ -325,8 +325,22 @@ impl SecretSource for StaticSecret {
 pub struct ConnectionCache<S> {
     source: S,
     ttl: Duration,
-    cached: Mutex<Option<(Instant, Arc<Connection>)>>,
+    cached: Mutex<Cached>,
 }
+
+/// The last read: what it gave, and when it failed if it did.
+#[derive(Default)]
+struct Cached {
+    connection: Option<(Instant, Arc<Connection>)>,
+    failure: Option<(Instant, SecretError)>,
+}
+
+/// How long a failed read is answered from memory: long enough that a flood of calls (most
+/// of them anonymous, since nobody can be authenticated without the secret) costs one
+/// Secrets Manager request every few seconds, short enough that a fixed secret is seen at
+/// once. Throttling or an outage is asked again sooner than a missing or unusable secret.
+const MISCONFIGURED_MEMORY: Duration = Duration::from_secs(5);
+const UNAVAILABLE_MEMORY: Duration = Duration::from_secs(1);
 
 impl<S: SecretSource> ConnectionCache<S> {
     pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
@@ -335,16 +349,25 @@ impl<S: SecretSource> ConnectionCache<S> {
         Self {
             source,
             ttl,
-            cached: Mutex::new(None),
+            cached: Mutex::new(Cached::default()),
         }
     }
 
     pub async fn get(&self) -> Result<Arc<Connection>, SecretError> {
         // Held across the fetch so that concurrent requests wait for one fetch, not race it.
         let mut cached = self.cached.lock().await;
-        if let Some((fetched_at, connection)) = cached.as_ref() {
+        if let Some((fetched_at, connection)) = &cached.connection {
             if fetched_at.elapsed() < self.ttl {
                 return Ok(Arc::clone(connection));
+            }
+        }
+        if let Some((failed_at, error)) = &cached.failure {
+            let memory = match error {
+                SecretError::Misconfigured(_) => MISCONFIGURED_MEMORY,
+                SecretError::Unavailable(_) => UNAVAILABLE_MEMORY,
+            };
+            if failed_at.elapsed() < memory {
+                return Err(error.clone());
             }
         }
         self.fetch_into(&mut cached).await
@@ -354,7 +377,7 @@ impl<S: SecretSource> ConnectionCache<S> {
     /// password). If another request already refreshed it, that copy is used.
     pub async fn refresh(&self, stale: &Arc<Connection>) -> Result<Arc<Connection>, SecretError> {
         let mut cached = self.cached.lock().await;
-        if let Some((_, connection)) = cached.as_ref() {
+        if let Some((_, connection)) = &cached.connection {
             if !Arc::ptr_eq(connection, stale) {
                 return Ok(Arc::clone(connection));
             }
@@ -362,14 +385,23 @@ impl<S: SecretSource> ConnectionCache<S> {
         self.fetch_into(&mut cached).await
     }
 
-    async fn fetch_into(
-        &self,
-        cached: &mut Option<(Instant, Arc<Connection>)>,
-    ) -> Result<Arc<Connection>, SecretError> {
-        let secret = self.source.fetch().await?;
-        let connection = Arc::new(Connection::from_secret(&secret, self.source.secret_name())?);
-        *cached = Some((Instant::now(), Arc::clone(&connection)));
-        Ok(connection)
+    async fn fetch_into(&self, cached: &mut Cached) -> Result<Arc<Connection>, SecretError> {
+        let read = match self.source.fetch().await {
+            Ok(secret) => Connection::from_secret(&secret, self.source.secret_name()),
+            Err(error) => Err(error),
+        };
+        match read {
+            Ok(connection) => {
+                let connection = Arc::new(connection);
+                cached.connection = Some((Instant::now(), Arc::clone(&connection)));
+                cached.failure = None;
+                Ok(connection)
+            }
+            Err(error) => {
+                cached.failure = Some((Instant::now(), error.clone()));
+                Err(error)
+            }
+        }
     }
 }
 

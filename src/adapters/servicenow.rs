@@ -37,6 +37,11 @@ pub enum ServiceNowError {
     /// 401: the integration user's credentials are wrong, perhaps rotated.
     #[error("{0}")]
     Unauthorized(String),
+    /// May pass on its own or may not: a 500 (a script error, or a node that failed once) or
+    /// the intermittent "Failed API level ACL Validation" 403. Worth `tries` attempts in all;
+    /// every attempt reads before it writes, so a retry never applies a write twice.
+    #[error("{message}")]
+    Intermittent { message: String, tries: u32 },
     /// The instance said no, and saying it again will not change its mind.
     #[error("{0}")]
     Refused(String),
@@ -115,12 +120,13 @@ impl TableApi {
         }
     }
 
-    /// The client the function uses: rustls, bounded waits, no proxy lookup.
+    /// The client the function uses: rustls, bounded waits, no proxy lookup. A request that
+    /// hangs is cut off well inside the invocation's 5 s budget, so one more try fits.
     pub fn default_http_client() -> reqwest::Client {
         reqwest::Client::builder()
             .user_agent(concat!("ilert-servicenow/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(8))
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(3))
             // One connection per instance, reused while warm; dropped when idle longer than
             // load balancers keep it, so a thawed environment does not write into a dead one.
             .pool_idle_timeout(Duration::from_secs(30))
@@ -234,17 +240,16 @@ impl TableApi {
     pub async fn probe(
         &self,
         account: &ServiceNowAccount,
-    ) -> Result<Option<(String, String)>, ServiceNowError> {
+    ) -> Result<Option<Incident>, ServiceNowError> {
         let mut url = Self::table_url(account, None);
-        url.query_pairs_mut().append_pair("sysparm_limit", "1");
+        url.query_pairs_mut()
+            .append_pair("sysparm_query", "active=true^ORDERBYDESCsys_updated_on")
+            .append_pair("sysparm_limit", "1");
         let result = self.call(account, Method::GET, url, None).await?;
         let records = result.as_array().ok_or_else(|| {
             ServiceNowError::NotTableApi("ServiceNow's answer has no list of records".into())
         })?;
-        Ok(records.first().map(|record| {
-            let incident = incident_from(record);
-            (incident.sys_id, incident.number)
-        }))
+        Ok(records.first().map(incident_from))
     }
 }
 
@@ -292,13 +297,24 @@ impl IncidentTable for TableApi {
         let records = result.as_array().ok_or_else(|| {
             ServiceNowError::NotTableApi("ServiceNow's lookup answer has no list of records".into())
         })?;
-        let mut incidents: Vec<Incident> = records
+        let mut incidents: Vec<Incident> = records.iter().map(incident_from).collect();
+        // A query term the instance cannot use (a field the user may not read, a term it
+        // cannot parse) is dropped, widening the query to every row, cut by sysparm_limit.
+        // One record without our key proves it, and then the lookup proves nothing: the
+        // alert's own incident may be among the rows cut off.
+        let strangers = incidents
             .iter()
-            .map(incident_from)
-            // A query term the instance cannot parse is dropped, widening the query to every
-            // row: keep only what really carries our key.
-            .filter(|incident| incident.correlation_id == key.as_str())
-            .collect();
+            .filter(|incident| incident.correlation_id != key.as_str())
+            .count();
+        if strangers > 0 {
+            return Err(ServiceNowError::Refused(format!(
+                "ServiceNow ignored the lookup's condition correlation_id={key} and returned \
+                 {strangers} incident(s) without it: the integration user probably may not read \
+                 incident.correlation_id (a field ACL); grant it read access. Nothing was \
+                 created or changed.",
+                key = key.as_str()
+            )));
+        }
         incidents.sort_by(|a, b| oldest_first(&a.number, &b.number));
         Ok(incidents)
     }
@@ -365,6 +381,13 @@ fn interpret(
         StatusCode::UNAUTHORIZED => Err(ServiceNowError::Unauthorized(format!(
             "{message}: check `username` and `password` in the secret"
         ))),
+        StatusCode::INTERNAL_SERVER_ERROR => {
+            Err(ServiceNowError::Intermittent { message, tries: 3 })
+        }
+        // KB2466644: under load some instances refuse a request they allow a moment later.
+        StatusCode::FORBIDDEN if detail.contains("Failed API level ACL Validation") => {
+            Err(ServiceNowError::Intermittent { message, tries: 2 })
+        }
         _ => Err(ServiceNowError::Refused(message)),
     }
 }
@@ -433,6 +456,8 @@ fn incident_from(record: &Value) -> Incident {
         impact: field("impact"),
         urgency: field("urgency"),
         assigned_to: field("assigned_to"),
+        close_code: field("close_code"),
+        close_notes: field("close_notes"),
     }
 }
 

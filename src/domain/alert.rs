@@ -59,14 +59,28 @@ impl AlertStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
     High,
     Low,
 }
 
 impl Priority {
+    /// `HIGH` or `LOW`; any other value, one iLert may add later, counts as no priority.
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "HIGH" => Some(Self::High),
+            "LOW" => Some(Self::Low),
+            other => {
+                tracing::warn!(
+                    priority = %shorten(other, 40),
+                    "unknown priority in the iLert event, handled as if there were none"
+                );
+                None
+            }
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Self::High => "HIGH",
@@ -195,6 +209,8 @@ pub struct AlertEvent {
     pub details: String,
     pub priority: Option<Priority>,
     pub report_time: Option<String>,
+    /// `reportTime` in seconds since the epoch, when it reads as an RFC 3339 time.
+    pub reported_at: Option<i64>,
     pub resolved_on: Option<String>,
     pub timestamp: Option<String>,
     pub event_id: Option<String>,
@@ -243,7 +259,8 @@ impl AlertEvent {
             status,
             kind,
             details: wire.details.unwrap_or_default(),
-            priority: wire.priority,
+            priority: wire.priority.as_deref().and_then(Priority::parse),
+            reported_at: wire.report_time.as_deref().and_then(epoch_seconds),
             report_time: wire.report_time,
             resolved_on: wire.resolved_on,
             timestamp: wire.timestamp,
@@ -319,6 +336,14 @@ fn describe_json_error(error: serde_json::Error) -> InvalidEvent {
     InvalidEvent::new(message)
 }
 
+/// An RFC 3339 time (`2025-10-17T10:41:12.345Z`) in seconds since the epoch.
+fn epoch_seconds(text: &str) -> Option<i64> {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    DateTime::from_str(text.trim(), Format::DateTimeWithOffset)
+        .ok()
+        .map(|time| time.secs())
+}
+
 /// Cuts `text` to at most `max_chars` characters, never inside a character.
 pub fn shorten(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
@@ -343,7 +368,8 @@ struct WireEvent {
     event_type: Option<String>,
     summary: Option<String>,
     details: Option<String>,
-    priority: Option<Priority>,
+    /// Read as text: iLert may add priorities, and an unknown one must not cost the alert.
+    priority: Option<String>,
     report_time: Option<String>,
     resolved_on: Option<String>,
     timestamp: Option<String>,

@@ -9,6 +9,7 @@ use crate::domain::incident::{
 };
 use crate::domain::render::{close_notes, description, note, title};
 use crate::domain::settings::{OnAccept, OnComment, OnOther, OnResolve, Settings};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
@@ -44,6 +45,8 @@ pub enum Assignee {
     UnknownEmail(String),
     /// iLert did not say who accepted, or gave no email.
     NoEmail,
+    /// ServiceNow refused the assignment (the user is not in the group, an ACL), saying this.
+    Refused(String),
 }
 
 /// Why a policy ignores this event before anything is looked up (answered `ignored` with no
@@ -87,29 +90,38 @@ pub fn wants_assignee(event: &AlertEvent, settings: &Settings) -> bool {
         && settings.on_accept != OnAccept::Ignore
 }
 
+/// `now` is when the event is decided on: a resolved first event opens an incident only for
+/// an alert reported recently enough (see `create_resolved_within_hours`).
 pub fn decide(
     event: &AlertEvent,
     found: Option<&Incident>,
     settings: &Settings,
     people: &People,
+    now: SystemTime,
 ) -> Plan {
     if let Some(reason) = ignored_by_policy(event, settings) {
         return Plan::Ignore { reason };
     }
     match found {
-        None => decide_first_event(event, settings, people),
+        None => decide_first_event(event, settings, people, now),
         Some(incident) if incident.state.is_final() => Plan::Unchanged,
         Some(incident) => decide_update(event, incident, settings, people),
     }
 }
 
-fn decide_first_event(event: &AlertEvent, settings: &Settings, people: &People) -> Plan {
-    if event.status == AlertStatus::Resolved
-        && (!settings.create_on_resolved || settings.on_resolve == OnResolve::Ignore)
-    {
-        return Plan::Ignore {
-            reason: "the alert is already resolved, so no incident is opened for it",
-        };
+fn decide_first_event(
+    event: &AlertEvent,
+    settings: &Settings,
+    people: &People,
+    now: SystemTime,
+) -> Plan {
+    if event.status == AlertStatus::Resolved {
+        let wanted = settings.create_on_resolved || reported_within(event, settings, now);
+        if !wanted || settings.on_resolve == OnResolve::Ignore {
+            return Plan::Ignore {
+                reason: "the alert is already resolved, so no incident is opened for it",
+            };
+        }
     }
     let progress = target_progress(event.status, settings).unwrap_or(Progress::New);
     let pair = settings.impact_urgency(event.priority == Some(Priority::High));
@@ -211,6 +223,69 @@ fn decide_update(
     }
 }
 
+/// Whether the alert was reported within `create_resolved_within` of `now`. An alert whose
+/// report time is unknown counts as recent: an extra resolved ticket is a smaller harm than
+/// a flapping alert's create leaving an open one behind.
+fn reported_within(event: &AlertEvent, settings: &Settings, now: SystemTime) -> bool {
+    if settings.create_resolved_within.is_zero() {
+        return false;
+    }
+    let now_secs = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64);
+    event.reported_at.is_none_or(|reported| {
+        now_secs.saturating_sub(reported) <= settings.create_resolved_within.as_secs() as i64
+    })
+}
+
+/// The writes that bring onto `winner` what concurrent creations of the alert's incident left
+/// on `duplicates`: the furthest state, with the close fields and title that go with it, an
+/// assignee when the winner has none, and a work note naming each duplicate (its own notes
+/// cannot be read back to copy). Empty when the winner already shows everything.
+pub fn merge_into(winner: &Incident, duplicates: &[&Incident]) -> IncidentChanges {
+    let mut changes = IncidentChanges::default();
+    let furthest = duplicates
+        .iter()
+        .copied()
+        .max_by_key(|duplicate| incident_progress(&duplicate.state))
+        .filter(|duplicate| incident_progress(&duplicate.state) > incident_progress(&winner.state));
+    if let Some(ahead) = furthest {
+        changes.state = Some(ahead.state.code().to_owned());
+        changes.short_description = Some(ahead.short_description.clone());
+        if incident_progress(&ahead.state) == Progress::Resolved {
+            changes.close_code = Some(ahead.close_code.clone()).filter(|c| !c.is_empty());
+            changes.close_notes = Some(ahead.close_notes.clone()).filter(|n| !n.is_empty());
+        }
+    }
+    if winner.assigned_to.is_empty() {
+        changes.assigned_to = duplicates
+            .iter()
+            .map(|duplicate| &duplicate.assigned_to)
+            .find(|assignee| !assignee.is_empty())
+            .cloned();
+    }
+    let mut display = winner.correlation_display.clone();
+    let mut named = Vec::new();
+    for duplicate in duplicates {
+        let memory = NoteMemory::read(&display);
+        let fingerprint = NoteFingerprint::of(&format!("merged {}", duplicate.number));
+        if !memory.contains(&fingerprint) {
+            display = memory.remember(&fingerprint);
+            named.push(duplicate.number.as_str());
+        }
+    }
+    if !named.is_empty() {
+        changes.work_notes = Some(format!(
+            "Merged {} into this incident: opened by a concurrent delivery of the same iLert \
+             alert, now canceled. Its state and close fields are carried here; its own work \
+             notes stay on it.",
+            named.join(", ")
+        ));
+        changes.correlation_display = Some(display);
+    }
+    changes
+}
+
 /// The writes that retire `duplicate`, an incident that lost a creation race to `winner`:
 /// Canceled, with a note naming the winner, and its correlation id moved aside so that
 /// lookups no longer find it.
@@ -301,5 +376,7 @@ fn event_identity(event: &AlertEvent) -> String {
     }
 }
 
+#[cfg(test)]
+mod races;
 #[cfg(test)]
 mod tests;

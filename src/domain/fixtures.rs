@@ -11,7 +11,13 @@ pub(crate) fn settings() -> Settings {
 
 /// The decision when no user had to be looked up.
 pub(crate) fn decide(event: &AlertEvent, found: Option<&Incident>, settings: &Settings) -> Plan {
-    crate::domain::decision::decide(event, found, settings, &People::default())
+    crate::domain::decision::decide(
+        event,
+        found,
+        settings,
+        &People::default(),
+        std::time::SystemTime::now(),
+    )
 }
 
 pub(crate) fn with(query: &str) -> Settings {
@@ -30,6 +36,8 @@ pub(crate) fn apply(incident: Option<&Incident>, changes: &IncidentChanges) -> I
         impact: "3".into(),
         urgency: "3".into(),
         assigned_to: String::new(),
+        close_code: String::new(),
+        close_notes: String::new(),
     };
     incident.unwrap_or(&blank).after(changes)
 }

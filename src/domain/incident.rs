@@ -17,6 +17,12 @@ impl CorrelationId {
         Self(format!("ilert:{id}"))
     }
 
+    /// A key no alert has (alert ids are digits), for `check` to see whether the instance
+    /// honours a lookup by key: it must find nothing.
+    pub fn no_alert() -> Self {
+        Self("ilert:check-no-such-alert".to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -78,6 +84,9 @@ pub struct Incident {
     pub impact: String,
     pub urgency: String,
     pub assigned_to: String,
+    /// Read so that a duplicate's resolution can be carried to the incident that stays.
+    pub close_code: String,
+    pub close_notes: String,
 }
 
 impl Incident {
@@ -96,6 +105,8 @@ impl Incident {
         replace(&mut next.impact, &changes.impact);
         replace(&mut next.urgency, &changes.urgency);
         replace(&mut next.assigned_to, &changes.assigned_to);
+        replace(&mut next.close_code, &changes.close_code);
+        replace(&mut next.close_notes, &changes.close_notes);
         if let Some(state) = &changes.state {
             next.state = IncidentState::from_code(state);
         }
@@ -113,6 +124,8 @@ impl Incident {
         "impact",
         "urgency",
         "assigned_to",
+        "close_code",
+        "close_notes",
     ];
 }
 
@@ -295,6 +308,8 @@ mod tests {
             impact: String::new(),
             urgency: String::new(),
             assigned_to: String::new(),
+            close_code: String::new(),
+            close_notes: String::new(),
         };
         assert_eq!(changes.not_applied_in(&written), ["state"]);
         written.state = IncidentState::Resolved;

@@ -150,6 +150,9 @@ pub(crate) fn note(event: &AlertEvent, settings: &Settings, people: &People) -> 
                 Assignee::NoEmail => {
                     format!("{accepted} Not assigned: iLert did not say who accepted, by email.")
                 }
+                Assignee::Refused(cause) => {
+                    format!("{accepted} Not assigned: ServiceNow refused it ({cause}).")
+                }
                 Assignee::NotWanted | Assignee::Found(_) => accepted,
             })
         }

@@ -8,6 +8,7 @@
 
 use crate::domain::template::Template;
 use std::fmt;
+use std::time::Duration;
 
 /// Impact and urgency, 1 (high) to 3 (low). ServiceNow computes `priority` from the pair, so
 /// the pair is what this function writes.
@@ -108,7 +109,7 @@ pub const PASSTHROUGH_FIELDS: [&str; 10] = [
 
 /// Every setting's name, as it appears in the webhook URL (and, upper-cased with `DEFAULT_`,
 /// in the environment).
-pub const SETTING_NAMES: [&str; 26] = [
+pub const SETTING_NAMES: [&str; 27] = [
     "caller_id",
     "impact",
     "urgency",
@@ -135,7 +136,11 @@ pub const SETTING_NAMES: [&str; 26] = [
     "on_comment",
     "on_other",
     "create_on_resolved",
+    "create_resolved_within_hours",
 ];
+
+/// A year: older alerts are not worth a ticket when all they say is that they are resolved.
+const MAX_WINDOW_HOURS: u32 = 8760;
 
 /// The longest value a setting may have: long enough for any template, short enough that a
 /// URL cannot smuggle a document in.
@@ -170,6 +175,10 @@ pub struct Settings {
     pub on_comment: OnComment,
     pub on_other: OnOther,
     pub create_on_resolved: bool,
+    /// A first event that is already resolved still opens a (resolved) incident when its
+    /// alert was reported at most this long ago: a flapping alert's create, delivered at the
+    /// same time or later, then lands on a resolved incident. Zero: never.
+    pub create_resolved_within: Duration,
 }
 
 impl Default for Settings {
@@ -198,6 +207,7 @@ impl Default for Settings {
             on_comment: OnComment::WorkNote,
             on_other: OnOther::WorkNote,
             create_on_resolved: false,
+            create_resolved_within: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -254,20 +264,20 @@ impl Settings {
     pub fn with_query(&self, query: &str) -> Result<Self, InvalidSetting> {
         let mut settings = self.clone();
         let mut seen: Vec<String> = Vec::new();
-        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            if !SETTING_NAMES.contains(&name.as_ref()) {
+        for (name, value) in query_pairs(query)? {
+            if !SETTING_NAMES.contains(&name.as_str()) {
                 return Err(InvalidSetting(format!(
                     "unknown setting `{name}` in the webhook URL; known settings: {}",
                     SETTING_NAMES.join(", ")
                 )));
             }
-            if seen.iter().any(|s| *s == name) {
+            if seen.contains(&name) {
                 return Err(InvalidSetting(format!(
                     "setting `{name}` is given twice in the webhook URL"
                 )));
             }
-            seen.push(name.to_string());
             settings.set(&name, &value, Source::Url)?;
+            seen.push(name);
         }
         Ok(settings)
     }
@@ -312,6 +322,16 @@ impl Settings {
             }
             "assign_on_accept" => self.assign_on_accept = parse_flag(text, &refuse)?,
             "create_on_resolved" => self.create_on_resolved = parse_flag(text, &refuse)?,
+            "create_resolved_within_hours" => {
+                self.create_resolved_within = text
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|hours| *hours <= MAX_WINDOW_HOURS)
+                    .map(|hours| Duration::from_secs(u64::from(hours) * 3600))
+                    .ok_or_else(|| {
+                        refuse(&format!("a whole number of hours, 0 to {MAX_WINDOW_HOURS}"))
+                    })?
+            }
             "ilert_url" => self.alert_url = parse_alert_url(text).map_err(|_| refuse(URL_FORM))?,
             "on_accept" => {
                 self.on_accept = choose(
@@ -390,6 +410,39 @@ impl Settings {
     pub fn priority_is_fixed(&self) -> bool {
         self.impact.is_some() && self.urgency.is_some()
     }
+}
+
+/// The query's `name=value` pairs, percent-decoded (`+` is a space). A pair that does not
+/// decode to UTF-8 is refused by name rather than read with replacement characters.
+fn query_pairs(query: &str) -> Result<Vec<(String, String)>, InvalidSetting> {
+    let decode = |part: &str| {
+        let spaced = part.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8()
+            .map(|text| text.into_owned())
+    };
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = decode(raw_name).map_err(|_| {
+                InvalidSetting(format!(
+                    "a setting's name in the webhook URL is not UTF-8 once percent-decoded: \
+                     {:?}",
+                    crate::domain::alert::shorten(raw_name, 60)
+                ))
+            })?;
+            let value = decode(raw_value).map_err(|_| {
+                InvalidSetting(format!(
+                    "setting `{name}` in the webhook URL is not UTF-8 once percent-decoded: \
+                     {:?}; percent-encode text as UTF-8",
+                    crate::domain::alert::shorten(raw_value, 60)
+                ))
+            })?;
+            Ok((name, value))
+        })
+        .collect()
 }
 
 const USER_FORMS: &str = "a sys_id (32 hex digits), an email, or a user's display name";

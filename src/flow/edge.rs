@@ -29,6 +29,11 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct UndecodableBody;
 
+/// Marks a request whose URL could not be read as one (its settings would be lost), with
+/// why; set by the Lambda adapter, answered 400 after authentication.
+#[derive(Debug, Clone)]
+pub struct UnreadableUrl(pub String);
+
 pub struct WebhookHandler<S, T> {
     connections: Arc<ConnectionCache<S>>,
     sync: IncidentSync<S, T>,
@@ -55,6 +60,12 @@ enum Failure {
     InvalidSetting(#[from] InvalidSetting),
     #[error("the deployment's default settings: {0}")]
     BadDefaults(InvalidSetting),
+    /// The secret could not be read, so nobody could be authenticated: the answer says
+    /// nothing of why (the log does).
+    #[error("{0}")]
+    SecretUnreadable(SecretError),
+    #[error("the webhook URL could not be read: {0}")]
+    UnreadableUrl(String),
     #[error("{0}")]
     Sync(#[from] SyncError),
 }
@@ -65,14 +76,16 @@ impl Failure {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::InvalidEvent(_) | Self::UndecodableBody | Self::InvalidSetting(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            Self::BadDefaults(_) | Self::Sync(SyncError::Misconfigured(_)) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::InvalidEvent(_)
+            | Self::UndecodableBody
+            | Self::InvalidSetting(_)
+            | Self::UnreadableUrl(_) => StatusCode::BAD_REQUEST,
+            Self::BadDefaults(_)
+            | Self::SecretUnreadable(SecretError::Misconfigured(_))
+            | Self::Sync(SyncError::Misconfigured(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Sync(SyncError::Refused(_)) => StatusCode::BAD_GATEWAY,
-            Self::Sync(SyncError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::SecretUnreadable(SecretError::Unavailable(_))
+            | Self::Sync(SyncError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -83,10 +96,13 @@ impl Failure {
             Self::Unauthorized(_) => "unauthorized",
             Self::TooLarge(_) => "too_large",
             Self::InvalidEvent(_) | Self::UndecodableBody => "invalid_event",
-            Self::InvalidSetting(_) => "invalid_setting",
-            Self::BadDefaults(_) | Self::Sync(SyncError::Misconfigured(_)) => "misconfigured",
+            Self::InvalidSetting(_) | Self::UnreadableUrl(_) => "invalid_setting",
+            Self::BadDefaults(_)
+            | Self::SecretUnreadable(SecretError::Misconfigured(_))
+            | Self::Sync(SyncError::Misconfigured(_)) => "misconfigured",
             Self::Sync(SyncError::Refused(_)) => "servicenow_refused",
-            Self::Sync(SyncError::Unavailable { .. }) => "unavailable",
+            Self::SecretUnreadable(SecretError::Unavailable(_))
+            | Self::Sync(SyncError::Unavailable { .. }) => "unavailable",
         }
     }
 
@@ -106,6 +122,15 @@ impl Failure {
             Self::InvalidEvent(why) => format!("not a usable iLert event: {why}"),
             Self::UndecodableBody => format!("not a usable iLert event: {self}"),
             Self::InvalidSetting(why) => format!("the alert action's settings: {why}"),
+            Self::UnreadableUrl(_) => format!("the alert action's settings: {self}"),
+            Self::SecretUnreadable(SecretError::Misconfigured(_)) => {
+                "the function cannot read its configuration; its log says why".to_owned()
+            }
+            Self::SecretUnreadable(SecretError::Unavailable(_)) => {
+                "the function cannot read its configuration right now; its log says why. \
+                 Delivering the event again later is safe"
+                    .to_owned()
+            }
             Self::BadDefaults(_) | Self::Sync(SyncError::Misconfigured(_)) => {
                 format!("the function is misconfigured: {self}")
             }
@@ -132,6 +157,9 @@ impl Failure {
             Self::Sync(SyncError::Unavailable { retry_after, .. }) => {
                 let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            Self::SecretUnreadable(SecretError::Unavailable(_)) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(5));
             }
             _ => {}
         }
@@ -161,6 +189,12 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
     /// Lambda it is also cut to the invocation's remaining time less a safety margin.
     pub fn with_time_budget(mut self, time_budget: Duration) -> Self {
         self.time_budget = time_budget;
+        self
+    }
+
+    /// How long a creator waits before reading back the alert's incidents (see `sync`).
+    pub fn with_settle_delay(mut self, settle_delay: Duration) -> Self {
+        self.sync = self.sync.with_settle_delay(settle_delay);
         self
     }
 
@@ -215,9 +249,12 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         let connection = budget
             .secrets_manager(self.connections.get())
             .await
-            .map_err(SyncError::from)?;
+            .map_err(Failure::SecretUnreadable)?;
         // Before the body is even looked at: an unauthenticated caller learns nothing.
         authenticate(request.headers(), &connection.webhook)?;
+        if let Some(UnreadableUrl(problem)) = request.extensions().get::<UnreadableUrl>() {
+            return Err(Failure::UnreadableUrl(problem.clone()));
+        }
         let settings = self.settings_for(request)?;
         if request.extensions().get::<UndecodableBody>().is_some() {
             return Err(Failure::UndecodableBody);

@@ -7,22 +7,27 @@ use crate::adapters::secrets::{
     Connection, ConnectionCache, SecretError, SecretSource, ServiceNowAccount,
 };
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError};
-use crate::domain::alert::AlertEvent;
-use crate::domain::decision::{cancel_duplicate, decide, Plan};
+use crate::domain::alert::{AlertEvent, AlertStatus};
+use crate::domain::decision::{cancel_duplicate, decide, merge_into, Assignee, Plan};
 use crate::domain::incident::{CorrelationId, Incident, IncidentChanges};
 use crate::domain::settings::Settings;
 use crate::flow::budget::{Backoff, Budget};
 use crate::flow::directory::UserDirectory;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// What a retryable failure suggests waiting when the cause gave no better hint.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// A sleeping developer instance takes a minute or more to wake.
 const ASLEEP_RETRY_AFTER: Duration = Duration::from_secs(60);
-/// Passes of one attempt: a creator that lost a race looks again and applies its event to
-/// the winner. More than a few means the alert's incidents keep changing under it.
-const MAX_PASSES: usize = 3;
+/// Passes of one attempt: a creator that met a concurrent creation looks again, merges and
+/// applies its event to the incident that stays; a write refused because its incident was
+/// just canceled as a duplicate looks again too. More than a few means the alert's incidents
+/// keep changing under it.
+const MAX_PASSES: usize = 5;
+/// How long a creator waits before it reads back: longer than a concurrent insert that
+/// took its number earlier takes to commit on a busy instance.
+pub const DEFAULT_SETTLE_DELAY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -79,6 +84,19 @@ impl Outcome {
         }
     }
 
+    /// An event that created the incident it ends on created it, whatever later passes of
+    /// the same attempt did to it (merged others into it, say).
+    fn created_if_on(mut self, created_here: Option<&str>) -> Self {
+        let ours = self
+            .incident
+            .as_ref()
+            .is_some_and(|incident| Some(incident.sys_id.as_str()) == created_here);
+        if ours {
+            self.action = Action::Created;
+        }
+        self
+    }
+
     /// A write whose answer was lost was applied after all if the next pass finds nothing
     /// left to do: report what the event did, not what the last pass did.
     fn after_lost_write(mut self, lost: Option<Action>) -> Self {
@@ -128,9 +146,9 @@ impl From<ServiceNowError> for SyncError {
                 cause,
                 retry_after: ASLEEP_RETRY_AFTER,
             },
-            ServiceNowError::Unauthorized(cause) | ServiceNowError::Refused(cause) => {
-                Self::Refused(cause)
-            }
+            ServiceNowError::Unauthorized(cause)
+            | ServiceNowError::Refused(cause)
+            | ServiceNowError::Intermittent { message: cause, .. } => Self::Refused(cause),
         }
     }
 }
@@ -147,10 +165,26 @@ impl From<SecretError> for SyncError {
     }
 }
 
+/// `SETTLE_DELAY_MS`: how long a creator waits before reading back, in milliseconds.
+pub fn settle_delay_from(value: Option<&str>) -> Result<Duration, String> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(DEFAULT_SETTLE_DELAY),
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| *ms <= 10_000)
+            .map(Duration::from_millis)
+            .ok_or_else(|| {
+                format!("SETTLE_DELAY_MS must be a whole number of milliseconds up to 10000, got {text:?}")
+            }),
+    }
+}
+
 pub struct IncidentSync<S, T> {
     connections: Arc<ConnectionCache<S>>,
     table: T,
     users: UserDirectory,
+    settle_delay: Duration,
 }
 
 impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
@@ -160,7 +194,16 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
             connections,
             table,
             users: UserDirectory::default(),
+            settle_delay: DEFAULT_SETTLE_DELAY,
         }
+    }
+
+    /// How long a creator waits before it reads back the alert's incidents: long enough for
+    /// a concurrent insert that took its number earlier to commit. Zero reads back at once;
+    /// whoever reads back later still merges what it finds.
+    pub fn with_settle_delay(mut self, settle_delay: Duration) -> Self {
+        self.settle_delay = settle_delay;
+        self
     }
 
     /// Brings the alert's incident in line with the event, retrying what a retry can fix
@@ -175,6 +218,7 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
     ) -> Result<Outcome, SyncError> {
         let mut backoff = Backoff::new();
         let mut credentials_refreshed = false;
+        let mut intermittent_failures = 0;
         let mut write_answer_lost = None;
         loop {
             let interrupted = match self
@@ -185,7 +229,7 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                 Err(interrupted) => interrupted,
             };
             budget.count_retry();
-            match interrupted.error {
+            let (message, retry_after) = match interrupted.error {
                 ServiceNowError::Unauthorized(refusal) if !credentials_refreshed => {
                     // A password rotated in Secrets Manager reaches a warm function here.
                     credentials_refreshed = true;
@@ -197,32 +241,42 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                     }
                     tracing::info!("ServiceNow refused the cached credentials; retrying with the secret read again");
                     connection = fresh;
+                    continue;
+                }
+                ServiceNowError::Intermittent { message, tries } => {
+                    intermittent_failures += 1;
+                    if intermittent_failures >= tries {
+                        return Err(SyncError::Refused(format!(
+                            "{message} ({intermittent_failures} times in a row)"
+                        )));
+                    }
+                    (message, None)
                 }
                 ServiceNowError::Transient {
                     message,
                     retry_after,
-                } => {
-                    write_answer_lost = write_answer_lost.or(interrupted.during_write);
-                    let wait = backoff.next_wait(retry_after);
-                    if !budget.allows_wait(wait) {
-                        return Err(SyncError::Unavailable {
-                            cause: format!(
-                                "{message}; gave up after {} attempts",
-                                budget.spending().retries
-                            ),
-                            retry_after: retry_after.unwrap_or(wait),
-                        });
-                    }
-                    tracing::warn!(cause = %message, wait_ms = wait.as_millis() as u64, "retrying");
-                    tokio::time::sleep(wait).await;
-                }
+                } => (message, retry_after),
                 other => return Err(other.into()),
+            };
+            write_answer_lost = write_answer_lost.or(interrupted.during_write);
+            let wait = backoff.next_wait(retry_after);
+            if !budget.allows_wait(wait) {
+                return Err(SyncError::Unavailable {
+                    cause: format!(
+                        "{message}; gave up after {} attempts",
+                        budget.spending().retries
+                    ),
+                    retry_after: retry_after.unwrap_or(wait.max(DEFAULT_RETRY_AFTER)),
+                });
             }
+            tracing::warn!(cause = %message, wait_ms = wait.as_millis() as u64, "retrying");
+            tokio::time::sleep(wait).await;
         }
     }
 
-    /// One attempt: look up → decide → write. A creator that finds it lost a creation race
-    /// looks again, and so applies its event to the winner.
+    /// One attempt: look up (merging what concurrent creations left) → decide → write. A
+    /// pass that finds the ground moved under it (another incident for the alert appeared,
+    /// or the one it wrote to was canceled as a duplicate) looks again.
     async fn attempt(
         &self,
         event: &AlertEvent,
@@ -231,17 +285,18 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         budget: &Budget,
     ) -> Result<Outcome, Interrupted> {
         let key = CorrelationId::for_alert(&event.id);
+        let mut created_here: Option<String> = None;
+        let mut assignment_refused: Option<String> = None;
+        let mut looked_again = false;
         for _ in 0..MAX_PASSES {
             let found = budget.servicenow(self.table.find(account, &key)).await?;
-            let current = found.first();
-            if let Some(winner) = current {
-                // Left behind by a creation race whose loser could not tidy up (see README).
-                for duplicate in found[1..].iter().filter(|d| !d.state.is_final()) {
-                    self.cancel_duplicate(account, budget, duplicate, winner)
-                        .await;
+            let current = match found.split_first() {
+                Some((oldest, younger)) => {
+                    Some(self.merge(account, budget, oldest, younger).await?)
                 }
-            }
-            let people = self
+                None => None,
+            };
+            let mut people = self
                 .users
                 .people(
                     &self.table,
@@ -252,36 +307,81 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                     budget,
                 )
                 .await?;
-            match decide(event, current, settings, &people) {
-                Plan::Ignore { reason } => return Ok(Outcome::ignored(reason)),
-                Plan::Unchanged => {
-                    return Ok(match current {
-                        Some(incident) => Outcome::with(Action::Unchanged, incident),
-                        None => Outcome {
-                            action: Action::Unchanged,
-                            incident: None,
-                            reason: None,
-                        },
-                    })
-                }
+            if let Some(cause) = &assignment_refused {
+                people.assignee = Assignee::Refused(cause.clone());
+            }
+            let outcome = match decide(
+                event,
+                current.as_ref(),
+                settings,
+                &people,
+                SystemTime::now(),
+            ) {
+                Plan::Ignore { reason } => Outcome::ignored(reason),
+                Plan::Unchanged => match &current {
+                    Some(incident) => Outcome::with(Action::Unchanged, incident),
+                    None => Outcome {
+                        action: Action::Unchanged,
+                        incident: None,
+                        reason: None,
+                    },
+                },
                 Plan::Update { sys_id, changes } => {
-                    let written = budget
+                    match budget
                         .servicenow(self.table.update(account, &sys_id, &changes))
                         .await
-                        .map_err(|error| Interrupted::writing(error, Action::Updated))?;
-                    ensure_applied(&changes, &written, "update")?;
-                    return Ok(Outcome::with(Action::Updated, &written));
-                }
-                Plan::Create(changes) => {
-                    let created = self.create(account, budget, &changes).await?;
-                    if self
-                        .won_creation_race(&key, account, budget, &created)
-                        .await?
                     {
-                        return Ok(Outcome::with(Action::Created, &created));
+                        Ok(written) => {
+                            ensure_applied(&changes, &written, "update")?;
+                            Outcome::with(Action::Updated, &written)
+                        }
+                        Err(ServiceNowError::Refused(cause)) => {
+                            if self.moved_aside(account, budget, &key, &sys_id).await? {
+                                continue;
+                            }
+                            if changes.assigned_to.is_some() && assignment_refused.is_none() {
+                                assignment_refused = Some(cause);
+                                continue;
+                            }
+                            return Err(ServiceNowError::Refused(cause).into());
+                        }
+                        Err(error) => return Err(Interrupted::writing(error, Action::Updated)),
                     }
                 }
-            }
+                Plan::Create(changes) => {
+                    if event.status == AlertStatus::Resolved && !looked_again {
+                        // A flapping alert's create is often being written right now: give
+                        // it the settle delay to land rather than open a second incident.
+                        looked_again = true;
+                        if self.settle(budget).await {
+                            continue;
+                        }
+                    }
+                    let created = match budget
+                        .servicenow(self.table.create(account, &changes))
+                        .await
+                    {
+                        Ok(created) => created,
+                        Err(ServiceNowError::Refused(cause))
+                            if changes.assigned_to.is_some() && assignment_refused.is_none() =>
+                        {
+                            assignment_refused = Some(cause);
+                            continue;
+                        }
+                        Err(error) => return Err(Interrupted::writing(error, Action::Created)),
+                    };
+                    ensure_applied(&changes, &created, "creation")?;
+                    created_here = Some(created.sys_id.clone());
+                    if self
+                        .others_appeared(account, budget, &key, &created)
+                        .await?
+                    {
+                        continue;
+                    }
+                    Outcome::with(Action::Created, &created)
+                }
+            };
+            return Ok(outcome.created_if_on(created_here.as_deref()));
         }
         Err(Interrupted::from(ServiceNowError::Transient {
             message: "the alert's incidents kept changing under concurrent deliveries".into(),
@@ -289,52 +389,93 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         }))
     }
 
-    async fn create(
-        &self,
-        account: &ServiceNowAccount,
-        budget: &Budget,
-        changes: &IncidentChanges,
-    ) -> Result<Incident, Interrupted> {
-        let created = budget
-            .servicenow(self.table.create(account, changes))
-            .await
-            .map_err(|error| Interrupted::writing(error, Action::Created))?;
-        ensure_applied(changes, &created, "creation")?;
-        Ok(created)
+    /// Waits the settle delay if the budget allows it; whether it waited.
+    async fn settle(&self, budget: &Budget) -> bool {
+        if self.settle_delay.is_zero() || !budget.allows_wait(self.settle_delay) {
+            return false;
+        }
+        tokio::time::sleep(self.settle_delay).await;
+        true
     }
 
-    /// After a create, reads back every incident with the alert's key: the oldest wins. If
-    /// it is not ours, a concurrent delivery created the alert's incident first, and ours is
-    /// canceled. Costs one read per create, none per update.
-    async fn won_creation_race(
+    /// After a create: whether any other incident carries the alert's key, read back after
+    /// the settle delay. Numbers are taken before inserts commit, so a concurrent insert may
+    /// hold a lower number and still be invisible for a moment; reading back late sees it.
+    async fn others_appeared(
         &self,
-        key: &CorrelationId,
         account: &ServiceNowAccount,
         budget: &Budget,
+        key: &CorrelationId,
         created: &Incident,
     ) -> Result<bool, Interrupted> {
+        self.settle(budget).await;
         let all = budget
             .servicenow(self.table.find(account, key))
             .await
             .map_err(|error| Interrupted::writing(error, Action::Created))?;
-        let winner = match all.first() {
-            Some(oldest) if oldest.sys_id != created.sys_id => oldest,
-            _ => return Ok(true),
-        };
-        tracing::info!(
-            ours = %created.number,
-            winner = %winner.number,
-            "a concurrent delivery created the alert's incident first; canceling ours"
-        );
-        // Another invocation may already have moved ours aside.
-        if all.iter().any(|incident| incident.sys_id == created.sys_id) {
-            self.cancel_duplicate(account, budget, created, winner)
-                .await;
+        let others = all.iter().any(|incident| incident.sys_id != created.sys_id);
+        if others {
+            tracing::info!(
+                ours = %created.number,
+                "a concurrent delivery created an incident for the same alert; merging"
+            );
         }
-        Ok(false)
+        Ok(others)
     }
 
-    /// Best effort: a duplicate that stays is canceled by the next event's lookup.
+    /// Whether the incident with `sys_id` no longer carries the alert's key: a concurrent
+    /// delivery canceled it as a duplicate, so a write to it was refused for that reason.
+    async fn moved_aside(
+        &self,
+        account: &ServiceNowAccount,
+        budget: &Budget,
+        key: &CorrelationId,
+        sys_id: &str,
+    ) -> Result<bool, Interrupted> {
+        let found = budget.servicenow(self.table.find(account, key)).await?;
+        Ok(!found.iter().any(|incident| incident.sys_id == sys_id))
+    }
+
+    /// Several incidents carry the alert's key after concurrent creations: the lowest number
+    /// stays (every reader that sees the same set picks the same one), takes over what the
+    /// others hold, and they are canceled. Returns the incident that stays, as it now is.
+    async fn merge(
+        &self,
+        account: &ServiceNowAccount,
+        budget: &Budget,
+        winner: &Incident,
+        others: &[Incident],
+    ) -> Result<Incident, Interrupted> {
+        let duplicates: Vec<&Incident> = others.iter().filter(|d| !d.state.is_final()).collect();
+        if duplicates.is_empty() {
+            return Ok(winner.clone());
+        }
+        let changes = merge_into(winner, &duplicates);
+        let merged = if changes.is_empty() || winner.state.is_final() {
+            winner.clone()
+        } else {
+            match budget
+                .servicenow(self.table.update(account, &winner.sys_id, &changes))
+                .await
+                .and_then(|written| ensure_applied(&changes, &written, "merge").map(|()| written))
+            {
+                Ok(written) => written,
+                Err(error @ (ServiceNowError::Refused(_) | ServiceNowError::Unauthorized(_))) => {
+                    // Never cancel what could not be carried over: the next lookup tries again.
+                    tracing::warn!(winner = %winner.number, cause = %error, "could not merge duplicates");
+                    return Ok(winner.clone());
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
+        for duplicate in duplicates {
+            self.cancel_duplicate(account, budget, duplicate, &merged)
+                .await;
+        }
+        Ok(merged)
+    }
+
+    /// Best effort: a duplicate that stays is merged by the next lookup.
     async fn cancel_duplicate(
         &self,
         account: &ServiceNowAccount,

@@ -3,7 +3,7 @@
 
 use crate::adapters::secrets::{Connection, SecretError, SecretSource};
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError, TableApi};
-use crate::domain::incident::{IncidentChanges, CORRELATION_DISPLAY};
+use crate::domain::incident::{CorrelationId, Incident, IncidentChanges, CORRELATION_DISPLAY};
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -67,9 +67,27 @@ pub async fn run<S: SecretSource>(
         }
     };
 
-    let mut passed = true;
-    match first {
-        Some((sys_id, number)) => match table
+    // A lookup by key that the instance widens (a field ACL on correlation_id) would make
+    // every event look like a first one.
+    let mut passed = match table.find(account, &CorrelationId::no_alert()).await {
+        Ok(_) => {
+            report(
+                out,
+                "OK",
+                "look up by key",
+                "lookups by correlation_id are honoured",
+            );
+            true
+        }
+        Err(error) => {
+            report(out, "FAIL", "look up by key", &error.to_string());
+            false
+        }
+    };
+    // A harmless write, and only on an active incident: Closed and Canceled ones are
+    // read-only, and a write to them proves nothing.
+    match first.filter(|incident| !incident.state.is_final()) {
+        Some(Incident { sys_id, number, .. }) => match table
             .update(account, &sys_id, &IncidentChanges::default())
             .await
         {
@@ -93,7 +111,7 @@ pub async fn run<S: SecretSource>(
             out,
             "SKIP",
             "write incidents",
-            "no incident to try a harmless write on; run `check --create-test-incident`",
+            "no active incident to try a harmless write on; run `check --create-test-incident`",
         ),
         None => {}
     }
@@ -126,7 +144,7 @@ fn explain_probe_failure(out: &mut impl Write, error: &ServiceNowError) {
             report(out, "OK", "reach instance", "the instance answered");
             report(out, "FAIL", "authenticate", message);
         }
-        ServiceNowError::Refused(message) => {
+        ServiceNowError::Refused(message) | ServiceNowError::Intermittent { message, .. } => {
             report(out, "OK", "reach instance", "the instance answered");
             report(out, "OK", "authenticate", "the credentials were accepted");
             report(

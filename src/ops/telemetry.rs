@@ -7,6 +7,38 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+/// Starts the function's logs: JSON lines on stdout when Lambda asks for JSON
+/// (`AWS_LAMBDA_LOG_FORMAT`), at `LOG_LEVEL` (else Lambda's `AWS_LAMBDA_LOG_LEVEL`, else
+/// INFO). The function filters its own logs rather than leave it to Lambda, which would
+/// count the metrics lines (they carry no level) as INFO and drop them under a higher level.
+pub fn init_logs() {
+    let level = ["LOG_LEVEL", "AWS_LAMBDA_LOG_LEVEL"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+        .map_or(tracing::Level::INFO, |name| level_named(&name));
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let logs = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .without_time();
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+}
+
+/// Lambda's level names (`FATAL` is `tracing`'s ERROR); an unknown name is INFO.
+fn level_named(name: &str) -> tracing::Level {
+    match name.trim().to_ascii_uppercase().as_str() {
+        "TRACE" => tracing::Level::TRACE,
+        "DEBUG" => tracing::Level::DEBUG,
+        "WARN" | "WARNING" => tracing::Level::WARN,
+        "ERROR" | "FATAL" => tracing::Level::ERROR,
+        _ => tracing::Level::INFO,
+    }
+}
+
 /// The CloudWatch namespace of the function's metrics.
 pub const METRICS_NAMESPACE: &str = "ilert-servicenow";
 

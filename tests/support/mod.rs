@@ -12,6 +12,8 @@ use ilert_servicenow::flow::edge::WebhookHandler;
 use ilert_servicenow::flow::edge::WebhookRequest;
 use serde_json::{json, Value};
 use simulator::{SecretsManagerSimulator, ServiceNowSimulator};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const SECRET_ID: &str = "ilert/servicenow";
@@ -24,6 +26,7 @@ pub struct TestApp {
     pub servicenow: ServiceNowSimulator,
     pub secrets: SecretsManagerSimulator,
     pub handler: WebhookHandler<AwsSecretsManager, TableApi>,
+    pub settle_delay: Duration,
 }
 
 pub struct Answer {
@@ -57,6 +60,7 @@ impl TestApp {
             servicenow,
             secrets,
             handler,
+            settle_delay: Duration::ZERO,
         }
     }
 
@@ -66,7 +70,19 @@ impl TestApp {
         Self {
             servicenow: self.servicenow.clone(),
             secrets: self.secrets.clone(),
-            handler: handler_reading(&self.secrets, SECRET_ID, Settings::default()),
+            handler: handler_reading(&self.secrets, SECRET_ID, Settings::default())
+                .with_settle_delay(self.settle_delay),
+            settle_delay: self.settle_delay,
+        }
+    }
+
+    /// How long a creator waits before reading back (`SETTLE_DELAY_MS`); the tests' default
+    /// is none, so that they run fast and prove convergence without it.
+    pub fn with_settle_delay(self, settle_delay: Duration) -> Self {
+        Self {
+            handler: self.handler.with_settle_delay(settle_delay),
+            settle_delay,
+            ..self
         }
     }
 
@@ -172,6 +188,7 @@ pub fn handler_with_defaults(
         TableApi::new(TableApi::default_http_client()),
         defaults,
     )
+    .with_settle_delay(Duration::ZERO)
 }
 
 pub fn event(name: &str) -> WebhookRequest {
@@ -185,6 +202,97 @@ pub fn event_at(name: &str, query: &str) -> WebhookRequest {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     envelope.raw_query_string = Some(query.to_owned());
     api_gateway::into_request(envelope)
+}
+
+/// The bundled event as iLert sends it for an alert reported just now (`reportTime` and
+/// `timestamp` are the current time), at a webhook URL with this query string.
+pub fn fresh_at(name: &str, query: &str) -> WebhookRequest {
+    let mut body = body_of(name);
+    let now = now_iso8601();
+    body["reportTime"] = json!(now);
+    if body.get("timestamp").is_some() {
+        body["timestamp"] = json!(now);
+    }
+    with_body(event_at(name, query), body.to_string())
+}
+
+pub fn fresh(name: &str) -> WebhookRequest {
+    fresh_at(name, "")
+}
+
+/// Now, as iLert writes times: `2026-11-30T08:50:00.123Z`.
+pub fn now_iso8601() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let (days, seconds) = (now.as_secs() / 86_400, now.as_secs() % 86_400);
+    // Howard Hinnant's days-to-civil.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60,
+        now.subsec_millis()
+    )
+}
+
+/// Incidents that carry the alert's key and are not canceled.
+pub fn active_incidents_for(
+    servicenow: &ServiceNowSimulator,
+    key: &str,
+) -> Vec<serde_json::Map<String, Value>> {
+    servicenow
+        .incidents()
+        .into_iter()
+        .filter(|i| i["correlation_id"] == key && i["state"] != "8")
+        .collect()
+}
+
+/// Asserts that every canceled duplicate of the alert was moved aside naming the incident it
+/// was merged into, which names it back in a work note; followed, those names lead to
+/// `winner`. Returns the canceled duplicates' numbers.
+pub fn assert_duplicates_lead_to(app: &TestApp, winner: &str, round: usize) -> Vec<String> {
+    let merged_into = |incident: &serde_json::Map<String, Value>| {
+        incident["correlation_id"]
+            .as_str()
+            .unwrap()
+            .strip_prefix(&format!("{KEY}:duplicate-of-"))
+            .map(str::to_owned)
+    };
+    let incidents = app.servicenow.incidents();
+    let mut canceled = Vec::new();
+    for duplicate in incidents.iter().filter(|i| i["state"] == "8") {
+        let number = duplicate["number"].as_str().unwrap();
+        let into = merged_into(duplicate)
+            .unwrap_or_else(|| panic!("round {round}: {number} was not moved aside"));
+        assert!(
+            app.notes(&into).iter().any(|n| n.contains(number)),
+            "round {round}: {into} names {number}: {:?}",
+            app.notes(&into)
+        );
+        let mut next = into;
+        for _ in 0..incidents.len() {
+            let Some(incident) = incidents.iter().find(|i| i["number"] == next.as_str()) else {
+                break;
+            };
+            match merged_into(incident) {
+                Some(further) => next = further,
+                None => break,
+            }
+        }
+        assert_eq!(next, winner, "round {round}: {number} leads to the winner");
+        canceled.push(number.to_owned());
+    }
+    canceled
 }
 
 pub fn with_body(request: WebhookRequest, body: impl Into<Vec<u8>>) -> WebhookRequest {
@@ -218,3 +326,53 @@ pub const LIFECYCLE: [&str; 4] = [
     "03-alert-comment-added",
     "04-alert-resolved",
 ];
+
+/// Every log line written while a test ran, as JSON.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+
+    pub fn lines(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// The `cause` of every invocation's summary line.
+    pub fn causes(&self) -> Vec<String> {
+        self.lines()
+            .iter()
+            .filter(|line| line["fields"]["message"] == "invocation")
+            .filter_map(|line| line["fields"]["cause"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// Captures every log line, at every level and from every crate, as JSON, while `run` runs.
+pub async fn logs_of<F: std::future::Future<Output = ()>>(run: impl FnOnce() -> F) -> Captured {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    run().await;
+    captured
+}

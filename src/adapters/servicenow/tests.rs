@@ -39,7 +39,11 @@ fn throttling_and_gateway_errors_are_transient_and_client_errors_are_not() {
         unauthorized,
         Err(ServiceNowError::Unauthorized(_))
     ));
-    for status in [400, 403, 404, 500] {
+    assert!(matches!(
+        interpret(&Method::POST, StatusCode::INTERNAL_SERVER_ERROR, None, b""),
+        Err(ServiceNowError::Intermittent { tries: 3, .. })
+    ));
+    for status in [400, 403, 404] {
         let verdict = interpret(
             &Method::POST,
             StatusCode::from_u16(status).unwrap(),

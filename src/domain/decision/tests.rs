@@ -297,31 +297,6 @@ fn a_stale_title_is_brought_in_line_with_the_state() {
 }
 
 #[test]
-fn a_duplicate_is_canceled_with_a_note_naming_the_winner_and_its_key_moved_aside() {
-    let winner = Incident {
-        number: "INC0010001".into(),
-        ..incident_in("2")
-    };
-    let duplicate = Incident {
-        number: "INC0010002".into(),
-        sys_id: "b2".into(),
-        ..incident_in("1")
-    };
-    let changes = cancel_duplicate(&duplicate, &winner);
-    assert_eq!(changes.state.as_deref(), Some("8"));
-    let moved = changes.correlation_id.unwrap();
-    assert_eq!(moved, "ilert:12797430:duplicate-of-INC0010001");
-    assert_ne!(
-        moved, winner.correlation_id,
-        "lookups by the key no longer find it"
-    );
-    assert!(changes
-        .work_notes
-        .unwrap()
-        .contains("duplicate of INC0010001"));
-}
-
-#[test]
 fn on_accept_state_moves_to_in_progress_note_only_notes_and_ignore_ignores() {
     let new = incident_in("1");
     let state = changes_of(decide(
@@ -514,7 +489,7 @@ fn passthrough_fields_and_the_caller_are_set_on_creation_only() {
         caller: Some("caller-sys-id".into()),
         ..People::default()
     };
-    let create = match super::decide(&created(), None, &settings, &people) {
+    let create = match super::decide(&created(), None, &settings, &people, SystemTime::now()) {
         Plan::Create(changes) => changes,
         other => panic!("{other:?}"),
     };
@@ -530,6 +505,7 @@ fn passthrough_fields_and_the_caller_are_set_on_creation_only() {
         Some(&incident_in("1")),
         &settings,
         &people,
+        SystemTime::now(),
     ));
     assert!(update.passthrough.is_empty() && update.caller_id.is_none());
 }
@@ -549,11 +525,18 @@ fn assign_on_accept_sets_the_responder_or_notes_why_not() {
         Some(&open),
         &settings,
         &found,
+        SystemTime::now(),
     ));
     assert_eq!(changes.assigned_to.as_deref(), Some("jane-sys-id"));
     let incident = apply(Some(&open), &changes);
     assert_eq!(
-        super::decide(&acknowledged(), Some(&incident), &settings, &found),
+        super::decide(
+            &acknowledged(),
+            Some(&incident),
+            &settings,
+            &found,
+            SystemTime::now()
+        ),
         Plan::Unchanged
     );
 
@@ -566,10 +549,39 @@ fn assign_on_accept_sets_the_responder_or_notes_why_not() {
         Some(&open),
         &settings,
         &unknown,
+        SystemTime::now(),
     ));
     assert_eq!(changes.assigned_to, None);
     assert!(changes
         .work_notes
         .unwrap()
         .contains("no active ServiceNow user has the email jane.doe@example.com"));
+}
+
+#[test]
+fn an_assignment_servicenow_refused_is_left_out_and_the_note_says_why() {
+    let settings = with("assign_on_accept=true");
+    let refused = People {
+        assignee: Assignee::Refused(
+            "Assigned to user is not a member of the Assignment group".into(),
+        ),
+        ..People::default()
+    };
+    let changes = changes_of(super::decide(
+        &acknowledged(),
+        Some(&incident_in("1")),
+        &settings,
+        &refused,
+        SystemTime::now(),
+    ));
+    assert_eq!(
+        changes.state.as_deref(),
+        Some("2"),
+        "the accept still lands"
+    );
+    assert_eq!(changes.assigned_to, None);
+    assert!(changes
+        .work_notes
+        .unwrap()
+        .contains("Not assigned: ServiceNow refused it (Assigned to user is not a member"));
 }

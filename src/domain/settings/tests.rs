@@ -257,3 +257,39 @@ fn deployment_defaults_come_from_default_variables_and_the_url_wins() {
         .to_string()
         .starts_with("DEFAULT_IMPACT must be 1, 2 or 3"));
 }
+
+#[test]
+fn raw_and_percent_encoded_values_read_as_written_and_broken_encodings_are_refused() {
+    let s = query(r#"assignment_group=<Net|work>&category=%22quoted%22+x"#).unwrap();
+    assert_eq!(
+        s.passthrough,
+        [
+            ("assignment_group", "<Net|work>".to_owned()),
+            ("category", "\"quoted\" x".to_owned())
+        ]
+    );
+    let message = query("assignment_group=Net%FFwork").unwrap_err();
+    assert!(
+        message.contains("`assignment_group`") && message.contains("UTF-8"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_resolved_window_is_whole_hours_up_to_a_year() {
+    use std::time::Duration;
+    assert_eq!(
+        Settings::default().create_resolved_within,
+        Duration::from_secs(24 * 3600)
+    );
+    assert_eq!(
+        query("create_resolved_within_hours=0")
+            .unwrap()
+            .create_resolved_within,
+        Duration::ZERO
+    );
+    for bad in ["-1", "1.5", "8761", "a day"] {
+        let message = query(&format!("create_resolved_within_hours={bad}")).unwrap_err();
+        assert!(message.contains("whole number of hours"), "{message}");
+    }
+}
