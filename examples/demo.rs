@@ -60,7 +60,7 @@ pub async fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error +
         "password": "demo-password",
         "webhook_token": DEMO_WEBHOOK_TOKEN,
     });
-    let handler = WebhookHandler::new(
+    let handler: WebhookHandler<_, _> = WebhookHandler::new(
         ConnectionCache::new(
             StaticSecret::new(secret.to_string()),
             ConnectionCache::<StaticSecret>::DEFAULT_TTL,

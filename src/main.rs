@@ -1,7 +1,9 @@
 //! Wiring only: the Lambda entry point, and the commands for operating the function.
 
 use clap::{Parser, Subcommand};
-use ilert_servicenow::adapters::api_gateway;
+use ilert_servicenow::adapters::aws::load_config;
+use ilert_servicenow::adapters::lambda;
+use ilert_servicenow::adapters::queue::{queued_delivery, SqsQueue};
 use ilert_servicenow::adapters::secrets::{cache_ttl_from, AwsSecretsManager, ConnectionCache};
 use ilert_servicenow::adapters::servicenow::TableApi;
 use ilert_servicenow::domain::settings::Settings;
@@ -12,6 +14,7 @@ use ilert_servicenow::ops::telemetry::Metrics;
 use ilert_servicenow::ops::{check, send};
 use lambda_runtime::Error;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// In AWS Lambda (no command): serves iLert webhook calls. Elsewhere, with the Lambda's
 /// environment (SERVICENOW_SECRET_ID and the AWS variables): operator commands.
@@ -98,7 +101,8 @@ async fn serve_lambda() -> Result<(), Error> {
             tracing::warn!(%problem, "could not read the secret yet; the first event will try again");
         }
     };
-    let (served, ()) = tokio::join!(api_gateway::serve(&handler), prefetch);
+    let consumer = handler.consumer();
+    let (served, ()) = tokio::join!(lambda::serve(&handler, consumer.as_ref()), prefetch);
     served
 }
 
@@ -114,16 +118,36 @@ async fn lambda_handler() -> WebhookHandler<AwsSecretsManager, TableApi> {
             tracing::warn!("{problem}; using the default");
             DEFAULT_TIME_BUDGET
         });
+    let delivery = queued_delivery(
+        std::env::var("DELIVERY").ok().as_deref(),
+        std::env::var("QUEUE_URL").ok().as_deref(),
+        std::env::var("DEAD_LETTER_QUEUE_URL").ok().as_deref(),
+    );
+    // Queued delivery applies one alert's events one at a time: no concurrent creations to
+    // wait for, unless asked.
+    let default_settle = match delivery {
+        Ok(Some(_)) => Duration::ZERO,
+        _ => DEFAULT_SETTLE_DELAY,
+    };
     let settle_delay = settle_delay_from(std::env::var("SETTLE_DELAY_MS").ok().as_deref())
+        .map(|delay| delay.unwrap_or(default_settle))
         .unwrap_or_else(|problem| {
             tracing::warn!("{problem}; using the default");
-            DEFAULT_SETTLE_DELAY
+            default_settle
         });
-    WebhookHandler::new(
-        ConnectionCache::new(AwsSecretsManager::from_env().await, ttl),
+    let aws = load_config().await;
+    let handler = WebhookHandler::new(
+        ConnectionCache::new(AwsSecretsManager::from_config(&aws), ttl),
         TableApi::new(TableApi::default_http_client()),
         Settings::from_environment(std::env::vars()),
     )
     .with_time_budget(time_budget)
-    .with_settle_delay(settle_delay)
+    .with_settle_delay(settle_delay);
+    match delivery {
+        Ok(None) => handler,
+        Ok(Some((queue_url, dead_letter_url))) => {
+            handler.with_queue(SqsQueue::new(&aws, queue_url, dead_letter_url))
+        }
+        Err(problem) => handler.with_misconfiguration(problem),
+    }
 }

@@ -1,13 +1,16 @@
 //! Local stand-ins for ServiceNow, AWS Secrets Manager and the Lambda Runtime API, served over
-//! real sockets on loopback. ilert-servicenow's demo replays the bundled events against them,
-//! its tests use them as fakes, and its benchmark runs the release binary under them.
+//! real sockets on loopback, and moto's real SQS with what Lambda's event source mapping
+//! does with it. ilert-servicenow's demo replays the bundled events against them, its tests
+//! use them as fakes, and its benchmarks run the release binary under them.
 
 mod runtime_api;
 mod secrets_manager;
 mod server;
 mod servicenow;
+mod sqs;
 
 pub use runtime_api::RuntimeApiSimulator;
 pub use secrets_manager::SecretsManagerSimulator;
 pub use server::ServerStats;
 pub use servicenow::{Fault, JournalEntry, ReceivedRequest, ServiceNowSimulator};
+pub use sqs::{EventSource, FifoQueues, Moto};

@@ -42,6 +42,8 @@ where
                 let (handle, stats) = (handle.clone(), Arc::clone(&stats));
                 async move {
                     let started = std::time::Instant::now();
+                    let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    stats.most_in_flight.fetch_max(now, Ordering::SeqCst);
                     let (parts, body) = request.into_parts();
                     let bytes = body
                         .collect()
@@ -51,6 +53,7 @@ where
                     let query = parts.uri.query().map(str::to_owned);
                     let path = parts.uri.path().to_owned();
                     let answer = handle(parts.method, path, query, parts.headers, bytes).await;
+                    stats.in_flight.fetch_sub(1, Ordering::SeqCst);
                     stats
                         .busy_micros
                         .fetch_add(started.elapsed().as_micros() as usize, Ordering::Relaxed);
@@ -73,9 +76,16 @@ where
 pub struct ServerStats {
     connections: AtomicUsize,
     busy_micros: AtomicUsize,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
 }
 
 impl ServerStats {
+    /// The most requests it was answering at one moment: how many writers it met at once.
+    pub fn most_in_flight(&self) -> usize {
+        self.most_in_flight.load(Ordering::SeqCst)
+    }
+
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
     }

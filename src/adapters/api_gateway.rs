@@ -1,8 +1,10 @@
-//! The Lambda adapter: API Gateway HTTP API (v2) events in, their answers out. Written here
-//! rather than taken from `lambda_http::run` for two reasons: that adapter panics on a body
-//! flagged as base64 that does not decode (here it is an ordinary 400), and it reads every
-//! field of the event into a full request model, where the webhook needs five.
+//! HTTP events in, their answers out: API Gateway HTTP API and Lambda function URL events,
+//! which share payload format 2.0. Written here rather than taken from `lambda_http` for two
+//! reasons: its adapter panics on a body flagged as base64 that does not decode (here it is
+//! an ordinary 400), and it reads every field of the event into a full request model, where
+//! the webhook needs five.
 
+use crate::adapters::queue::EventQueue;
 use crate::adapters::secrets::SecretSource;
 use crate::adapters::servicenow::IncidentTable;
 use crate::flow::edge::{
@@ -10,10 +12,9 @@ use crate::flow::edge::{
 };
 use base64::Engine;
 use http::{HeaderName, HeaderValue};
-use lambda_runtime::{service_fn, Context, Error, LambdaEvent};
+use lambda_runtime::Context;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::convert::Infallible;
 
 /// What the webhook reads of an API Gateway HTTP API (payload format 2.0) event.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -56,30 +57,18 @@ pub struct HttpApiResponse {
     pub is_base64_encoded: bool,
 }
 
-/// Polls the Lambda Runtime API for events until the environment is shut down.
-pub async fn serve<S: SecretSource, T: IncidentTable>(
-    handler: &WebhookHandler<S, T>,
-) -> Result<(), Error> {
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<HttpApiEvent>| async move {
-            // Boxed: the runtime moves the invocation's future several times, and the whole
-            // flow's state machine is kilobytes (profiled: a tenth of the CPU was memcpy).
-            let answering = Box::pin(answer(handler, event.payload, event.context));
-            Ok::<_, Infallible>(answering.await)
-        },
-    ))
-    .await
-}
-
 /// Answers one API Gateway event with the handler.
-pub async fn answer<S: SecretSource, T: IncidentTable>(
-    handler: &WebhookHandler<S, T>,
+pub async fn answer<S: SecretSource, T: IncidentTable, Q: EventQueue>(
+    handler: &WebhookHandler<S, T, Q>,
     event: HttpApiEvent,
     context: Context,
 ) -> HttpApiResponse {
-    // 0: a context made outside Lambda, with no deadline.
-    let deadline_ms = Some(context.deadline).filter(|&deadline_ms| deadline_ms > 0);
-    let response = handler.handle(into_request(event), deadline_ms).await;
+    let response = handler
+        .handle(
+            into_request(event),
+            crate::adapters::lambda::deadline_of(&context),
+        )
+        .await;
     into_api_gateway_response(response)
 }
 

@@ -1,6 +1,9 @@
 //! The outside world, each behind a small trait or type: ServiceNow's Table API, AWS Secrets
-//! Manager, and the API Gateway events Lambda delivers.
+//! Manager, the SQS queue of queued delivery, and the events Lambda delivers.
 
 pub mod api_gateway;
+pub mod aws;
+pub mod lambda;
+pub mod queue;
 pub mod secrets;
 pub mod servicenow;

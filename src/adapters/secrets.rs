@@ -4,6 +4,7 @@
 //! Nothing here ever formats a secret value: credentials stay in `SecretString`, whose `Debug`
 //! is redacted, and parse errors name the key, never its content.
 
+use crate::adapters::aws;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
@@ -185,18 +186,12 @@ impl AwsSecretsManager {
     /// Reads `SERVICENOW_SECRET_ID` and the standard AWS variables (region, credentials, and
     /// `AWS_ENDPOINT_URL_SECRETS_MANAGER` for a local emulator).
     pub async fn from_env() -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        // Lambda puts the function's credentials in the environment. Building the default
-        // chain anyway (profiles, SSO, IMDS, ECS) costs a cold start milliseconds for an HTTP
-        // client it never uses; elsewhere (the `check` command) the whole chain is kept.
-        let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
-        if in_lambda && std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
-            loader = loader.credentials_provider(
-                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
-            );
-        }
-        let aws = loader.load().await;
-        let config = aws_sdk_secretsmanager::config::Builder::from(&aws)
+        Self::from_config(&aws::load_config().await)
+    }
+
+    /// As [`Self::from_env`], with the AWS configuration already loaded.
+    pub fn from_config(aws: &aws_config::SdkConfig) -> Self {
+        let config = aws_sdk_secretsmanager::config::Builder::from(aws)
             .retry_config(Self::retry_config())
             .build();
         let secret_id = std::env::var("SERVICENOW_SECRET_ID")
@@ -247,58 +242,35 @@ impl SecretSource for AwsSecretsManager {
     }
 }
 
-/// Throttling, 5xx and network trouble are worth another try; everything else is a
-/// configuration problem that a retry will not fix.
+/// What a failed read means for the function: worth another try (throttling, 5xx, network),
+/// or a configuration problem that a retry will not fix.
 fn classify_sdk_error<E, R>(error: SdkError<E, R>, secret_id: &str) -> SecretError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    match &error {
-        SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or("unknown");
-            let message = service.err().message().unwrap_or_default();
-            match code {
-                "ResourceNotFoundException" => SecretError::Misconfigured(format!(
-                    "secret {secret_id} was not found in Secrets Manager"
-                )),
-                "AccessDeniedException" => SecretError::Misconfigured(format!(
-                    "the function may not read secret {secret_id} (AccessDenied): {message}"
-                )),
-                "ThrottlingException"
-                | "InternalServiceError"
-                | "InternalServiceErrorException"
-                | "ServiceUnavailable"
-                | "ServiceUnavailableException"
-                | "RequestTimeout"
-                | "RequestTimeoutException" => SecretError::Unavailable(format!(
-                    "Secrets Manager could not answer ({code}): {message}"
-                )),
-                _ => SecretError::Misconfigured(format!(
-                    "Secrets Manager refused to read secret {secret_id} ({code}): {message}"
-                )),
-            }
+    let failure = aws::classify(&error);
+    let message = &failure.message;
+    match failure.code.as_deref() {
+        Some("ResourceNotFoundException") => SecretError::Misconfigured(format!(
+            "secret {secret_id} was not found in Secrets Manager"
+        )),
+        Some("AccessDeniedException") => SecretError::Misconfigured(format!(
+            "the function may not read secret {secret_id} (AccessDenied): {message}"
+        )),
+        Some(code) if failure.retryable => SecretError::Unavailable(format!(
+            "Secrets Manager could not answer ({code}): {message}"
+        )),
+        Some(code) => SecretError::Misconfigured(format!(
+            "Secrets Manager refused to read secret {secret_id} ({code}): {message}"
+        )),
+        None if failure.retryable => {
+            SecretError::Unavailable(format!("Secrets Manager could not be reached: {message}"))
         }
-        SdkError::ConstructionFailure(_) => SecretError::Misconfigured(format!(
-            "the Secrets Manager request could not be built: {}",
-            error_chain(&error)
-        )),
-        _ => SecretError::Unavailable(format!(
-            "Secrets Manager could not be reached: {}",
-            error_chain(&error)
+        None => SecretError::Misconfigured(format!(
+            "the Secrets Manager request could not be built: {message}"
         )),
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A secret given as a value: the demo's, and tests'.

@@ -2,6 +2,7 @@
 //! parse → synchronise the incident → answer. Every failure becomes exactly one HTTP answer
 //! here, in `Failure::status`.
 
+use crate::adapters::queue::{EventQueue, QueueError, QueuedEvent, SqsQueue};
 use crate::adapters::secrets::{Connection, ConnectionCache, SecretError, SecretSource};
 use crate::adapters::servicenow::IncidentTable;
 use crate::domain::alert::{AlertEvent, InvalidEvent};
@@ -9,7 +10,8 @@ use crate::domain::decision::ignored_by_policy;
 use crate::domain::settings::{InvalidSetting, Settings};
 use crate::flow::auth::{authenticate, Unauthorized};
 use crate::flow::budget::{Budget, DEFAULT_TIME_BUDGET};
-use crate::flow::sync::{IncidentSync, Outcome, SyncError};
+use crate::flow::consumer::QueueConsumer;
+use crate::flow::sync::{Action, IncidentSync, Outcome, SyncError};
 use crate::ops::telemetry::{Ending, Metrics, Summary};
 use http::{header, HeaderValue, Method, StatusCode};
 use serde_json::json;
@@ -34,11 +36,18 @@ pub struct UndecodableBody;
 #[derive(Debug, Clone)]
 pub struct UnreadableUrl(pub String);
 
-pub struct WebhookHandler<S, T> {
+/// The function's HTTP door. In direct delivery it brings each event to ServiceNow before it
+/// answers; in queued delivery it puts the event on the queue and answers 202.
+pub struct WebhookHandler<S, T, Q = SqsQueue> {
     connections: Arc<ConnectionCache<S>>,
-    sync: IncidentSync<S, T>,
+    sync: Arc<IncidentSync<S, T>>,
     /// The deployment's defaults, or why the `DEFAULT_*` variables are unusable.
     defaults: Result<Settings, InvalidSetting>,
+    /// Queued delivery's queue; `None` in direct delivery.
+    queue: Option<Arc<Q>>,
+    /// Why the deployment's own configuration cannot work, answered 500 to every caller
+    /// who authenticated.
+    misconfiguration: Option<String>,
     time_budget: Duration,
     metrics: Metrics,
 }
@@ -60,12 +69,16 @@ enum Failure {
     InvalidSetting(#[from] InvalidSetting),
     #[error("the deployment's default settings: {0}")]
     BadDefaults(InvalidSetting),
+    #[error("the deployment's configuration: {0}")]
+    Deployment(String),
     /// The secret could not be read, so nobody could be authenticated: the answer says
     /// nothing of why (the log does).
     #[error("{0}")]
     SecretUnreadable(SecretError),
     #[error("the webhook URL could not be read: {0}")]
     UnreadableUrl(String),
+    #[error("{0}")]
+    Queue(QueueError),
     #[error("{0}")]
     Sync(#[from] SyncError),
 }
@@ -81,11 +94,14 @@ impl Failure {
             | Self::InvalidSetting(_)
             | Self::UnreadableUrl(_) => StatusCode::BAD_REQUEST,
             Self::BadDefaults(_)
+            | Self::Deployment(_)
             | Self::SecretUnreadable(SecretError::Misconfigured(_))
             | Self::Sync(SyncError::Misconfigured(_)) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Sync(SyncError::Refused(_)) => StatusCode::BAD_GATEWAY,
             Self::SecretUnreadable(SecretError::Unavailable(_))
+            | Self::Queue(QueueError::Unavailable(_))
             | Self::Sync(SyncError::Unavailable { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Queue(QueueError::Misconfigured(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -98,10 +114,13 @@ impl Failure {
             Self::InvalidEvent(_) | Self::UndecodableBody => "invalid_event",
             Self::InvalidSetting(_) | Self::UnreadableUrl(_) => "invalid_setting",
             Self::BadDefaults(_)
+            | Self::Deployment(_)
             | Self::SecretUnreadable(SecretError::Misconfigured(_))
+            | Self::Queue(QueueError::Misconfigured(_))
             | Self::Sync(SyncError::Misconfigured(_)) => "misconfigured",
             Self::Sync(SyncError::Refused(_)) => "servicenow_refused",
             Self::SecretUnreadable(SecretError::Unavailable(_))
+            | Self::Queue(QueueError::Unavailable(_))
             | Self::Sync(SyncError::Unavailable { .. }) => "unavailable",
         }
     }
@@ -131,10 +150,18 @@ impl Failure {
                  Delivering the event again later is safe"
                     .to_owned()
             }
-            Self::BadDefaults(_) | Self::Sync(SyncError::Misconfigured(_)) => {
+            Self::BadDefaults(_)
+            | Self::Deployment(_)
+            | Self::Sync(SyncError::Misconfigured(_)) => {
                 format!("the function is misconfigured: {self}")
             }
             Self::Sync(SyncError::Refused(cause)) => cause.clone(),
+            Self::Queue(QueueError::Misconfigured(cause)) => {
+                format!("the function is misconfigured: {cause}")
+            }
+            Self::Queue(QueueError::Unavailable(cause)) => {
+                format!("{cause}; the event was not queued, delivering it again is safe")
+            }
             Self::Sync(SyncError::Unavailable { cause, .. }) => {
                 format!("{cause}; nothing was lost, delivering the event again is safe")
             }
@@ -158,7 +185,8 @@ impl Failure {
                 let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
-            Self::SecretUnreadable(SecretError::Unavailable(_)) => {
+            Self::SecretUnreadable(SecretError::Unavailable(_))
+            | Self::Queue(QueueError::Unavailable(_)) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(5));
             }
             _ => {}
@@ -167,7 +195,7 @@ impl Failure {
     }
 }
 
-impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
+impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
     /// `defaults`: the deployment's settings (`Settings::from_environment`); if they are
     /// unusable every request is answered 500 with the reason.
     pub fn new(
@@ -177,12 +205,41 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
     ) -> Self {
         let connections = Arc::new(connections);
         Self {
-            sync: IncidentSync::new(Arc::clone(&connections), incidents),
+            sync: Arc::new(IncidentSync::new(Arc::clone(&connections), incidents)),
             connections,
             defaults,
+            queue: None,
+            misconfiguration: None,
             time_budget: DEFAULT_TIME_BUDGET,
             metrics: Metrics::Off,
         }
+    }
+
+    /// The deployment's configuration cannot work (`DELIVERY` without `QUEUE_URL`, say):
+    /// every authenticated call is answered 500 saying why.
+    pub fn with_misconfiguration(mut self, problem: String) -> Self {
+        self.misconfiguration = Some(problem);
+        self
+    }
+
+    /// Queued delivery: events go on `queue`, and the consumer brings them to ServiceNow.
+    pub fn with_queue(mut self, queue: Q) -> Self {
+        self.queue = Some(Arc::new(queue));
+        self
+    }
+
+    /// The consumer of queued delivery, sharing this handler's connection, synchronisation,
+    /// settings and metrics; `None` in direct delivery.
+    pub fn consumer(&self) -> Option<QueueConsumer<S, T, Q>> {
+        let queue = Arc::clone(self.queue.as_ref()?);
+        Some(QueueConsumer::new(
+            Arc::clone(&self.connections),
+            Arc::clone(&self.sync),
+            self.defaults.clone(),
+            queue,
+            self.time_budget,
+            self.metrics.clone(),
+        ))
     }
 
     /// The most one invocation may spend, retries included (`TIME_BUDGET_SECONDS`); in
@@ -194,7 +251,9 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
 
     /// How long a creator waits before reading back the alert's incidents (see `sync`).
     pub fn with_settle_delay(mut self, settle_delay: Duration) -> Self {
-        self.sync = self.sync.with_settle_delay(settle_delay);
+        Arc::get_mut(&mut self.sync)
+            .expect("the settle delay is set before the consumer shares the synchronisation")
+            .set_settle_delay(settle_delay);
         self
     }
 
@@ -252,6 +311,9 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
             .map_err(Failure::SecretUnreadable)?;
         // Before the body is even looked at: an unauthenticated caller learns nothing.
         authenticate(request.headers(), &connection.webhook)?;
+        if let Some(problem) = &self.misconfiguration {
+            return Err(Failure::Deployment(problem.clone()));
+        }
         if let Some(UnreadableUrl(problem)) = request.extensions().get::<UnreadableUrl>() {
             return Err(Failure::UnreadableUrl(problem.clone()));
         }
@@ -268,6 +330,17 @@ impl<S: SecretSource, T: IncidentTable> WebhookHandler<S, T> {
         summary.event_type = Some(event.kind.name().to_owned());
         if let Some(reason) = ignored_by_policy(&event, &settings) {
             return Ok(Outcome::ignored(reason));
+        }
+        if let Some(queue) = &self.queue {
+            let queued =
+                QueuedEvent::new(&event.id, body, request.uri().query().unwrap_or_default());
+            return match tokio::time::timeout(budget.remaining(), queue.send(&queued)).await {
+                Ok(Ok(())) => Ok(Outcome::queued()),
+                Ok(Err(problem)) => Err(Failure::Queue(problem)),
+                Err(_) => Err(Failure::Queue(QueueError::Unavailable(
+                    "SQS did not answer within the time budget".into(),
+                ))),
+            };
         }
         Ok(self
             .sync
@@ -294,7 +367,13 @@ fn answer(outcome: &Outcome) -> WebhookResponse {
     if let Some(reason) = outcome.reason {
         body["reason"] = json!(reason);
     }
-    json_response(StatusCode::OK, &body)
+    // Accepted, not done: the consumer brings a queued event to ServiceNow later.
+    let status = if outcome.action == Action::Queued {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    json_response(status, &body)
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> WebhookResponse {

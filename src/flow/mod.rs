@@ -1,9 +1,12 @@
 //! One call, top to bottom: the HTTP edge authenticates, limits, parses and answers; the
 //! incident synchronisation looks the incident up, decides, writes and settles races, with the
-//! users it needs from a small directory, all inside the invocation's time budget.
+//! users it needs from a small directory, all inside the invocation's time budget. In queued
+//! delivery the edge puts events on the queue and the consumer brings them to the
+//! synchronisation, one alert's events at a time.
 
 pub mod auth;
 pub mod budget;
+pub mod consumer;
 pub mod directory;
 pub mod edge;
 pub mod sync;

@@ -35,6 +35,8 @@ pub enum Action {
     Updated,
     Unchanged,
     Ignored,
+    /// Put on the queue of queued delivery, to be applied by the consumer.
+    Queued,
 }
 
 impl Action {
@@ -44,6 +46,7 @@ impl Action {
             Self::Updated => "updated",
             Self::Unchanged => "unchanged",
             Self::Ignored => "ignored",
+            Self::Queued => "queued",
         }
     }
 }
@@ -81,6 +84,14 @@ impl Outcome {
             action: Action::Ignored,
             incident: None,
             reason: Some(reason),
+        }
+    }
+
+    pub fn queued() -> Self {
+        Self {
+            action: Action::Queued,
+            incident: None,
+            reason: None,
         }
     }
 
@@ -165,15 +176,16 @@ impl From<SecretError> for SyncError {
     }
 }
 
-/// `SETTLE_DELAY_MS`: how long a creator waits before reading back, in milliseconds.
-pub fn settle_delay_from(value: Option<&str>) -> Result<Duration, String> {
+/// `SETTLE_DELAY_MS`: how long a creator waits before reading back, in milliseconds; `None`
+/// when unset.
+pub fn settle_delay_from(value: Option<&str>) -> Result<Option<Duration>, String> {
     match value.map(str::trim) {
-        None | Some("") => Ok(DEFAULT_SETTLE_DELAY),
+        None | Some("") => Ok(None),
         Some(text) => text
             .parse::<u64>()
             .ok()
             .filter(|ms| *ms <= 10_000)
-            .map(Duration::from_millis)
+            .map(|ms| Some(Duration::from_millis(ms)))
             .ok_or_else(|| {
                 format!("SETTLE_DELAY_MS must be a whole number of milliseconds up to 10000, got {text:?}")
             }),
@@ -201,9 +213,8 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
     /// How long a creator waits before it reads back the alert's incidents: long enough for
     /// a concurrent insert that took its number earlier to commit. Zero reads back at once;
     /// whoever reads back later still merges what it finds.
-    pub fn with_settle_delay(mut self, settle_delay: Duration) -> Self {
+    pub fn set_settle_delay(&mut self, settle_delay: Duration) {
         self.settle_delay = settle_delay;
-        self
     }
 
     /// Brings the alert's incident in line with the event, retrying what a retry can fix

@@ -5,7 +5,7 @@
 use crate::flow::budget::Spending;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Starts the function's logs: JSON lines on stdout when Lambda asks for JSON
 /// (`AWS_LAMBDA_LOG_FORMAT`), at `LOG_LEVEL` (else Lambda's `AWS_LAMBDA_LOG_LEVEL`, else
@@ -64,6 +64,10 @@ pub struct Summary {
     started: Instant,
     pub alert_id: Option<String>,
     pub event_type: Option<String>,
+    /// For a queued event: how long it waited in the queue.
+    pub queue_wait: Option<Duration>,
+    /// For a queued event that failed: `retry` (handed back to the queue) or `dead_letter`.
+    pub disposition: Option<&'static str>,
 }
 
 impl Default for Summary {
@@ -78,6 +82,8 @@ impl Summary {
             started: Instant::now(),
             alert_id: None,
             event_type: None,
+            queue_wait: None,
+            disposition: None,
         }
     }
 
@@ -86,6 +92,7 @@ impl Summary {
         let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         let servicenow_requests = spending.servicenow_requests;
         let servicenow_ms = spending.servicenow_time.as_secs_f64() * 1000.0;
+        let queue_wait_ms = self.queue_wait.map(|wait| wait.as_secs_f64() * 1000.0);
         let alert_id = self.alert_id.as_deref();
         let event_type = self.event_type.as_deref();
         // One call, so every outcome logs the same fields; `None` fields are left out.
@@ -123,6 +130,8 @@ impl Summary {
             servicenow_requests,
             servicenow_ms,
             retries = spending.retries,
+            queue_wait_ms,
+            disposition = self.disposition,
             duration_ms,
             "invocation"
         );
@@ -131,6 +140,8 @@ impl Summary {
             servicenow_requests,
             servicenow_ms,
             duration_ms,
+            queue_wait_ms,
+            self.disposition == Some("dead_letter"),
         ));
     }
 }
@@ -141,8 +152,13 @@ const EMF_DIRECTIVES: &str = concat!(
     r#"{"Namespace":"ilert-servicenow","Dimensions":[[]],"Metrics":["#,
     r#"{"Name":"IncidentsCreated","Unit":"Count"},{"Name":"IncidentsUpdated","Unit":"Count"},"#,
     r#"{"Name":"IncidentsUnchanged","Unit":"Count"},{"Name":"EventsIgnored","Unit":"Count"},"#,
+    r#"{"Name":"EventsQueued","Unit":"Count"},{"Name":"EventsDeadLettered","Unit":"Count"},"#,
     r#"{"Name":"ServiceNowRequests","Unit":"Count"},"#,
     r#"{"Name":"ServiceNowLatency","Unit":"Milliseconds"},{"Name":"Duration","Unit":"Milliseconds"}]}"#
+);
+const EMF_QUEUE_WAIT_DIRECTIVE: &str = concat!(
+    r#",{"Namespace":"ilert-servicenow","Dimensions":[[]],"#,
+    r#""Metrics":[{"Name":"QueueWait","Unit":"Milliseconds"}]}"#
 );
 const EMF_FAILURE_DIRECTIVE: &str = concat!(
     r#",{"Namespace":"ilert-servicenow","Dimensions":[["FailureKind"]],"#,
@@ -156,6 +172,8 @@ fn metrics_document(
     requests: u32,
     servicenow_ms: f64,
     duration_ms: f64,
+    queue_wait_ms: Option<f64>,
+    dead_lettered: bool,
 ) -> String {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -166,7 +184,12 @@ fn metrics_document(
     };
     let flag = |wanted: &str| u8::from(action == wanted);
     let mut line = format!(
-        r#"{{"_aws":{{"Timestamp":{timestamp},"CloudWatchMetrics":[{EMF_DIRECTIVES}{}]}},"IncidentsCreated":{},"IncidentsUpdated":{},"IncidentsUnchanged":{},"EventsIgnored":{},"ServiceNowRequests":{requests},"ServiceNowLatency":{servicenow_ms:.3},"Duration":{duration_ms:.3}"#,
+        r#"{{"_aws":{{"Timestamp":{timestamp},"CloudWatchMetrics":[{EMF_DIRECTIVES}{}{}]}},"IncidentsCreated":{},"IncidentsUpdated":{},"IncidentsUnchanged":{},"EventsIgnored":{},"EventsQueued":{},"EventsDeadLettered":{},"ServiceNowRequests":{requests},"ServiceNowLatency":{servicenow_ms:.3},"Duration":{duration_ms:.3}"#,
+        if queue_wait_ms.is_some() {
+            EMF_QUEUE_WAIT_DIRECTIVE
+        } else {
+            ""
+        },
         if failure.is_some() {
             EMF_FAILURE_DIRECTIVE
         } else {
@@ -176,7 +199,12 @@ fn metrics_document(
         flag("updated"),
         flag("unchanged"),
         flag("ignored"),
+        flag("queued"),
+        u8::from(dead_lettered),
     );
+    if let Some(wait) = queue_wait_ms {
+        line.push_str(&format!(r#","QueueWait":{wait:.3}"#));
+    }
     if let Some(kind) = failure {
         // Failure kinds are fixed snake_case names: nothing to escape.
         line.push_str(&format!(r#","FailureKind":"{kind}","Failures":1"#));
@@ -215,7 +243,6 @@ impl Metrics {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
-    use std::time::Duration;
 
     fn documents(metrics: &Metrics) -> Vec<Value> {
         let Metrics::Captured(buffer) = metrics else {

@@ -5,11 +5,13 @@
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use http::header;
 use ilert_servicenow::adapters::api_gateway::{self, HttpApiEvent};
+use ilert_servicenow::adapters::queue::SqsQueue;
 use ilert_servicenow::adapters::secrets::{AwsSecretsManager, ConnectionCache};
 use ilert_servicenow::adapters::servicenow::TableApi;
 use ilert_servicenow::domain::settings::{InvalidSetting, Settings};
 use ilert_servicenow::flow::edge::WebhookHandler;
 use ilert_servicenow::flow::edge::WebhookRequest;
+use ilert_servicenow::ops::telemetry::Metrics;
 use serde_json::{json, Value};
 use simulator::{SecretsManagerSimulator, ServiceNowSimulator};
 use std::io::Write;
@@ -99,6 +101,22 @@ impl TestApp {
             ("AWS_CONFIG_FILE", "/nonexistent".to_owned()),
             ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".to_owned()),
         ]
+    }
+
+    /// The same function in queued delivery, putting events on `queue`.
+    pub fn with_queue(self, queue: SqsQueue) -> Self {
+        Self {
+            handler: self.handler.with_queue(queue),
+            ..self
+        }
+    }
+
+    /// The same function writing its metrics where the test can read them.
+    pub fn with_metrics(self, metrics: Metrics) -> Self {
+        Self {
+            handler: self.handler.with_metrics(metrics),
+            ..self
+        }
     }
 
     /// The same function with another time budget (`TIME_BUDGET_SECONDS`).

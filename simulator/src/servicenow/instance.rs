@@ -79,13 +79,21 @@ impl ServiceNowState {
             query: parse_query(query),
             body: serde_json::from_slice(body).ok(),
         });
-        let fault = self
+        let mut fault = self
             .quirks
             .faults
             .iter()
             .position(|(wanted, _)| wanted.as_ref().is_none_or(|m| m == method))
             .and_then(|index| self.quirks.faults.remove(index))
             .map(|(_, fault)| fault);
+        let over_the_limit = self
+            .quirks
+            .rate_limit
+            .as_mut()
+            .is_some_and(|window| !window.admit());
+        if over_the_limit && fault.is_none() {
+            fault = Some(Fault::status(429, Some(1)));
+        }
         let mut delay = self
             .quirks
             .latency

@@ -136,6 +136,33 @@ struct Quirks {
     /// How long an insert takes between taking its number and committing: a base time and a
     /// random extra of up to the second value.
     insert_time: (Duration, Duration),
+    /// A rate-limit rule: at most this many requests a second; the rest are answered 429.
+    rate_limit: Option<RateWindow>,
+}
+
+/// One second's worth of a rate-limit rule.
+#[derive(Debug)]
+struct RateWindow {
+    per_second: u32,
+    started: std::time::Instant,
+    used: u32,
+    refused: u64,
+}
+
+impl RateWindow {
+    /// Whether one more request fits the rule; counts it either way.
+    fn admit(&mut self) -> bool {
+        if self.started.elapsed() >= Duration::from_secs(1) {
+            self.started = std::time::Instant::now();
+            self.used = 0;
+        }
+        self.used += 1;
+        let admitted = self.used <= self.per_second;
+        if !admitted {
+            self.refused += 1;
+        }
+        admitted
+    }
 }
 
 impl Quirks {
@@ -369,6 +396,11 @@ impl ServiceNowSimulator {
         self.lock().requests.clear();
     }
 
+    /// Drops every fault still queued: the instance is back to normal.
+    pub fn clear_faults(&self) {
+        self.lock().quirks.faults.clear();
+    }
+
     /// Queues a fault for the next request with this method (`None`: any method).
     pub fn inject(&self, method: Option<&str>, fault: Fault) {
         let method = method.map(|m| Method::from_bytes(m.as_bytes()).expect("an HTTP method"));
@@ -385,6 +417,26 @@ impl ServiceNowSimulator {
     /// insert holds a lower number and becomes visible after a younger one.
     pub fn set_insert_time(&self, base: Duration, jitter: Duration) {
         self.lock().quirks.insert_time = (base, jitter);
+    }
+
+    /// A rate-limit rule as instances set them for an integration user: above
+    /// `per_second` requests in a second, the answer is 429 with `Retry-After: 1`.
+    pub fn set_rate_limit(&self, per_second: u32) {
+        self.lock().quirks.rate_limit = Some(RateWindow {
+            per_second,
+            started: std::time::Instant::now(),
+            used: 0,
+            refused: 0,
+        });
+    }
+
+    /// How many requests the rate-limit rule refused.
+    pub fn rate_limited(&self) -> u64 {
+        self.lock()
+            .quirks
+            .rate_limit
+            .as_ref()
+            .map_or(0, |window| window.refused)
     }
 
     /// A field ACL that denies the integration user reading `field`: query terms on it are

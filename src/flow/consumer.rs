@@ -1,0 +1,311 @@
+//! The queue's door in queued delivery: Lambda's SQS event source hands the function a batch
+//! of up to ten queued events; each goes through the same synchronisation as a webhook call
+//! in direct delivery, one at a time, in the order the queue gave them.
+//!
+//! What a retry may fix hands the record back to the queue, and with it every later record of
+//! the same alert, so that an alert's events are never applied out of order; the queue's
+//! visibility timeout is the backoff. What can never be applied goes to the dead-letter
+//! queue, so it never blocks its alert.
+
+use crate::adapters::queue::{EventQueue, QueuedEvent};
+use crate::adapters::secrets::{ConnectionCache, SecretError, SecretSource};
+use crate::adapters::servicenow::IncidentTable;
+use crate::domain::alert::AlertEvent;
+use crate::domain::decision::ignored_by_policy;
+use crate::domain::settings::{InvalidSetting, Settings};
+use crate::flow::budget::Budget;
+use crate::flow::sync::{IncidentSync, Outcome, SyncError};
+use crate::ops::telemetry::{Ending, Metrics, Summary};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The first wait before a record handed back is tried again; it doubles with every receive.
+const FIRST_RETRY_WAIT: Duration = Duration::from_secs(30);
+/// The longest wait between two tries: an instance back from maintenance is reached within
+/// a quarter of an hour.
+const LONGEST_RETRY_WAIT: Duration = Duration::from_secs(15 * 60);
+/// A record is not started with less time than this left in the invocation: it goes back to
+/// the queue untouched instead of being cut off half-way.
+const SHORTEST_USEFUL_RECORD: Duration = Duration::from_secs(1);
+/// Lambda's longest timeout, for a batch consumed outside Lambda (no deadline).
+const LONGEST_INVOCATION: Duration = Duration::from_secs(900);
+
+pub struct QueueConsumer<S, T, Q> {
+    connections: Arc<ConnectionCache<S>>,
+    sync: Arc<IncidentSync<S, T>>,
+    defaults: Result<Settings, InvalidSetting>,
+    queue: Arc<Q>,
+    time_budget: Duration,
+    metrics: Metrics,
+}
+
+/// What became of one record.
+enum Disposition {
+    Applied(Outcome),
+    /// A retry may fix it: back to the queue, with at least this wait.
+    Retry {
+        kind: &'static str,
+        cause: String,
+        retry_after: Duration,
+    },
+    /// It can never be applied: to the dead-letter queue.
+    DeadLetter {
+        kind: &'static str,
+        cause: String,
+    },
+}
+
+impl Disposition {
+    fn unavailable(cause: String, retry_after: Duration) -> Self {
+        Self::Retry {
+            kind: "unavailable",
+            cause,
+            retry_after,
+        }
+    }
+
+    /// The deployment's configuration is wrong: fixing it drains the queue, no replay needed.
+    fn misconfigured(cause: String) -> Self {
+        Self::Retry {
+            kind: "misconfigured",
+            cause,
+            retry_after: FIRST_RETRY_WAIT,
+        }
+    }
+
+    fn dead_letter(kind: &'static str, cause: impl Into<String>) -> Self {
+        Self::DeadLetter {
+            kind,
+            cause: cause.into(),
+        }
+    }
+}
+
+impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
+    pub fn new(
+        connections: Arc<ConnectionCache<S>>,
+        sync: Arc<IncidentSync<S, T>>,
+        defaults: Result<Settings, InvalidSetting>,
+        queue: Arc<Q>,
+        time_budget: Duration,
+        metrics: Metrics,
+    ) -> Self {
+        Self {
+            connections,
+            sync,
+            defaults,
+            queue,
+            time_budget,
+            metrics,
+        }
+    }
+
+    /// Applies a batch, record by record; the answer names the records to hand back.
+    /// `lambda_deadline_ms`: when the invocation must have answered, in ms since the epoch.
+    pub async fn consume(
+        &self,
+        batch: SqsEvent,
+        lambda_deadline_ms: Option<u64>,
+    ) -> SqsBatchResponse {
+        let invocation = Budget::new(LONGEST_INVOCATION, lambda_deadline_ms);
+        let mut response = SqsBatchResponse::default();
+        let mut held_back: HashSet<String> = HashSet::new();
+        let mut retries: Vec<(String, &str, Duration)> = Vec::new();
+        for record in &batch.records {
+            let message_id = record.message_id.clone().unwrap_or_default();
+            let group = record
+                .attributes
+                .get("MessageGroupId")
+                .cloned()
+                .unwrap_or_default();
+            // A later event of an alert whose earlier one goes back must go back too.
+            if held_back.contains(&group) || invocation.remaining() < SHORTEST_USEFUL_RECORD {
+                held_back.insert(group);
+                response.add_failure(message_id);
+                continue;
+            }
+            let mut summary = Summary::new();
+            summary.queue_wait = waited_in_queue(record);
+            let budget = Budget::new(self.time_budget, lambda_deadline_ms);
+            let disposition = self.apply(record, &group, &budget, &mut summary).await;
+            let ending = match &disposition {
+                Disposition::Applied(outcome) => Ending::Handled {
+                    action: outcome.action.as_str(),
+                    incident: outcome.incident.as_ref().map(|i| i.number.clone()),
+                },
+                Disposition::Retry {
+                    kind,
+                    cause,
+                    retry_after,
+                } => {
+                    held_back.insert(group.clone());
+                    response.add_failure(message_id.clone());
+                    let wait = retry_wait(record, *retry_after);
+                    if let Some(receipt) = record.receipt_handle.as_deref() {
+                        retries.push((group.clone(), receipt, wait));
+                    }
+                    summary.disposition = Some("retry");
+                    Ending::Failed {
+                        status: if *kind == "misconfigured" { 500 } else { 503 },
+                        kind,
+                        cause: cause.clone(),
+                    }
+                }
+                Disposition::DeadLetter { kind, cause } => {
+                    let body = record.body.as_deref().unwrap_or_default();
+                    summary.disposition = Some("dead_letter");
+                    if let Err(problem) = self
+                        .queue
+                        .dead_letter(&group, &message_id, body, cause)
+                        .await
+                    {
+                        // Handed back instead: SQS's own redrive moves it after enough tries.
+                        tracing::error!(%problem, "could not move a message to the dead-letter queue");
+                        held_back.insert(group.clone());
+                        response.add_failure(message_id.clone());
+                        summary.disposition = Some("retry");
+                    }
+                    Ending::Failed {
+                        status: if *kind == "servicenow_refused" {
+                            502
+                        } else {
+                            400
+                        },
+                        kind,
+                        cause: cause.clone(),
+                    }
+                }
+            };
+            summary.finish(&ending, budget.spending(), &self.metrics);
+        }
+        self.delay(&retries).await;
+        response
+    }
+
+    /// One record through the same steps as a webhook call: settings, event, policy,
+    /// secret, synchronisation. Its verdict decides where it goes.
+    async fn apply(
+        &self,
+        record: &SqsMessage,
+        group: &str,
+        budget: &Budget,
+        summary: &mut Summary,
+    ) -> Disposition {
+        let body = record.body.as_deref().unwrap_or_default();
+        let queued = match QueuedEvent::from_message(group, body) {
+            Ok(queued) => queued,
+            Err(problem) => return Disposition::dead_letter("invalid_event", problem),
+        };
+        let defaults = match &self.defaults {
+            Ok(defaults) => defaults,
+            Err(problem) => {
+                return Disposition::misconfigured(format!(
+                    "the deployment's default settings: {problem}"
+                ))
+            }
+        };
+        // The webhook checked both before it queued them; only a change of the deployment's
+        // defaults in between, or a message that did not come from it, fails here.
+        let settings = match defaults.with_query(&queued.settings) {
+            Ok(settings) => settings,
+            Err(problem) => {
+                return Disposition::dead_letter("invalid_setting", problem.to_string())
+            }
+        };
+        let event = match AlertEvent::parse(queued.event.as_bytes()) {
+            Ok(event) => event,
+            Err(problem) => return Disposition::dead_letter("invalid_event", problem.to_string()),
+        };
+        summary.alert_id = Some(event.id.to_string());
+        summary.event_type = Some(event.kind.name().to_owned());
+        if let Some(reason) = ignored_by_policy(&event, &settings) {
+            return Disposition::Applied(Outcome::ignored(reason));
+        }
+        let connection = match budget.secrets_manager(self.connections.get()).await {
+            Ok(connection) => connection,
+            Err(SecretError::Misconfigured(cause)) => return Disposition::misconfigured(cause),
+            Err(SecretError::Unavailable(cause)) => {
+                return Disposition::unavailable(cause, FIRST_RETRY_WAIT)
+            }
+        };
+        match self.sync.apply(&event, &settings, connection, budget).await {
+            Ok(outcome) => Disposition::Applied(outcome),
+            Err(SyncError::Unavailable { cause, retry_after }) => {
+                Disposition::unavailable(cause, retry_after)
+            }
+            Err(SyncError::Misconfigured(cause)) => Disposition::misconfigured(cause),
+            Err(SyncError::Refused(cause)) => Disposition::dead_letter("servicenow_refused", cause),
+        }
+    }
+
+    /// Hides the records handed back for their wait, one alert at a time (the longest wait
+    /// its records asked for). If the queue cannot be told, they come back after its own
+    /// visibility timeout: sooner, never lost.
+    async fn delay(&self, retries: &[(String, &str, Duration)]) {
+        let groups: HashSet<&str> = retries.iter().map(|(group, _, _)| group.as_str()).collect();
+        for group in groups {
+            let of_group: Vec<&(String, &str, Duration)> =
+                retries.iter().filter(|(g, _, _)| g == group).collect();
+            let wait = of_group
+                .iter()
+                .map(|(_, _, wait)| *wait)
+                .max()
+                .unwrap_or_default();
+            let receipts: Vec<&str> = of_group.iter().map(|(_, receipt, _)| *receipt).collect();
+            if let Err(problem) = self.queue.retry_later(&receipts, wait).await {
+                tracing::warn!(%problem, "could not delay the retry; the queue's own timeout applies");
+            }
+        }
+    }
+}
+
+/// How long to wait before the record's next try: doubling with every receive from 30 s up
+/// to a quarter of an hour, and never less than the instance asked for.
+fn retry_wait(record: &SqsMessage, retry_after: Duration) -> Duration {
+    let receives: u32 = record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1);
+    let doubled =
+        FIRST_RETRY_WAIT.saturating_mul(2u32.saturating_pow(receives.saturating_sub(1).min(10)));
+    doubled.min(LONGEST_RETRY_WAIT).max(retry_after)
+}
+
+/// How long the record waited in the queue since it was sent (`SentTimestamp`, ms).
+fn waited_in_queue(record: &SqsMessage) -> Option<Duration> {
+    let sent_ms: u64 = record.attributes.get("SentTimestamp")?.parse().ok()?;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    Some(Duration::from_millis(now_ms.saturating_sub(sent_ms)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn received(times: &str) -> SqsMessage {
+        let mut record = SqsMessage::default();
+        record
+            .attributes
+            .insert("ApproximateReceiveCount".into(), times.into());
+        record
+    }
+
+    #[test]
+    fn the_wait_before_a_retry_doubles_up_to_a_quarter_of_an_hour_and_honours_retry_after() {
+        let none = Duration::ZERO;
+        assert_eq!(retry_wait(&received("1"), none), Duration::from_secs(30));
+        assert_eq!(retry_wait(&received("2"), none), Duration::from_secs(60));
+        assert_eq!(retry_wait(&received("4"), none), Duration::from_secs(240));
+        assert_eq!(retry_wait(&received("40"), none), Duration::from_secs(900));
+        assert_eq!(
+            retry_wait(&received("1"), Duration::from_secs(3600)),
+            Duration::from_secs(3600)
+        );
+    }
+}

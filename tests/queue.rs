@@ -1,0 +1,462 @@
+//! Queued delivery, against real SQS (moto's server: FIFO queues, message groups, five-minute
+//! deduplication) and the ServiceNow simulator. The send side is the webhook as iLert calls
+//! it; the consume side gets its batches exactly as Lambda's SQS event source mapping hands
+//! them over, and the records it does not hand back are deleted as Lambda deletes them.
+
+mod support;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use ilert_servicenow::adapters::queue::SqsQueue;
+use ilert_servicenow::flow::consumer::QueueConsumer;
+use ilert_servicenow::ops::telemetry::Metrics;
+use serde_json::{json, Value};
+use simulator::{EventSource, Fault, FifoQueues, Moto, RuntimeApiSimulator};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use support::*;
+
+/// One moto for the whole test binary; each test has queues of its own.
+fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| Moto::start().expect("moto's server starts"))
+}
+
+struct Queued {
+    app: TestApp,
+    queues: FifoQueues,
+    source: EventSource,
+    consumer: QueueConsumer<
+        ilert_servicenow::adapters::secrets::AwsSecretsManager,
+        ilert_servicenow::adapters::servicenow::TableApi,
+        SqsQueue,
+    >,
+    metrics: Arc<Mutex<Vec<u8>>>,
+}
+
+/// The function in queued delivery, with its own FIFO queue and dead-letter queue.
+async fn queued(name: &str, time_budget: Duration) -> Queued {
+    let sqs = moto().sqs().await;
+    let queues = FifoQueues::create(&sqs, name, 400).await;
+    let metrics = Arc::new(Mutex::new(Vec::new()));
+    let aws = aws_config_for_moto().await;
+    let app = TestApp::spawn()
+        .await
+        .with_time_budget(time_budget)
+        .with_metrics(Metrics::Captured(Arc::clone(&metrics)))
+        .with_queue(SqsQueue::new(
+            &aws,
+            queues.queue_url.clone(),
+            Some(queues.dead_letter_url.clone()),
+        ));
+    let consumer = app
+        .handler
+        .consumer()
+        .expect("queued delivery has a consumer");
+    let source = EventSource::new(sqs, &queues.queue_url);
+    Queued {
+        app,
+        queues,
+        source,
+        consumer,
+        metrics,
+    }
+}
+
+async fn aws_config_for_moto() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-central-1"))
+        .endpoint_url(moto().url())
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "AKIDMOTO", "moto", None, None, "moto",
+        ))
+        .load()
+        .await
+}
+
+/// An event of another alert: the bundled one with its id changed.
+fn of_alert(name: &str, alert_id: &str) -> ilert_servicenow::flow::edge::WebhookRequest {
+    let mut body = body_of(name);
+    body["id"] = json!(alert_id);
+    with_body(event(name), body.to_string())
+}
+
+fn failures(response: &SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|failure| failure.item_identifier.clone())
+        .collect()
+}
+
+fn ids_of_alert(batch: &SqsEvent, alert_id: &str) -> Vec<String> {
+    batch
+        .records
+        .iter()
+        .filter(|r| r.attributes.get("MessageGroupId").map(String::as_str) == Some(alert_id))
+        .map(|r| r.message_id.clone().unwrap())
+        .collect()
+}
+
+impl Queued {
+    async fn consume(&self, batch: &SqsEvent) -> SqsBatchResponse {
+        let response = self.consumer.consume(batch.clone(), None).await;
+        self.source.settle(batch, &response).await;
+        response
+    }
+
+    fn metrics(&self) -> Vec<Value> {
+        String::from_utf8(self.metrics.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queued_delivery_answers_202_and_puts_each_event_in_its_alerts_group() {
+    let queued = queued("accepted", Duration::from_secs(5)).await;
+    let answer = queued
+        .app
+        .send(event_at("01-alert-created", "assignment_group=Network"))
+        .await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    assert_eq!(answer.body, json!({"action": "queued"}));
+    assert!(
+        queued.app.servicenow.requests().is_empty(),
+        "nothing reached ServiceNow yet"
+    );
+
+    let received = moto()
+        .sqs()
+        .await
+        .receive_message()
+        .queue_url(&queued.queues.queue_url)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    let [message] = received.as_slice() else {
+        panic!("one message: {received:?}")
+    };
+    let attributes = message.attributes.as_ref().unwrap();
+    assert_eq!(
+        attributes[&MessageSystemAttributeName::MessageGroupId],
+        "12797430"
+    );
+    assert_eq!(
+        attributes[&MessageSystemAttributeName::MessageDeduplicationId].len(),
+        64
+    );
+    let body: Value = serde_json::from_str(message.body.as_deref().unwrap()).unwrap();
+    assert_eq!(body["settings"], "assignment_group=Network");
+    assert_eq!(
+        serde_json::from_str::<Value>(body["event"].as_str().unwrap()).unwrap(),
+        body_of("01-alert-created")
+    );
+    let [metrics] = queued.metrics().try_into().unwrap();
+    assert_eq!(metrics["EventsQueued"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ilert_delivering_an_event_again_within_five_minutes_is_dropped_by_sqs_itself() {
+    let queued = queued("deduplicated", Duration::from_secs(5)).await;
+    for request in [
+        event("01-alert-created"),
+        event("01-alert-created"),
+        event_at("01-alert-created", "on_accept=note"),
+    ] {
+        assert_eq!(queued.app.send(request).await.status, 202);
+    }
+    let batch = queued.source.receive(10, Duration::from_secs(1)).await;
+    assert_eq!(
+        batch.records.len(),
+        2,
+        "the redelivery is dropped; the same event with other settings is not"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_refused_at_the_door_and_a_queue_out_of_reach_is_a_503() {
+    let queued = queued("door", Duration::from_secs(5)).await;
+    let refused = [
+        queued
+            .app
+            .send(with_authorization(event("01-alert-created"), None))
+            .await,
+        queued
+            .app
+            .send(event_at("01-alert-created", "on_accept=sometimes"))
+            .await,
+        queued
+            .app
+            .send(with_body(event("01-alert-created"), "{"))
+            .await,
+    ];
+    let statuses: Vec<u16> = refused.iter().map(|answer| answer.status).collect();
+    assert_eq!(statuses, [401, 400, 400]);
+    let (visible, in_flight) = queued.source.depth().await;
+    assert_eq!(visible + in_flight, 0, "nothing was queued");
+
+    let unreachable = TestApp::spawn().await.with_queue(SqsQueue::new(
+        &aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-central-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "AKIDX", "x", None, None, "test",
+            ))
+            .load()
+            .await,
+        "http://127.0.0.1:9/000000000000/nowhere.fifo".into(),
+        None,
+    ));
+    let answer = unreachable.deliver("01-alert-created").await;
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    assert!(answer.retry_after.is_some());
+    assert!(answer.body["message"]
+        .as_str()
+        .unwrap()
+        .contains("delivering it again is safe"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_consumer_applies_each_alerts_events_in_order_and_hands_nothing_back() {
+    let queued = queued("ordered", Duration::from_secs(5)).await;
+    for name in LIFECYCLE {
+        assert_eq!(queued.app.deliver(name).await.status, 202);
+        let other = queued.app.send(of_alert(name, "555")).await;
+        assert_eq!(other.status, 202);
+    }
+    let batch = queued.source.receive(10, Duration::from_secs(1)).await;
+    assert_eq!(batch.records.len(), 8);
+    let response = queued.consume(&batch).await;
+    assert!(failures(&response).is_empty(), "{response:?}");
+
+    for key in [KEY, "ilert:555"] {
+        let incident = queued
+            .app
+            .servicenow
+            .incident_for(key)
+            .expect("one incident");
+        assert_eq!(incident["state"], "6", "{key}");
+        let notes = queued.app.notes(incident["number"].as_str().unwrap());
+        assert_eq!(notes.len(), 3, "{key}: {notes:?}");
+        assert!(notes[0].contains("Accepted") && notes[2].contains("Resolved"));
+    }
+    assert_eq!(queued.source.depth().await, (0, 0));
+    let waits: Vec<f64> = queued
+        .metrics()
+        .iter()
+        .filter_map(|document| document["QueueWait"].as_f64())
+        .collect();
+    assert_eq!(
+        waits.len(),
+        8,
+        "each consumed record says how long it waited"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trouble_a_retry_may_fix_hands_back_the_record_and_every_later_one_of_its_alert() {
+    let queued = queued("handed-back", Duration::from_millis(800)).await;
+    for request in [
+        event("01-alert-created"),
+        event("02-alert-acknowledged"),
+        event("03-alert-comment-added"),
+        of_alert("01-alert-created", "555"),
+    ] {
+        assert_eq!(queued.app.send(request).await.status, 202);
+    }
+    let batch = queued.source.receive(10, Duration::from_secs(1)).await;
+    assert_eq!(batch.records.len(), 4);
+    // The accept's write meets an instance that stays unavailable past the budget.
+    for _ in 0..50 {
+        queued
+            .app
+            .servicenow
+            .inject(Some("PATCH"), Fault::status(503, None));
+    }
+    let response = queued.consume(&batch).await;
+    let alert = ids_of_alert(&batch, "12797430");
+    assert_eq!(
+        failures(&response),
+        alert[1..],
+        "the accept and the comment after it"
+    );
+    assert_eq!(
+        queued.app.incident()["state"],
+        "1",
+        "the create landed, nothing after it"
+    );
+    assert!(
+        queued.app.servicenow.incident_for("ilert:555").is_some(),
+        "the other alert went on"
+    );
+    assert_eq!(
+        queued.source.depth().await,
+        (0, 2),
+        "handed back and hidden for the backoff"
+    );
+
+    // The instance recovers; once the backoff has passed, the queue gives them back in order.
+    queued.app.servicenow.clear_faults();
+    let sqs = moto().sqs().await;
+    for record in batch
+        .records
+        .iter()
+        .filter(|r| alert[1..].contains(r.message_id.as_ref().unwrap()))
+    {
+        sqs.change_message_visibility()
+            .queue_url(&queued.queues.queue_url)
+            .receipt_handle(record.receipt_handle.as_deref().unwrap())
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+    }
+    let again = queued.source.receive(10, Duration::from_secs(1)).await;
+    assert_eq!(
+        again
+            .records
+            .iter()
+            .map(|r| r.message_id.clone().unwrap())
+            .collect::<Vec<_>>(),
+        alert[1..]
+    );
+    assert_eq!(
+        again.records[0].attributes["ApproximateReceiveCount"], "2",
+        "a second try"
+    );
+    assert!(failures(&queued.consume(&again).await).is_empty());
+    let incident = queued.app.incident();
+    assert_eq!(incident["state"], "2");
+    let notes = queued.app.notes(incident["number"].as_str().unwrap());
+    assert!(
+        notes[0].contains("Accepted") && notes[1].contains("Comment"),
+        "{notes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permanent_refusal_is_dead_lettered_with_its_cause_and_the_alert_moves_on() {
+    let queued = queued("dead-lettered", Duration::from_secs(5)).await;
+    for name in [
+        "01-alert-created",
+        "02-alert-acknowledged",
+        "03-alert-comment-added",
+    ] {
+        assert_eq!(queued.app.deliver(name).await.status, 202);
+    }
+    let batch = queued.source.receive(10, Duration::from_secs(1)).await;
+    queued
+        .app
+        .servicenow
+        .inject(Some("PATCH"), Fault::status(403, None));
+    let response = queued.consume(&batch).await;
+    assert!(failures(&response).is_empty(), "nothing blocks the alert");
+    assert_eq!(queued.source.depth().await, (0, 0));
+
+    let dead = moto()
+        .sqs()
+        .await
+        .receive_message()
+        .queue_url(&queued.queues.dead_letter_url)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    let [letter] = dead.as_slice() else {
+        panic!("one dead letter: {dead:?}")
+    };
+    assert_eq!(letter.body, batch.records[1].body, "the accept");
+    let cause = letter.message_attributes.as_ref().unwrap()["failure"]
+        .string_value()
+        .unwrap()
+        .to_owned();
+    assert!(cause.contains("403"), "{cause}");
+    let notes = queued
+        .app
+        .notes(queued.app.incident()["number"].as_str().unwrap());
+    assert!(
+        notes.iter().any(|n| n.contains("Comment")),
+        "the comment after it landed"
+    );
+    let dead_lettered: u64 = queued
+        .metrics()
+        .iter()
+        .map(|document| document["EventsDeadLettered"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(dead_lettered, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_delivered_again_changes_nothing() {
+    let queued = queued("redelivered", Duration::from_secs(5)).await;
+    for name in LIFECYCLE {
+        queued.app.deliver(name).await;
+    }
+    let batch = queued.source.receive(10, Duration::from_secs(1)).await;
+    assert!(failures(&queued.consumer.consume(batch.clone(), None).await).is_empty());
+    let before = queued.app.servicenow.incidents();
+    queued.app.servicenow.clear_requests();
+    // Lambda's delete was lost: SQS hands the same batch over again.
+    assert!(failures(&queued.consumer.consume(batch, None).await).is_empty());
+    assert_eq!(queued.app.servicenow.incidents(), before);
+    assert!(queued.app.methods().iter().all(|method| method == "GET"));
+}
+
+/// The built binary in queued delivery, as Lambda runs it: it takes the webhook's HTTP
+/// events and the event source mapping's SQS batches from the same Runtime API.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_serves_both_doors_of_queued_delivery() {
+    let queued = queued("binary", Duration::from_secs(5)).await;
+    let runtime_api = RuntimeApiSimulator::start().await.unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ilert-servicenow"))
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api.address())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "ilert-servicenow")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .envs(queued.app.function_environment())
+        .env("AWS_ENDPOINT_URL_SQS", moto().url())
+        .env("DELIVERY", "queued")
+        .env("QUEUE_URL", &queued.queues.queue_url)
+        .env("DEAD_LETTER_QUEUE_URL", &queued.queues.dead_letter_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let envelope = std::fs::read_to_string(format!(
+        "{}/events/01-alert-created.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let invoke = |payload: String| {
+        let runtime_api = runtime_api.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(20), runtime_api.invoke(payload))
+                .await
+                .expect("the function answers")
+                .unwrap()
+        }
+    };
+    let webhook: Value = serde_json::from_str(&invoke(envelope).await).unwrap();
+    assert_eq!(webhook["statusCode"], 202, "{webhook}");
+
+    let batch = queued.source.receive(10, Duration::from_secs(1)).await;
+    let answer = invoke(serde_json::to_string(&batch).unwrap()).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let response: SqsBatchResponse = serde_json::from_str(&answer).unwrap();
+    assert!(failures(&response).is_empty(), "{answer}");
+    assert_eq!(
+        queued.app.incident()["state"],
+        "1",
+        "created by the consumer"
+    );
+}
