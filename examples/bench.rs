@@ -1,38 +1,48 @@
 //! `cargo run --release --example bench`: the release binary, started as Lambda starts it,
-//! against a local Lambda Runtime API, the ServiceNow simulator and a local Secrets Manager,
-//! beside a no-op Lambda function (the baseline) measured the same way in the same run.
-//! No AWS, no ServiceNow, no Docker. `--skip-artifact` skips the arm64 zip build.
+//! against a local Lambda Runtime API and ServiceNow and Secrets Manager stand-ins behind TLS
+//! (a test CA made at run time, trusted through `SSL_CERT_FILE` as any private CA is), beside
+//! a no-op Lambda function (the baseline) measured the same way in the same run. It measures
+//! what a cold environment pays: the handshakes, loading the root certificates, the crypto
+//! library's start, and the first invocation under the share of a CPU Lambda gives 128 MB.
+//! No AWS, no ServiceNow, no Docker. `--skip-artifact` skips the arm64 zip build;
+//! `--profile` runs a cold start and the warm events under callgrind.
 
 use serde_json::{json, Value};
-use simulator::{RuntimeApiSimulator, SecretsManagerSimulator, ServiceNowSimulator};
+use simulator::{
+    process_cpu_time, RuntimeApiSimulator, SecretsManagerSimulator, ServiceNowSimulator, TestCa,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const INIT_SAMPLES: usize = 15;
+const QUOTA_SAMPLES: usize = 7;
 const WARM_ALERTS: usize = 100; // × 3 events: create, update, no-op
 const SECRET_ID: &str = "ilert/servicenow";
 const TOKEN: &str = "bench-webhook-token";
+/// Lambda gives a function CPU in proportion to its memory, a whole vCPU at 1,769 MB; after
+/// init, 128 MB gets this share of a core.
+const CPU_SHARE_AT_128_MB: f64 = 128.0 / 1769.0;
 
 fn main() {
     if std::env::args().nth(1).as_deref() == Some("--baseline-function") {
         return baseline_function();
     }
     let skip_artifact = std::env::args().any(|a| a == "--skip-artifact");
-    if std::env::args().any(|a| a == "--profile") {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        return runtime.block_on(profile());
-    }
+    let profiling = std::env::args().any(|a| a == "--profile");
+    let tracing = std::env::args().any(|a| a == "--trace-cold-start");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .expect("a runtime");
-    runtime.block_on(benchmark(skip_artifact));
+    if profiling {
+        runtime.block_on(profile());
+    } else if tracing {
+        runtime.block_on(trace_cold_start());
+    } else {
+        runtime.block_on(benchmark(skip_artifact));
+    }
 }
 
 /// The baseline: a Lambda function that answers 200 and does nothing else, on the same
@@ -51,17 +61,24 @@ fn baseline_function() {
         .expect("the baseline runs");
 }
 
+/// ServiceNow and Secrets Manager behind TLS, with the function's secret in place, and the
+/// file that makes the function trust them.
 struct Stand {
     servicenow: ServiceNowSimulator,
     secrets: SecretsManagerSimulator,
+    ca_file: PathBuf,
 }
 
-/// ServiceNow and Secrets Manager, with the function's secret in place.
 async fn stand() -> Stand {
-    let servicenow = ServiceNowSimulator::start("ilert.integration", "bench-password")
+    let ca = TestCa::new();
+    let ca_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-ca.pem");
+    std::fs::write(&ca_file, ca.ca_pem()).expect("the CA file is written");
+    let servicenow = ServiceNowSimulator::start_tls("ilert.integration", "bench-password", &ca)
         .await
         .expect("the simulator starts");
-    let secrets = SecretsManagerSimulator::start().await.expect("starts");
+    let secrets = SecretsManagerSimulator::start_tls(&ca)
+        .await
+        .expect("starts");
     secrets.put(
         SECRET_ID,
         &json!({
@@ -75,6 +92,7 @@ async fn stand() -> Stand {
     Stand {
         servicenow,
         secrets,
+        ca_file,
     }
 }
 
@@ -87,8 +105,19 @@ async fn benchmark(skip_artifact: bool) {
     println!("function: {}", function.display());
     let function_init = median_init(&function, &[], &stand).await;
     let baseline_init = median_init(&baseline, &["--baseline-function"], &stand).await;
-    let function_run = run_invocations(&function, &[], &stand, true).await;
-    let baseline_run = run_invocations(&baseline, &["--baseline-function"], &stand, false).await;
+    let function_run = run_invocations(&function, &[], &stand, true, WARM_ALERTS).await;
+    let baseline_run = run_invocations(
+        &baseline,
+        &["--baseline-function"],
+        &stand,
+        false,
+        WARM_ALERTS,
+    )
+    .await;
+    let function_quota = first_invocation_under_quota(&function, &[], &stand).await;
+    let baseline_quota =
+        first_invocation_under_quota(&baseline, &["--baseline-function"], &stand).await;
+    let certificate_files = certificate_files_opened(&function, &stand).await;
     let artifact = if skip_artifact {
         "skipped (--skip-artifact)".to_owned()
     } else {
@@ -106,7 +135,7 @@ async fn benchmark(skip_artifact: bool) {
         &format!("init, process start to first poll of /next (median of {INIT_SAMPLES}), ms"),
         ms(function_init),
         ms(baseline_init),
-        "≤ 15",
+        "≤ 10",
     );
     row(
         "cold start: process start to the first answer, event waiting, ms",
@@ -115,7 +144,7 @@ async fn benchmark(skip_artifact: bool) {
         "",
     );
     row(
-        "first invocation: first poll of /next to its answer (secret fetch included), ms",
+        "first invocation over TLS (secret read and a create, two handshakes): wall, ms",
         format!(
             "{} ({} beyond the fakes' own {})",
             ms(function_run.first),
@@ -124,6 +153,48 @@ async fn benchmark(skip_artifact: bool) {
         ),
         ms(baseline_run.first),
         "≤ 10 beyond the fakes",
+    );
+    row(
+        "first invocation: CPU time, ms",
+        ms(function_run.first_cpu),
+        ms(baseline_run.first_cpu),
+        "",
+    );
+    let quota = |result: &Result<Duration, String>| match result {
+        Ok(wall) => ms(*wall),
+        Err(why) => why.clone(),
+    };
+    row(
+        &format!(
+            "first invocation with Lambda's CPU share at 128 MB ({:.1} % of a core), wall, median of {QUOTA_SAMPLES}, ms",
+            CPU_SHARE_AT_128_MB * 100.0
+        ),
+        quota(&function_quota),
+        quota(&baseline_quota),
+        "",
+    );
+    row(
+        &format!(
+            "TLS handshakes per environment over {} events (Secrets Manager + ServiceNow)",
+            function_run.warm.len() + 1
+        ),
+        format!(
+            "{} ({} + {})",
+            function_run.handshakes.0 + function_run.handshakes.1,
+            function_run.handshakes.0,
+            function_run.handshakes.1
+        ),
+        "–".into(),
+        "2",
+    );
+    row(
+        "root certificate files opened per process (strace)",
+        match &certificate_files {
+            Ok(files) => format!("{} ({})", files.len(), files.join(", ")),
+            Err(why) => why.clone(),
+        },
+        "–".into(),
+        "1, no directory walk",
     );
     row(
         &format!(
@@ -143,16 +214,24 @@ async fn benchmark(skip_artifact: bool) {
         "",
     );
     row(
-        "CPU time per warm event, ms",
-        format!("{:.3}", function_run.cpu_per_event.as_secs_f64() * 1000.0),
+        "CPU time per warm event, ms (beyond the baseline)",
+        format!(
+            "{:.3} ({:.3})",
+            function_run.cpu_per_event.as_secs_f64() * 1000.0,
+            function_run
+                .cpu_per_event
+                .saturating_sub(baseline_run.cpu_per_event)
+                .as_secs_f64()
+                * 1000.0
+        ),
         format!("{:.3}", baseline_run.cpu_per_event.as_secs_f64() * 1000.0),
-        "≤ 0.1",
+        "≤ 0.1 beyond the baseline",
     );
     row(
         "peak resident memory, MiB",
         format!("{:.1}", function_run.peak_rss_kib as f64 / 1024.0),
         format!("{:.1}", baseline_run.peak_rss_kib as f64 / 1024.0),
-        "≤ 24",
+        "≤ 16",
     );
     row(
         "ServiceNow requests per event: create / update / no-op",
@@ -166,30 +245,60 @@ async fn benchmark(skip_artifact: bool) {
         "–".into(),
         "1 per TTL",
     );
-    row(
-        "TCP connections to ServiceNow per environment",
-        function_run.connections.to_string(),
-        "–".into(),
-        "1",
-    );
     row("zipped arm64 artifact", artifact, "–".into(), "≤ 5 MiB");
 }
 
-/// `--profile`: the warm run again, with the function under `valgrind --tool=callgrind`
-/// (instruction counts, steady whatever else the machine does).
+/// `--profile`: a cold start (process start to the first answer) and the warm events, each
+/// under `valgrind --tool=callgrind` (instruction counts, steady whatever else the machine
+/// does).
 async fn profile() {
     let function = built_binary("profiling");
     let stand = stand().await;
-    let wrapped = [
-        "--tool=callgrind",
-        "--callgrind-out-file=target/callgrind.out",
+    for (what, out, warm_alerts) in [
+        ("cold start", "target/callgrind.cold.out", 0),
+        ("warm events", "target/callgrind.warm.out", WARM_ALERTS),
+    ] {
+        let out_arg = format!("--callgrind-out-file={out}");
+        let wrapped = [
+            "--tool=callgrind",
+            out_arg.as_str(),
+            function.to_str().expect("a UTF-8 path"),
+        ];
+        run_invocations(Path::new("valgrind"), &wrapped, &stand, true, warm_alerts).await;
+        println!("{what} profiled; see `callgrind_annotate {out}`");
+    }
+}
+
+/// `--trace-cold-start`: one cold start under `strace -f -tt -T`, for where its wall time
+/// goes (waits show as gaps between system calls).
+async fn trace_cold_start() {
+    let function = release_binary();
+    let stand = stand().await;
+    let runtime_api = RuntimeApiSimulator::start().await.expect("starts");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/cold-start.strace");
+    let mut command = function_command(Path::new("strace"), &[], &runtime_api.address(), &stand);
+    command.args([
+        "-f",
+        "-tt",
+        "-T",
+        "-o",
+        out.to_str().expect("a UTF-8 path"),
         function.to_str().expect("a UTF-8 path"),
-    ];
-    let run = run_invocations(Path::new("valgrind"), &wrapped, &stand, true).await;
+    ]);
+    let started = Instant::now();
+    let child = command.spawn().expect("strace runs");
+    let answer = runtime_api
+        .invoke(event("01-alert-created", 40_000_000))
+        .await;
     println!(
-        "{} warm events profiled; see `callgrind_annotate target/callgrind.out`",
-        run.warm.len()
+        "answered after {:?}: {answer:?}; see {}",
+        started.elapsed(),
+        out.display()
     );
+    let _ = Command::new("pkill")
+        .args(["-TERM", "-P", &child.id().to_string()])
+        .status();
+    stop(child);
 }
 
 /// The function's release binary, built if it is not there yet.
@@ -217,8 +326,10 @@ fn built_binary(profile: &str) -> PathBuf {
     target.join(profile).join("ilert-servicenow")
 }
 
-fn spawn(binary: &Path, args: &[&str], runtime_api: &str, stand: &Stand) -> Child {
-    Command::new(binary)
+/// The environment Lambda gives the function, aimed at the stand.
+fn function_command(binary: &Path, args: &[&str], runtime_api: &str, stand: &Stand) -> Command {
+    let mut command = Command::new(binary);
+    command
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -236,10 +347,40 @@ fn spawn(binary: &Path, args: &[&str], runtime_api: &str, stand: &Stand) -> Chil
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
         .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", stand.secrets.url())
         .env("SERVICENOW_SECRET_ID", SECRET_ID)
+        .env("SSL_CERT_FILE", &stand.ca_file)
+        // The settle delay is a deliberate wait, not work: the figures show the work.
+        .env("SETTLE_DELAY_MS", "0")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+fn spawn(binary: &Path, args: &[&str], runtime_api: &str, stand: &Stand) -> Child {
+    function_command(binary, args, runtime_api, stand)
         .spawn()
         .expect("the binary starts")
+}
+
+/// Waits for the function's first poll of `/next`: the end of its init.
+async fn first_poll(runtime_api: &RuntimeApiSimulator, started: Instant) -> Instant {
+    loop {
+        if let Some(at) = runtime_api.first_poll() {
+            return at;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the function never polled"
+        );
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+fn stop(mut child: Child) {
+    // SIGTERM rather than SIGKILL, so that a profiler wrapping the function writes its output.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
 }
 
 /// Median time from process start to the first poll of `/next`, over fresh processes.
@@ -249,17 +390,8 @@ async fn median_init(binary: &Path, args: &[&str], stand: &Stand) -> Duration {
         let runtime_api = RuntimeApiSimulator::start().await.expect("starts");
         let started = Instant::now();
         let mut child = spawn(binary, args, &runtime_api.address(), stand);
-        let first_poll = loop {
-            if let Some(at) = runtime_api.first_poll() {
-                break at;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "the function never polled"
-            );
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        };
-        samples.push(first_poll.saturating_duration_since(started));
+        let polled = first_poll(&runtime_api, started).await;
+        samples.push(polled.saturating_duration_since(started));
         let _ = child.kill();
         let _ = child.wait();
     }
@@ -270,12 +402,14 @@ struct RunFigures {
     cold_start: Duration,
     first: Duration,
     first_fakes: Duration,
+    first_cpu: Duration,
     warm: Vec<Duration>,
     cpu_per_event: Duration,
     peak_rss_kib: u64,
     requests: String,
     secret_reads: usize,
-    connections: usize,
+    /// TLS handshakes the environment made: Secrets Manager, ServiceNow.
+    handshakes: (usize, usize),
 }
 
 /// One execution environment: a first invocation, then warm ones (for each alert: created,
@@ -285,17 +419,22 @@ async fn run_invocations(
     args: &[&str],
     stand: &Stand,
     is_function: bool,
+    warm_alerts: usize,
 ) -> RunFigures {
     let runtime_api = RuntimeApiSimulator::start().await.expect("starts");
     let reads_before = stand.secrets.reads();
-    let connections_before = stand.servicenow.stats().connections();
+    let handshakes_before = (
+        stand.secrets.stats().handshakes(),
+        stand.servicenow.stats().handshakes(),
+    );
     let busy = || stand.servicenow.stats().busy() + stand.secrets.stats().busy();
     let fakes_before = busy();
 
     // A cold start: the event is waiting when the process starts, as when an invocation
     // makes Lambda start an environment.
     let started = Instant::now();
-    let mut child = spawn(binary, args, &runtime_api.address(), stand);
+    let child = spawn(binary, args, &runtime_api.address(), stand);
+    runtime_api.watch(child.id());
     let answer = runtime_api
         .invoke(event("01-alert-created", 9_000_000))
         .await;
@@ -305,6 +444,8 @@ async fn run_invocations(
             .first_poll()
             .map_or(Duration::ZERO, |at| at.saturating_duration_since(started)),
     );
+    let first_cpu = process_cpu_time(child.id())
+        .saturating_sub(runtime_api.cpu_at_first_poll().unwrap_or_default());
     let first_fakes = busy().saturating_sub(fakes_before);
     if is_function {
         assert!(
@@ -313,10 +454,10 @@ async fn run_invocations(
         );
     }
 
-    let cpu_before = cpu_time(child.id());
+    let cpu_before = process_cpu_time(child.id());
     let mut warm = Vec::new();
     let mut per_kind: [(u64, u64); 3] = [(0, 0); 3];
-    for alert in 0..WARM_ALERTS {
+    for alert in 0..warm_alerts {
         let id = 10_000_000 + alert as u64;
         for (kind, name) in [
             "01-alert-created",
@@ -341,19 +482,17 @@ async fn run_invocations(
             }
         }
     }
-    let cpu_per_event = cpu_time(child.id()).saturating_sub(cpu_before) / warm.len() as u32;
+    let cpu_per_event =
+        process_cpu_time(child.id()).saturating_sub(cpu_before) / warm.len().max(1) as u32;
     let peak_rss_kib = peak_rss_kib(child.id());
-    // SIGTERM rather than SIGKILL, so that a profiler wrapping the function writes its output.
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
+    stop(child);
 
     let mean = |(requests, events): (u64, u64)| requests as f64 / events.max(1) as f64;
     RunFigures {
         cold_start,
         first,
         first_fakes,
+        first_cpu,
         warm,
         cpu_per_event,
         peak_rss_kib,
@@ -364,8 +503,150 @@ async fn run_invocations(
             mean(per_kind[2])
         ),
         secret_reads: stand.secrets.reads() - reads_before,
-        connections: stand.servicenow.stats().connections() - connections_before,
+        handshakes: (
+            stand.secrets.stats().handshakes() - handshakes_before.0,
+            stand.servicenow.stats().handshakes() - handshakes_before.1,
+        ),
     }
+}
+
+/// The first invocation's wall time when, after init, the process only gets Lambda's CPU
+/// share at 128 MB: a CPU cgroup's quota (v2 `cpu.max`, else v1 `cpu.cfs_quota_us`). Init
+/// runs unthrottled, as Lambda's does; the process is moved into the cgroup at its first
+/// poll, before the event is handed over.
+async fn first_invocation_under_quota(
+    binary: &Path,
+    args: &[&str],
+    stand: &Stand,
+) -> Result<Duration, String> {
+    let cgroup = CpuQuota::create(CPU_SHARE_AT_128_MB)?;
+    let mut samples = Vec::new();
+    for sample in 0..QUOTA_SAMPLES {
+        let runtime_api = RuntimeApiSimulator::start().await.expect("starts");
+        let started = Instant::now();
+        let child = spawn(binary, args, &runtime_api.address(), stand);
+        first_poll(&runtime_api, started).await;
+        if let Err(problem) = cgroup.admit(child.id()) {
+            stop(child);
+            return Err(problem);
+        }
+        let invoked = Instant::now();
+        let answer = runtime_api
+            .invoke(event("01-alert-created", 20_000_000 + sample as u64))
+            .await;
+        samples.push(invoked.elapsed());
+        assert!(answer.is_some(), "an answer under the quota");
+        stop(child);
+    }
+    Ok(percentile(&samples, 50))
+}
+
+/// A CPU cgroup with a quota; removed when dropped.
+struct CpuQuota {
+    dir: PathBuf,
+}
+
+impl CpuQuota {
+    fn create(share: f64) -> Result<Self, String> {
+        let period = 100_000u64;
+        let quota = (period as f64 * share).round() as u64;
+        let name = format!("ilert-servicenow-bench-{}", std::process::id());
+        let attempts = [
+            (
+                PathBuf::from("/sys/fs/cgroup").join(&name),
+                vec![("cpu.max", format!("{quota} {period}"))],
+            ),
+            (
+                PathBuf::from("/sys/fs/cgroup/cpu").join(&name),
+                vec![
+                    ("cpu.cfs_period_us", period.to_string()),
+                    ("cpu.cfs_quota_us", quota.to_string()),
+                ],
+            ),
+        ];
+        for (dir, settings) in attempts {
+            if std::fs::create_dir(&dir).is_err() {
+                continue;
+            }
+            let set = settings
+                .iter()
+                .all(|(file, value)| std::fs::write(dir.join(file), value).is_ok());
+            if set {
+                return Ok(Self { dir });
+            }
+            let _ = std::fs::remove_dir(&dir);
+        }
+        Err("not measured: no writable CPU cgroup here".into())
+    }
+
+    fn admit(&self, pid: u32) -> Result<(), String> {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
+            .map_err(|error| format!("not measured: {error}"))
+    }
+}
+
+impl Drop for CpuQuota {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Which certificate files (bundles, the certificate directory) the function opens from its
+/// start to its first answer, seen by `strace`: loading the roots once, from one file, is
+/// what it should do.
+async fn certificate_files_opened(binary: &Path, stand: &Stand) -> Result<Vec<String>, String> {
+    let traced = std::env::temp_dir().join(format!("ilert-bench-strace-{}", std::process::id()));
+    let runtime_api = RuntimeApiSimulator::start().await.expect("starts");
+    let mut command = function_command(Path::new("strace"), &[], &runtime_api.address(), stand);
+    command.args([
+        "-f",
+        "-qq",
+        "-e",
+        "trace=openat,open",
+        "-o",
+        traced.to_str().expect("a UTF-8 path"),
+        binary.to_str().expect("a UTF-8 path"),
+    ]);
+    let child = command
+        .spawn()
+        .map_err(|_| "not measured: strace is not installed".to_owned())?;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(30),
+        runtime_api.invoke(event("01-alert-created", 30_000_000)),
+    )
+    .await;
+    // strace outlives a TERM while its tracee runs: stop the function, then strace ends.
+    let _ = Command::new("pkill")
+        .args(["-TERM", "-P", &child.id().to_string()])
+        .status();
+    stop(child);
+    if !matches!(answer, Ok(Some(_))) {
+        return Err("not measured: no answer under strace".into());
+    }
+    let trace = std::fs::read_to_string(&traced).unwrap_or_default();
+    let _ = std::fs::remove_file(&traced);
+    let ca_file = stand.ca_file.to_string_lossy().into_owned();
+    let mut opened: Vec<String> = trace
+        .lines()
+        .filter(|line| !line.contains("ENOENT"))
+        .filter_map(|line| line.split('"').nth(1))
+        .filter(|path| {
+            *path == ca_file
+                || path.starts_with("/etc/ssl")
+                || path.starts_with("/etc/pki")
+                || path.ends_with(".pem")
+                || path.ends_with(".crt")
+        })
+        .map(|path| {
+            if path == ca_file {
+                "SSL_CERT_FILE".to_owned()
+            } else {
+                path.to_owned()
+            }
+        })
+        .collect();
+    opened.dedup();
+    Ok(opened)
 }
 
 /// A bundled API Gateway event for another alert id.
@@ -380,42 +661,6 @@ fn event(name: &str, alert_id: u64) -> String {
     envelope["body"] = json!(body.to_string());
     envelope["headers"]["authorization"] = json!(format!("Bearer {TOKEN}"));
     envelope.to_string()
-}
-
-/// CPU time the process has used, all threads, from the kernel's scheduler accounting
-/// (nanoseconds); the 10 ms ticks of /proc/PID/stat where schedstat is missing.
-fn cpu_time(pid: u32) -> Duration {
-    let mut total = 0u64;
-    let mut found = false;
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
-                if let Some(ns) = text
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                {
-                    total += ns;
-                    found = true;
-                }
-            }
-        }
-    }
-    if found {
-        return Duration::from_nanos(total);
-    }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
-        .sum();
-    Duration::from_millis(ticks * 10)
 }
 
 /// The process's high-water mark of resident memory (VmHWM), KiB.

@@ -65,7 +65,7 @@ pub async fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error +
             StaticSecret::new(secret.to_string()),
             ConnectionCache::<StaticSecret>::DEFAULT_TTL,
         ),
-        TableApi::new(TableApi::default_http_client()),
+        TableApi::new(ilert_servicenow::adapters::http::client()),
         Ok(Settings::default()),
     );
     writeln!(

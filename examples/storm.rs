@@ -66,7 +66,7 @@ async fn main() {
             StaticSecret::new(secret.to_string()),
             Duration::from_secs(300),
         ),
-        TableApi::new(TableApi::default_http_client()),
+        TableApi::new(ilert_servicenow::adapters::http::client()),
         Ok(Settings::default()),
     )
     .with_settle_delay(Duration::ZERO)

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use ilert_servicenow::adapters::aws::load_config;
+use ilert_servicenow::adapters::http;
 use ilert_servicenow::adapters::lambda;
 use ilert_servicenow::adapters::queue::{queued_delivery, SqsQueue};
 use ilert_servicenow::adapters::secrets::{cache_ttl_from, AwsSecretsManager, ConnectionCache};
@@ -65,9 +66,10 @@ async fn main() -> Result<(), Error> {
             let close_code = Settings::from_environment(std::env::vars())
                 .map(|settings| settings.close_code)
                 .unwrap_or_else(|_| Settings::default().close_code);
+            let http = http::client();
             let passed = check::run(
-                AwsSecretsManager::from_env().await,
-                &TableApi::new(TableApi::default_http_client()),
+                AwsSecretsManager::from_config(&load_config(http.clone()).await),
+                &TableApi::new(http),
                 &close_code,
                 create_test_incident,
                 &mut std::io::stdout(),
@@ -135,10 +137,12 @@ async fn lambda_handler() -> WebhookHandler<AwsSecretsManager, TableApi> {
             tracing::warn!("{problem}; using the default");
             default_settle
         });
-    let aws = load_config().await;
+    // One HTTP client, so one TLS configuration and one root store, for every service.
+    let http = http::client();
+    let aws = load_config(http.clone()).await;
     let handler = WebhookHandler::new(
         ConnectionCache::new(AwsSecretsManager::from_config(&aws), ttl),
-        TableApi::new(TableApi::default_http_client()),
+        TableApi::new(http),
         Settings::from_environment(std::env::vars()),
     )
     .with_time_budget(time_budget)

@@ -8,9 +8,11 @@ mod secrets_manager;
 mod server;
 mod servicenow;
 mod sqs;
+mod tls;
 
-pub use runtime_api::RuntimeApiSimulator;
+pub use runtime_api::{process_cpu_time, RuntimeApiSimulator};
 pub use secrets_manager::SecretsManagerSimulator;
 pub use server::ServerStats;
 pub use servicenow::{Fault, JournalEntry, ReceivedRequest, ServiceNowSimulator};
 pub use sqs::{EventSource, FifoQueues, Moto};
+pub use tls::TestCa;

@@ -20,6 +20,9 @@ struct RuntimeState {
     pending: std::collections::VecDeque<(String, String)>,
     waiting: BTreeMap<String, tokio::sync::oneshot::Sender<String>>,
     first_poll: Option<std::time::Instant>,
+    /// The function's process, when watched: its CPU time is read at the first poll.
+    watched: Option<u32>,
+    cpu_at_first_poll: Option<std::time::Duration>,
     next_id: u64,
 }
 
@@ -31,6 +34,7 @@ impl RuntimeApiSimulator {
         let address = serve(
             ANY_LOOPBACK_PORT.into(),
             Arc::default(),
+            None,
             move |method, path, _query, _headers, body| {
                 let (state, ready) = (Arc::clone(&shared), Arc::clone(&ready));
                 async move { Some(runtime_api(&state, &ready, &method, &path, &body).await) }
@@ -47,6 +51,20 @@ impl RuntimeApiSimulator {
     /// The value for `AWS_LAMBDA_RUNTIME_API`.
     pub fn address(&self) -> String {
         self.address.to_string()
+    }
+
+    /// Reads the CPU time of the process `pid` (the function) when it first polls, so that
+    /// its initialisation's CPU can be told from its first invocation's.
+    pub fn watch(&self, pid: u32) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).watched = Some(pid);
+    }
+
+    /// The watched process's CPU time at its first poll.
+    pub fn cpu_at_first_poll(&self) -> Option<std::time::Duration> {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cpu_at_first_poll
     }
 
     /// When the function first asked for an event: the end of its initialisation.
@@ -81,9 +99,13 @@ async fn runtime_api(
 ) -> HttpResponse {
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     if method == Method::GET && path == "/2018-06-01/runtime/invocation/next" {
-        lock()
-            .first_poll
-            .get_or_insert_with(std::time::Instant::now);
+        {
+            let mut state = lock();
+            if state.first_poll.is_none() {
+                state.first_poll = Some(std::time::Instant::now());
+                state.cpu_at_first_poll = state.watched.map(process_cpu_time);
+            }
+        }
         loop {
             let notified = ready.notified();
             let next = lock().pending.pop_front();
@@ -122,4 +144,40 @@ async fn runtime_api(
         return respond(StatusCode::ACCEPTED, "application/json", "{}");
     }
     respond(StatusCode::ACCEPTED, "application/json", "{}")
+}
+
+/// CPU time a process has used, all threads, from the kernel's scheduler accounting
+/// (nanoseconds); the 10 ms ticks of /proc/PID/stat where schedstat is missing.
+pub fn process_cpu_time(pid: u32) -> std::time::Duration {
+    let mut total = 0u64;
+    let mut found = false;
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
+                if let Some(ns) = text
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    total += ns;
+                    found = true;
+                }
+            }
+        }
+    }
+    if found {
+        return std::time::Duration::from_nanos(total);
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    std::time::Duration::from_millis(ticks * 10)
 }

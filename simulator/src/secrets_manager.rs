@@ -1,6 +1,7 @@
 //! AWS Secrets Manager, as far as `GetSecretValue` goes.
 
 use crate::server::{respond, serve, HttpResponse, ServerStats, ANY_LOOPBACK_PORT};
+use crate::tls::TestCa;
 use hyper::StatusCode;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone)]
 pub struct SecretsManagerSimulator {
     address: SocketAddr,
+    scheme: &'static str,
     state: Arc<Mutex<SecretsState>>,
     stats: Arc<ServerStats>,
 }
@@ -26,12 +28,23 @@ struct SecretsState {
 
 impl SecretsManagerSimulator {
     pub async fn start() -> std::io::Result<Self> {
+        Self::serving(None).await
+    }
+
+    /// Behind TLS, with a certificate from `ca`.
+    pub async fn start_tls(ca: &TestCa) -> std::io::Result<Self> {
+        Self::serving(Some(ca.acceptor())).await
+    }
+
+    async fn serving(tls: Option<tokio_rustls::TlsAcceptor>) -> std::io::Result<Self> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let state = Arc::new(Mutex::new(SecretsState::default()));
         let shared = Arc::clone(&state);
         let stats = Arc::new(ServerStats::default());
         let address = serve(
             ANY_LOOPBACK_PORT.into(),
             Arc::clone(&stats),
+            tls,
             move |_method, _path, _query, headers, body| {
                 let state = Arc::clone(&shared);
                 async move {
@@ -48,13 +61,14 @@ impl SecretsManagerSimulator {
         .await?;
         Ok(Self {
             address,
+            scheme,
             state,
             stats,
         })
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
     }
 
     /// Creates or replaces (rotates) a secret.

@@ -25,6 +25,8 @@ async fn the_simulator_command_serves_a_table_api_for_cargo_lambda_watch() {
     );
 
     let url = format!("http://127.0.0.1:{port}/api/now/table/incident");
+    // The workspace's reqwest brings no crypto provider of its own (the function chooses ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let refused = client.get(&url).send().await.unwrap();
     let allowed = client

@@ -4,9 +4,10 @@
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 
 /// The standard AWS configuration (region, credentials, `AWS_ENDPOINT_URL_*` for local
-/// emulators), loaded once and shared by every client.
-pub async fn load_config() -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+/// emulators), loaded once and shared by every client, over the process's HTTP client.
+pub async fn load_config(http: reqwest::Client) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(crate::adapters::http::for_aws(http));
     // Lambda puts the function's credentials in the environment. Building the default
     // chain anyway (profiles, SSO, IMDS, ECS) costs a cold start milliseconds for an HTTP
     // client it never uses; elsewhere (the `check` command) the whole chain is kept.

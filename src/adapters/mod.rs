@@ -3,6 +3,7 @@
 
 pub mod api_gateway;
 pub mod aws;
+pub mod http;
 pub mod lambda;
 pub mod queue;
 pub mod secrets;

@@ -186,7 +186,7 @@ impl AwsSecretsManager {
     /// Reads `SERVICENOW_SECRET_ID` and the standard AWS variables (region, credentials, and
     /// `AWS_ENDPOINT_URL_SECRETS_MANAGER` for a local emulator).
     pub async fn from_env() -> Self {
-        Self::from_config(&aws::load_config().await)
+        Self::from_config(&aws::load_config(crate::adapters::http::client()).await)
     }
 
     /// As [`Self::from_env`], with the AWS configuration already loaded.

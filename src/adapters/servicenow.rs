@@ -120,21 +120,6 @@ impl TableApi {
         }
     }
 
-    /// The client the function uses: rustls, bounded waits, no proxy lookup. A request that
-    /// hangs is cut off well inside the invocation's 5 s budget, so one more try fits.
-    pub fn default_http_client() -> reqwest::Client {
-        reqwest::Client::builder()
-            .user_agent(concat!("ilert-servicenow/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(3))
-            // One connection per instance, reused while warm; dropped when idle longer than
-            // load balancers keep it, so a thawed environment does not write into a dead one.
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(2)
-            .build()
-            .expect("a client with static settings builds")
-    }
-
     fn table_url(account: &ServiceNowAccount, sys_id: Option<&str>) -> Url {
         let mut path = vec!["api", "now", "table", "incident"];
         path.extend(sys_id);

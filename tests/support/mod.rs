@@ -195,6 +195,9 @@ pub fn handler_with_defaults(
             .region(Region::new("eu-central-1"))
             .endpoint_url(secrets.url())
             .credentials_provider(Credentials::for_tests())
+            .http_client(ilert_servicenow::adapters::http::for_aws(
+                ilert_servicenow::adapters::http::client(),
+            ))
             .retry_config(AwsSecretsManager::retry_config())
             .build(),
     );
@@ -203,7 +206,7 @@ pub fn handler_with_defaults(
             AwsSecretsManager::new(sdk, Some(secret_id.to_owned())),
             Duration::from_secs(300),
         ),
-        TableApi::new(TableApi::default_http_client()),
+        TableApi::new(ilert_servicenow::adapters::http::client()),
         defaults,
     )
     .with_settle_delay(Duration::ZERO)

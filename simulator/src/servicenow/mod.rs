@@ -9,6 +9,7 @@ mod instance;
 use instance::record_of;
 
 use crate::server::{respond, serve, ServerStats, ANY_LOOPBACK_PORT};
+use crate::tls::TestCa;
 use base64::Engine;
 use hyper::{Method, StatusCode};
 use serde_json::{json, Map, Value};
@@ -244,6 +245,7 @@ impl Fault {
 #[derive(Clone)]
 pub struct ServiceNowSimulator {
     address: SocketAddr,
+    scheme: &'static str,
     state: Arc<Mutex<ServiceNowState>>,
     stats: Arc<ServerStats>,
 }
@@ -260,6 +262,27 @@ impl ServiceNowSimulator {
         username: &str,
         password: &str,
     ) -> std::io::Result<Self> {
+        Self::serving(address, username, password, None).await
+    }
+
+    /// Behind TLS, with a certificate from `ca`, on a free loopback port.
+    pub async fn start_tls(username: &str, password: &str, ca: &TestCa) -> std::io::Result<Self> {
+        Self::serving(
+            ANY_LOOPBACK_PORT.into(),
+            username,
+            password,
+            Some(ca.acceptor()),
+        )
+        .await
+    }
+
+    async fn serving(
+        address: SocketAddr,
+        username: &str,
+        password: &str,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<Self> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let state = Arc::new(Mutex::new(ServiceNowState {
             next_number: 10001,
             expected_auth: basic_auth(username, password),
@@ -279,6 +302,7 @@ impl ServiceNowSimulator {
         let address = serve(
             address,
             Arc::clone(&stats),
+            tls,
             move |method, path, query, headers, body| {
                 let state = Arc::clone(&shared);
                 async move {
@@ -337,6 +361,7 @@ impl ServiceNowSimulator {
         .await?;
         Ok(Self {
             address,
+            scheme,
             state,
             stats,
         })
@@ -349,7 +374,7 @@ impl ServiceNowSimulator {
 
     /// The instance URL to put in the secret.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
     }
 
     fn lock(&self) -> MutexGuard<'_, ServiceNowState> {
