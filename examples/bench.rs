@@ -253,11 +253,12 @@ async fn benchmark(skip_artifact: bool) {
 /// does).
 async fn profile() {
     let function = built_binary("profiling");
-    let stand = stand().await;
     for (what, out, warm_alerts) in [
         ("cold start", "target/callgrind.cold.out", 0),
         ("warm events", "target/callgrind.warm.out", WARM_ALERTS),
     ] {
+        // A fresh instance for each run, so that its first event creates.
+        let stand = stand().await;
         let out_arg = format!("--callgrind-out-file={out}");
         let wrapped = [
             "--tool=callgrind",

@@ -397,6 +397,20 @@ async fn a_sleeping_instance_is_a_503_with_retry_after_and_nothing_is_written() 
 }
 
 #[tokio::test]
+async fn an_instance_that_redirects_to_its_login_page_is_a_502_naming_instance_url() {
+    let app = TestApp::spawn().await;
+    app.servicenow.inject(None, Fault::redirect_to_login());
+    let redirected = app.deliver("01-alert-created").await;
+    assert_eq!(redirected.status, 502, "{}", redirected.text);
+    let message = redirected.body["message"].as_str().unwrap();
+    assert!(message.contains("302"), "{message}");
+    assert!(message.contains("`instance_url`"), "{message}");
+    // Not followed: the login page never sees the credentials.
+    assert_eq!(app.servicenow.requests().len(), 1);
+    assert!(app.servicenow.incidents().is_empty());
+}
+
+#[tokio::test]
 async fn an_unreachable_instance_is_a_503() {
     let closed_port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

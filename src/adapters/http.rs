@@ -42,6 +42,10 @@ pub fn client() -> reqwest::Client {
         // does not write into a dead connection.
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(2)
+        // Neither ServiceNow's Table API nor AWS redirects; a redirect means a login page or
+        // a wrong URL, and is reported as such rather than followed (and it saves parsing
+        // every request's URL once more).
+        .redirect(reqwest::redirect::Policy::none())
         .tls_backend_preconfigured(tls_config())
         .build()
         .expect("a client with static settings builds")

@@ -373,6 +373,11 @@ fn interpret(
         StatusCode::FORBIDDEN if detail.contains("Failed API level ACL Validation") => {
             Err(ServiceNowError::Intermittent { message, tries: 2 })
         }
+        _ if status.is_redirection() => Err(ServiceNowError::Refused(format!(
+            "{message}: the instance sends the Table API elsewhere (a login page, single \
+             sign-on or a renamed instance); set `instance_url` in the secret to the \
+             instance's own https://<name>.service-now.com"
+        ))),
         _ => Err(ServiceNowError::Refused(message)),
     }
 }

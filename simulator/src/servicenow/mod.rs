@@ -193,6 +193,8 @@ pub enum Fault {
         content_type: &'static str,
         body: String,
         retry_after_seconds: Option<u64>,
+        /// A `Location` header, for a redirect.
+        location: Option<String>,
     },
     /// Cut the connection before the request is applied.
     CutBeforeApplying,
@@ -215,6 +217,7 @@ impl Fault {
             body: json!({ "error": { "message": reason, "detail": "injected by the simulator" }, "status": "failure" })
                 .to_string(),
             retry_after_seconds,
+            location: None,
         }
     }
 
@@ -227,6 +230,7 @@ impl Fault {
             body: json!({ "error": { "message": "Failed API level ACL Validation", "detail": null }, "status": "failure" })
                 .to_string(),
             retry_after_seconds: None,
+            location: None,
         }
     }
 
@@ -237,6 +241,19 @@ impl Fault {
             content_type: "text/html",
             body: "<html><body><h1>Your instance is hibernating</h1></body></html>".into(),
             retry_after_seconds: None,
+            location: None,
+        }
+    }
+
+    /// What an instance behind single sign-on does with an API call it will not
+    /// authenticate itself: a redirect to its login page.
+    pub fn redirect_to_login() -> Self {
+        Self::Answer {
+            status: 302,
+            content_type: "text/html",
+            body: String::new(),
+            retry_after_seconds: None,
+            location: Some("/login_redirect.do?sysparm_stack=no".into()),
         }
     }
 }
@@ -335,6 +352,7 @@ impl ServiceNowSimulator {
                             content_type,
                             body,
                             retry_after_seconds,
+                            location,
                         }) => {
                             let mut response = respond(
                                 StatusCode::from_u16(status).expect("a valid status"),
@@ -345,6 +363,11 @@ impl ServiceNowSimulator {
                                 response
                                     .headers_mut()
                                     .insert(hyper::header::RETRY_AFTER, seconds.into());
+                            }
+                            if let Some(location) = location.and_then(|l| l.parse().ok()) {
+                                response
+                                    .headers_mut()
+                                    .insert(hyper::header::LOCATION, location);
                             }
                             Some(response)
                         }
