@@ -29,13 +29,84 @@ pub struct SdkFailure {
     pub message: String,
 }
 
+impl SdkFailure {
+    /// The message with the service's error code, for an operator.
+    pub fn explained(&self) -> String {
+        match &self.code {
+            Some(code) => format!("{code}: {}", self.message),
+            None => self.message.clone(),
+        }
+    }
+}
+
+/// What the SDK says when this machine's AWS setup is missing something, and what to do about
+/// it in our words: the SDK's own ("dispatch failure: other: missing signing region") do not
+/// say.
+const LOCAL_SETUP_PROBLEMS: &[(&[&str], &str)] = &[
+    (
+        &["signing region", "no region", "region must be set"],
+        "no AWS region found; set AWS_REGION (or AWS_DEFAULT_REGION) or a profile's region \
+         (`aws configure set region eu-central-1`)",
+    ),
+    (
+        &[
+            "no providers in chain provided credentials",
+            "credential provider was not enabled",
+            "no credentials",
+        ],
+        "no AWS credentials found; set AWS_PROFILE (after `aws sso login` if it uses SSO), \
+         or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+    ),
+];
+
+/// What a service's refusal of the caller's credentials means, in our words.
+const CREDENTIAL_REFUSALS: &[(&str, &str)] = &[
+    (
+        "ExpiredToken",
+        "the AWS credentials have expired; log in again (`aws sso login`) or renew them",
+    ),
+    (
+        "UnrecognizedClient",
+        "AWS does not know these credentials; check AWS_PROFILE or the access key",
+    ),
+    (
+        "InvalidSignature",
+        "AWS refused the request's signature; check the secret access key and the clock",
+    ),
+];
+
 /// Throttling, 5xx and network trouble are worth another try; a refusal (access denied, a
-/// resource that does not exist) or a request that could not be built is not.
+/// resource that does not exist) or a request that could not be built is not, nor is a
+/// machine's missing AWS setup.
 pub fn classify<E, R>(error: &SdkError<E, R>) -> SdkFailure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
+    let chain = error_chain(error);
+    if let Some((_, advice)) = LOCAL_SETUP_PROBLEMS
+        .iter()
+        .find(|(signs, _)| signs.iter().any(|sign| chain.contains(sign)))
+    {
+        return SdkFailure {
+            retryable: false,
+            code: None,
+            message: (*advice).to_owned(),
+        };
+    }
+    if let SdkError::ServiceError(service) = error {
+        let code = service.err().code().unwrap_or_default();
+        if let Some((_, advice)) = CREDENTIAL_REFUSALS
+            .iter()
+            .find(|(sign, _)| code.starts_with(sign))
+        {
+            return SdkFailure {
+                retryable: false,
+                code: Some(code.to_owned()),
+                message: (*advice).to_owned(),
+            };
+        }
+    }
     match error {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("unknown").to_owned();

@@ -267,9 +267,7 @@ where
         None if failure.retryable => {
             SecretError::Unavailable(format!("Secrets Manager could not be reached: {message}"))
         }
-        None => SecretError::Misconfigured(format!(
-            "the Secrets Manager request could not be built: {message}"
-        )),
+        None => SecretError::Misconfigured(format!("Secrets Manager cannot be asked: {message}")),
     }
 }
 
