@@ -41,7 +41,7 @@ async fn the_binary_serves_api_gateway_events_from_the_runtime_api() {
         &runtime_api,
         &[
             ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
-            ("DEFAULT_CATEGORY", "Monitoring"),
+            ("DEFAULT_SETTINGS", "category=Monitoring"),
         ],
     );
 
@@ -70,7 +70,7 @@ async fn the_binary_serves_api_gateway_events_from_the_runtime_api() {
     assert_eq!(
         app.incident()["category"],
         "Monitoring",
-        "DEFAULT_ variables apply"
+        "DEFAULT_SETTINGS applies"
     );
 
     let stdout = String::from_utf8(output.stdout).unwrap();

@@ -232,9 +232,11 @@ async fn templates_in_the_url_shape_the_incident() {
 /// The README's worked example: two alert sources, one deployment, two webhook URLs.
 #[tokio::test]
 async fn two_alert_sources_with_different_settings_share_one_deployment() {
-    let defaults =
-        Settings::from_environment([("DEFAULT_CONTACT_TYPE".to_owned(), "monitoring".to_owned())])
-            .unwrap();
+    let defaults = Settings::from_environment([(
+        "DEFAULT_SETTINGS".to_owned(),
+        "contact_type=monitoring".to_owned(),
+    )])
+    .unwrap();
     let app = TestApp::spawn_with(defaults, |_| {}).await;
     let network = "assignment_group=Network&category=Network&on_accept=note";
     let database =
@@ -262,13 +264,10 @@ async fn two_alert_sources_with_different_settings_share_one_deployment() {
 
 #[tokio::test]
 async fn deployment_defaults_apply_and_the_webhook_url_wins() {
-    let defaults = Settings::from_environment([
-        (
-            "DEFAULT_ASSIGNMENT_GROUP".to_owned(),
-            "Service Desk".to_owned(),
-        ),
-        ("DEFAULT_CONTACT_TYPE".to_owned(), "monitoring".to_owned()),
-    ])
+    let defaults = Settings::from_environment([(
+        "DEFAULT_SETTINGS".to_owned(),
+        "assignment_group=Service%20Desk&contact_type=monitoring".to_owned(),
+    )])
     .unwrap();
     let app = TestApp::spawn_with(defaults, |_| {}).await;
     app.send(event_at("01-alert-created", "assignment_group=Network"))
@@ -281,10 +280,12 @@ async fn deployment_defaults_apply_and_the_webhook_url_wins() {
 }
 
 #[tokio::test]
-async fn unusable_deployment_defaults_are_a_500_naming_the_variable() {
+async fn unusable_deployment_defaults_are_a_500_naming_the_bad_part() {
     let app = TestApp::spawn().await;
-    let defaults =
-        Settings::from_environment([("DEFAULT_ON_ACCEPT".to_owned(), "sometimes".to_owned())]);
+    let defaults = Settings::from_environment([(
+        "DEFAULT_SETTINGS".to_owned(),
+        "contact_type=monitoring&on_accept=sometimes".to_owned(),
+    )]);
     let handler = handler_with_defaults(&app.secrets, SECRET_ID, defaults);
     let response = handler.handle(event("01-alert-created"), None).await;
     assert_eq!(response.status(), 500);
@@ -292,19 +293,23 @@ async fn unusable_deployment_defaults_are_a_500_naming_the_variable() {
     assert!(body["message"]
         .as_str()
         .unwrap()
-        .contains("DEFAULT_ON_ACCEPT must be state, note or ignore"));
+        .contains("setting `on_accept` in DEFAULT_SETTINGS must be state, note or ignore"));
     assert!(app.servicenow.requests().is_empty());
 }
 
+/// `sam deploy --guided` asks one question per template parameter, in the template's order.
 #[test]
-fn the_sam_template_exposes_every_setting_as_a_deployment_default() {
+fn a_guided_deploy_asks_at_most_fifteen_questions_the_secret_and_the_defaults_first() {
     let template =
         std::fs::read_to_string(format!("{}/template.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    for name in ilert_servicenow::domain::settings::SETTING_NAMES {
-        let variable = format!("DEFAULT_{}: !Ref", name.to_ascii_uppercase());
-        assert!(
-            template.contains(&variable),
-            "{variable} missing in template.yaml"
-        );
-    }
+    let parameters = &template[template.find("\nParameters:\n").unwrap()..];
+    let parameters = &parameters[..parameters.find("\nConditions:").unwrap()];
+    let names: Vec<&str> = parameters
+        .lines()
+        .filter_map(|line| line.strip_prefix("  ")?.strip_suffix(':'))
+        .filter(|name| name.chars().all(char::is_alphanumeric))
+        .collect();
+    assert!(names.len() <= 15, "{} questions: {names:?}", names.len());
+    assert_eq!(names[..2], ["SecretArn", "DefaultSettings"]);
+    assert!(template.contains("DEFAULT_SETTINGS: !Ref DefaultSettings"));
 }

@@ -2,7 +2,8 @@
 //!
 //! One deployment serves many alert sources, each with its own webhook URL: the URL's query
 //! string (`…/webhook?assignment_group=Network&on_accept=note`) sets an alert action's
-//! settings, over the deployment's defaults in `DEFAULT_<NAME>` environment variables. Parsed
+//! settings, over the deployment's defaults in `DEFAULT_SETTINGS`, a query string of the same
+//! form. Parsed
 //! once per request into a typed value; every refusal names the setting and what it accepts,
 //! because iLert shows it in the alert's log to whoever set up the alert action.
 
@@ -107,8 +108,7 @@ pub const PASSTHROUGH_FIELDS: [&str; 10] = [
     "company",
 ];
 
-/// Every setting's name, as it appears in the webhook URL (and, upper-cased with `DEFAULT_`,
-/// in the environment).
+/// Every setting's name, as it appears in the webhook URL and in `DEFAULT_SETTINGS`.
 pub const SETTING_NAMES: [&str; 27] = [
     "caller_id",
     "impact",
@@ -217,66 +217,93 @@ impl Default for Settings {
 #[error("{0}")]
 pub struct InvalidSetting(String);
 
-/// Where a setting came from, for messages.
+/// The environment variable holding the deployment's defaults: a query string, written and
+/// read exactly as a webhook URL's.
+pub const DEFAULT_SETTINGS: &str = "DEFAULT_SETTINGS";
+
+/// Where a query of settings came from, for messages.
 #[derive(Debug, Clone, Copy)]
 enum Source {
     Url,
-    Environment,
+    Defaults,
 }
 
 impl Source {
-    fn label(self, name: &str) -> String {
+    fn place(self) -> &'static str {
         match self {
-            Self::Url => format!("setting `{name}` in the webhook URL"),
-            Self::Environment => format!("DEFAULT_{}", name.to_ascii_uppercase()),
+            Self::Url => "the webhook URL",
+            Self::Defaults => DEFAULT_SETTINGS,
         }
+    }
+
+    fn label(self, name: &str) -> String {
+        format!("setting `{name}` in {}", self.place())
     }
 }
 
 impl Settings {
-    /// The deployment's defaults: `DEFAULT_<NAME>` variables over the built-in defaults. A
-    /// `DEFAULT_` variable that names no setting is refused: it is almost always a typo.
+    /// The deployment's defaults: `DEFAULT_SETTINGS` (a query string, as in a webhook URL)
+    /// over the built-in defaults. A `DEFAULT_<NAME>` variable, the first release's way, is
+    /// refused with where its value goes now rather than ignored.
     pub fn from_environment(
         variables: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, InvalidSetting> {
-        let mut settings = Self::default();
+        let mut defaults = None;
         for (variable, value) in variables {
+            if variable == DEFAULT_SETTINGS {
+                defaults = Some(value);
+                continue;
+            }
             let Some(name) = variable.strip_prefix("DEFAULT_") else {
                 continue;
             };
-            // The template passes every default, unset ones as empty strings.
             if value.trim().is_empty() {
                 continue;
             }
             let name = name.to_ascii_lowercase();
-            if !SETTING_NAMES.contains(&name.as_str()) {
-                return Err(InvalidSetting(format!(
-                    "{variable} is not a setting; known: DEFAULT_ with {}",
+            let hint = if SETTING_NAMES.contains(&name.as_str()) {
+                format!("put `{name}=…` into {DEFAULT_SETTINGS}")
+            } else {
+                format!(
+                    "it is not a setting either; known: {}",
                     SETTING_NAMES.join(", ")
-                )));
-            }
-            settings.set(&name, &value, Source::Environment)?;
+                )
+            };
+            return Err(InvalidSetting(format!(
+                "{variable} is not read: the deployment's defaults are one query string in \
+                 {DEFAULT_SETTINGS}, like a webhook URL's (e.g. \
+                 assignment_group=Network&contact_type=monitoring); {hint}"
+            )));
         }
-        Ok(settings)
+        let query = defaults.unwrap_or_default();
+        // Pasted from a URL, it may keep its `?`.
+        let query = query.trim().strip_prefix('?').unwrap_or(query.trim());
+        Self::default().with(query, Source::Defaults)
     }
 
     /// One alert action's settings: its webhook URL's query string over these defaults.
     pub fn with_query(&self, query: &str) -> Result<Self, InvalidSetting> {
+        self.with(query, Source::Url)
+    }
+
+    fn with(&self, query: &str, source: Source) -> Result<Self, InvalidSetting> {
         let mut settings = self.clone();
         let mut seen: Vec<String> = Vec::new();
-        for (name, value) in query_pairs(query)? {
+        for (name, value) in query_pairs(query, source)? {
             if !SETTING_NAMES.contains(&name.as_str()) {
                 return Err(InvalidSetting(format!(
-                    "unknown setting `{name}` in the webhook URL; known settings: {}",
+                    "unknown setting `{name}` in {}; known settings: {}",
+                    source.place(),
                     SETTING_NAMES.join(", ")
                 )));
             }
             if seen.contains(&name) {
                 return Err(InvalidSetting(format!(
-                    "setting `{name}` is given twice in the webhook URL"
+                    "setting `{name}` is given twice in {}",
+                    source.place()
                 )));
             }
-            settings.set(&name, &value, Source::Url)?;
+            settings.set(&name, &value, source)?;
             seen.push(name);
         }
         Ok(settings)
@@ -414,7 +441,7 @@ impl Settings {
 
 /// The query's `name=value` pairs, percent-decoded (`+` is a space). A pair that does not
 /// decode to UTF-8 is refused by name rather than read with replacement characters.
-fn query_pairs(query: &str) -> Result<Vec<(String, String)>, InvalidSetting> {
+fn query_pairs(query: &str, source: Source) -> Result<Vec<(String, String)>, InvalidSetting> {
     let decode = |part: &str| {
         let spaced = part.replace('+', " ");
         percent_encoding::percent_decode_str(&spaced)
@@ -428,15 +455,15 @@ fn query_pairs(query: &str) -> Result<Vec<(String, String)>, InvalidSetting> {
             let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
             let name = decode(raw_name).map_err(|_| {
                 InvalidSetting(format!(
-                    "a setting's name in the webhook URL is not UTF-8 once percent-decoded: \
-                     {:?}",
+                    "a setting's name in {} is not UTF-8 once percent-decoded: {:?}",
+                    source.place(),
                     crate::domain::alert::shorten(raw_name, 60)
                 ))
             })?;
             let value = decode(raw_value).map_err(|_| {
                 InvalidSetting(format!(
-                    "setting `{name}` in the webhook URL is not UTF-8 once percent-decoded: \
-                     {:?}; percent-encode text as UTF-8",
+                    "{} is not UTF-8 once percent-decoded: {:?}; percent-encode text as UTF-8",
+                    source.label(&name),
                     crate::domain::alert::shorten(raw_value, 60)
                 ))
             })?;

@@ -41,7 +41,7 @@ pub struct UnreadableUrl(pub String);
 pub struct WebhookHandler<S, T, Q = SqsQueue> {
     connections: Arc<ConnectionCache<S>>,
     sync: Arc<IncidentSync<S, T>>,
-    /// The deployment's defaults, or why the `DEFAULT_*` variables are unusable.
+    /// The deployment's defaults, or why `DEFAULT_SETTINGS` is unusable.
     defaults: Result<Settings, InvalidSetting>,
     /// Queued delivery's queue; `None` in direct delivery.
     queue: Option<Arc<Q>>,

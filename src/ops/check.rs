@@ -227,7 +227,7 @@ async fn create_and_resolve_test_incident(
                 out,
                 "FAIL",
                 "test incident",
-                &format!("created {}, but could not resolve it: {error} (is `close_code` right for your release? set DEFAULT_CLOSE_CODE)", created.number),
+                &format!("created {}, but could not resolve it: {error} (is `close_code` right for your release? set close_code in DEFAULT_SETTINGS)", created.number),
             );
             false
         }

@@ -1,4 +1,4 @@
-//! Settings as the webhook URL and the `DEFAULT_*` variables give them.
+//! Settings as the webhook URL and `DEFAULT_SETTINGS` give them.
 
 use super::*;
 use crate::domain::template::Placeholder;
@@ -231,31 +231,72 @@ fn unknown_and_repeated_names_are_refused() {
 }
 
 #[test]
-fn deployment_defaults_come_from_default_variables_and_the_url_wins() {
+fn deployment_defaults_are_a_query_string_like_the_urls_and_the_url_wins() {
     let env = [
         (
-            "DEFAULT_ASSIGNMENT_GROUP".to_owned(),
-            "Service Desk".to_owned(),
+            "DEFAULT_SETTINGS".to_owned(),
+            "assignment_group=Service+Desk&on_comment=comment".to_owned(),
         ),
-        ("DEFAULT_ON_COMMENT".to_owned(), "comment".to_owned()),
         ("PATH".to_owned(), "/usr/bin".to_owned()),
     ];
     let defaults = Settings::from_environment(env).unwrap();
     assert_eq!(defaults.on_comment, OnComment::Comment);
+    assert_eq!(
+        defaults.passthrough,
+        [("assignment_group", "Service Desk".to_owned())]
+    );
     let s = defaults.with_query("assignment_group=Network").unwrap();
     assert_eq!(s.passthrough, [("assignment_group", "Network".to_owned())]);
     assert_eq!(s.on_comment, OnComment::Comment);
 
-    let typo = Settings::from_environment([("DEFAULT_ASIGNMENT_GROUP".to_owned(), "x".to_owned())]);
-    assert!(typo
+    let pasted = Settings::from_environment([(
+        "DEFAULT_SETTINGS".to_owned(),
+        " ?contact_type=monitoring ".to_owned(),
+    )]);
+    assert_eq!(
+        pasted.unwrap().passthrough,
+        [("contact_type", "monitoring".to_owned())]
+    );
+    assert_eq!(
+        Settings::from_environment([("DEFAULT_SETTINGS".to_owned(), String::new())]).unwrap(),
+        Settings::default()
+    );
+}
+
+#[test]
+fn unusable_deployment_defaults_are_refused_naming_the_bad_part() {
+    let defaults = |query: &str| {
+        Settings::from_environment([("DEFAULT_SETTINGS".to_owned(), query.to_owned())])
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(
+        defaults("impact=9"),
+        "setting `impact` in DEFAULT_SETTINGS must be 1, 2 or 3, got \"9\""
+    );
+    let typo = defaults("asignment_group=x");
+    assert!(
+        typo.starts_with("unknown setting `asignment_group` in DEFAULT_SETTINGS"),
+        "{typo}"
+    );
+    assert!(defaults("impact=1&impact=2").contains("given twice in DEFAULT_SETTINGS"));
+    assert!(
+        defaults("category=%FF").contains("setting `category` in DEFAULT_SETTINGS is not UTF-8")
+    );
+
+    // The first release's variables are refused, with where their value goes now.
+    let old = Settings::from_environment([("DEFAULT_IMPACT".to_owned(), "2".to_owned())])
         .unwrap_err()
-        .to_string()
-        .contains("DEFAULT_ASIGNMENT_GROUP is not a setting"));
-    let bad = Settings::from_environment([("DEFAULT_IMPACT".to_owned(), "9".to_owned())]);
-    assert!(bad
+        .to_string();
+    assert!(old.starts_with("DEFAULT_IMPACT is not read"), "{old}");
+    assert!(
+        old.contains("put `impact=…` into DEFAULT_SETTINGS"),
+        "{old}"
+    );
+    let stray = Settings::from_environment([("DEFAULT_COLOUR".to_owned(), "x".to_owned())])
         .unwrap_err()
-        .to_string()
-        .starts_with("DEFAULT_IMPACT must be 1, 2 or 3"));
+        .to_string();
+    assert!(stray.contains("it is not a setting either"), "{stray}");
 }
 
 #[test]
