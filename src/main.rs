@@ -11,6 +11,7 @@ use ilert_servicenow::domain::settings::Settings;
 use ilert_servicenow::flow::budget::{time_budget_from, DEFAULT_TIME_BUDGET};
 use ilert_servicenow::flow::edge::WebhookHandler;
 use ilert_servicenow::flow::sync::{settle_delay_from, DEFAULT_SETTLE_DELAY};
+use ilert_servicenow::ops::secret::{self, SecretStore};
 use ilert_servicenow::ops::telemetry::Metrics;
 use ilert_servicenow::ops::{check, send};
 use lambda_runtime::Error;
@@ -32,6 +33,35 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write or update the secret the function reads (SERVICENOW_SECRET_ID): the ServiceNow
+    /// connection and a generated webhook token. Asks for what is missing, never echoes the
+    /// password, and prints the secret's ARN and what to paste into iLert.
+    Secret {
+        /// The secret's name or ARN [default: SERVICENOW_SECRET_ID, else ilert/servicenow].
+        #[arg(long)]
+        secret_id: Option<String>,
+        /// https://<name>.service-now.com
+        #[arg(long)]
+        instance_url: Option<String>,
+        /// The integration user.
+        #[arg(long)]
+        username: Option<String>,
+        /// Read the password from standard input (one line) rather than ask for it.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Ask for a new password even though the secret has one (a rotation).
+        #[arg(long, conflicts_with = "password_stdin")]
+        change_password: bool,
+        /// Replace the webhook token (every alert action must then be given the new one).
+        #[arg(long)]
+        new_token: bool,
+        /// Print the webhook token rather than the command that reads it.
+        #[arg(long)]
+        show_token: bool,
+        /// The stack's WebhookUrl output, to print the alert action's URL in full.
+        #[arg(long)]
+        webhook_url: Option<String>,
+    },
     /// Read the secret, reach the instance, authenticate, read and write incidents.
     Check {
         /// Also create a test incident and resolve it, like iLert's "Test this connection".
@@ -59,6 +89,47 @@ async fn main() -> Result<(), Error> {
             );
             eprintln!("{}", <Cli as clap::CommandFactory>::command().render_help());
             std::process::exit(2);
+        }
+        Some(Command::Secret {
+            secret_id,
+            instance_url,
+            username,
+            password_stdin,
+            change_password,
+            new_token,
+            show_token,
+            webhook_url,
+        }) => {
+            let secret_id = secret_id
+                .or_else(|| std::env::var("SERVICENOW_SECRET_ID").ok())
+                .filter(|id| !id.trim().is_empty())
+                .unwrap_or_else(|| "ilert/servicenow".to_owned());
+            let store = SecretStore::new(&load_config(http::client()).await);
+            let asked = secret::Asked {
+                instance_url,
+                username,
+                password_stdin,
+                change_password,
+                new_token,
+            };
+            match secret::run(
+                &store,
+                &secret_id,
+                asked,
+                show_token,
+                webhook_url.as_deref(),
+            )
+            .await
+            {
+                Ok(next_steps) => {
+                    print!("{next_steps}");
+                    Ok(())
+                }
+                Err(problem) => {
+                    eprintln!("{problem}");
+                    std::process::exit(1);
+                }
+            }
         }
         Some(Command::Check {
             create_test_incident,

@@ -18,16 +18,28 @@ struct Run {
 /// Runs the binary with the environment a deployed function has, pointed at `app`'s
 /// simulators, without blocking the runtime that serves them.
 async fn run(app: &TestApp, args: &[&str]) -> Run {
+    run_with(app.function_environment(), args, "").await
+}
+
+/// Runs the binary with only `environment` (and PATH), `stdin` on its standard input.
+async fn run_with(environment: Vec<(&'static str, String)>, args: &[&str], stdin: &str) -> Run {
+    use std::io::Write;
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let environment = app.function_environment();
+    let stdin = stdin.to_owned();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_ilert-servicenow"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ilert-servicenow"))
             .args(&args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(environment)
-            .output()
-            .expect("the binary starts")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        child.wait_with_output().unwrap()
     })
     .await
     .unwrap();
@@ -210,6 +222,33 @@ async fn check_reports_a_missing_secret() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn check_without_an_aws_region_says_how_to_set_one() {
+    let app = TestApp::spawn().await;
+    let mut environment = app.function_environment();
+    environment.retain(|(name, _)| *name != "AWS_REGION");
+    let no_region = run_with(environment, &["check"], "").await;
+    assert_eq!(no_region.code, Some(1));
+    let secret = line(&no_region, "secret");
+    assert!(
+        secret.contains("no AWS region found; set AWS_REGION"),
+        "{secret}"
+    );
+    assert!(!secret.contains("dispatch failure"), "{secret}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_without_aws_credentials_says_where_they_come_from() {
+    let app = TestApp::spawn().await;
+    let mut environment = app.function_environment();
+    environment
+        .retain(|(name, _)| !name.starts_with("AWS_ACCESS") && !name.starts_with("AWS_SECRET"));
+    let no_credentials = run_with(environment, &["check"], "").await;
+    assert_eq!(no_credentials.code, Some(1));
+    let secret = line(&no_credentials, "secret");
+    assert!(secret.contains("no AWS credentials found"), "{secret}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn send_runs_a_bundled_event_through_the_function_against_the_instance() {
     let app = TestApp::spawn().await;
     let created = run(
@@ -257,4 +296,185 @@ async fn send_accepts_a_bare_ilert_body_and_fails_with_its_answer() {
     let refused = run(&app, &["send", bad.to_str().unwrap()]).await;
     assert_eq!(refused.code, Some(1));
     assert!(refused.stdout.starts_with("400 "), "{}", refused.stdout);
+}
+
+/// The environment of an operator's shell, aimed at moto's Secrets Manager.
+fn shell_with(moto: &simulator::Moto) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.url().to_owned()),
+        ("AWS_REGION", "eu-central-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "AKIDLOCAL".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ("AWS_CONFIG_FILE", "/nonexistent".to_owned()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".to_owned()),
+    ]
+}
+
+/// The secret as Secrets Manager holds it.
+async fn stored(moto: &simulator::Moto, secret_id: &str) -> Option<serde_json::Value> {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-central-1"))
+        .endpoint_url(moto.url())
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "AKIDLOCAL",
+            "local",
+            None,
+            None,
+            "test",
+        ))
+        .load()
+        .await;
+    let answer = aws_sdk_secretsmanager::Client::new(&config)
+        .get_secret_value()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .ok()?;
+    serde_json::from_str(answer.secret_string()?).ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_secret_command_writes_a_usable_secret_and_keeps_what_it_is_not_asked_to_change() {
+    let moto = simulator::Moto::start().expect("moto starts");
+    let id = "ilert/servicenow";
+    let created = run_with(
+        shell_with(&moto),
+        &[
+            "secret",
+            "--secret-id",
+            id,
+            "--instance-url",
+            "https://acme.service-now.com",
+            "--username",
+            "ilert.integration",
+            "--password-stdin",
+            "--webhook-url",
+            "https://abc.execute-api.eu-central-1.amazonaws.com/webhook",
+        ],
+        &format!("{SN_PASSWORD}\n"),
+    )
+    .await;
+    assert!(created.success, "{}{}", created.stdout, created.stderr);
+    let secret = stored(&moto, id).await.expect("the secret exists");
+    assert_eq!(secret["instance_url"], "https://acme.service-now.com");
+    assert_eq!(secret["password"], SN_PASSWORD);
+    let token = secret["webhook_token"].as_str().unwrap().to_owned();
+    assert_eq!(token.len(), 64);
+    assert!(
+        created
+            .stdout
+            .starts_with("Created secret arn:aws:secretsmanager:eu-central-1:"),
+        "{}",
+        created.stdout
+    );
+    assert!(created
+        .stdout
+        .contains("SecretArn: arn:aws:secretsmanager:"));
+    assert!(created
+        .stdout
+        .contains("URL:     https://abc.execute-api.eu-central-1.amazonaws.com/webhook"));
+    assert!(created.stdout.contains("get-secret-value"));
+    assert!(
+        !created.stdout.contains(&token),
+        "the token is shown only when asked"
+    );
+    // What the function itself will read of it.
+    ilert_servicenow::adapters::secrets::Connection::from_secret(
+        &secrecy::SecretString::from(secret.to_string()),
+        id,
+    )
+    .expect("the function can use the secret");
+
+    // A new user name: the password and the token stay, nobody is asked for anything.
+    let renamed = run_with(
+        shell_with(&moto),
+        &["secret", "--secret-id", id, "--username", "ilert.bot"],
+        "",
+    )
+    .await;
+    assert!(renamed.success, "{}{}", renamed.stdout, renamed.stderr);
+    assert!(
+        renamed.stdout.starts_with("Updated secret"),
+        "{}",
+        renamed.stdout
+    );
+    let secret = stored(&moto, id).await.unwrap();
+    assert_eq!(
+        (
+            &secret["username"],
+            &secret["password"],
+            &secret["webhook_token"]
+        ),
+        (
+            &"ilert.bot".into(),
+            &SN_PASSWORD.into(),
+            &token.clone().into()
+        )
+    );
+
+    // A new token, shown because asked for.
+    let renewed = run_with(
+        shell_with(&moto),
+        &["secret", "--secret-id", id, "--new-token", "--show-token"],
+        "",
+    )
+    .await;
+    let new_token = stored(&moto, id).await.unwrap()["webhook_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_token, token);
+    assert!(renewed
+        .stdout
+        .contains(&format!("Authorization: Bearer {new_token}")));
+    assert!(renewed
+        .stdout
+        .contains("give every alert action the new one"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_secret_command_writes_nothing_the_function_could_not_use() {
+    let moto = simulator::Moto::start().expect("moto starts");
+    let plain_http = run_with(
+        shell_with(&moto),
+        &[
+            "secret",
+            "--secret-id",
+            "plain",
+            "--instance-url",
+            "http://acme.service-now.com",
+            "--username",
+            "u",
+            "--password-stdin",
+        ],
+        &format!("{SN_PASSWORD}\n"),
+    )
+    .await;
+    assert_eq!(plain_http.code, Some(1));
+    assert!(plain_http.stderr.contains("https"), "{}", plain_http.stderr);
+    assert!(stored(&moto, "plain").await.is_none());
+
+    // No password, and no terminal to ask at.
+    let no_password = run_with(
+        shell_with(&moto),
+        &[
+            "secret",
+            "--secret-id",
+            "nopass",
+            "--instance-url",
+            "https://acme.service-now.com",
+            "--username",
+            "u",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(no_password.code, Some(1));
+    assert!(
+        no_password.stderr.contains("--password-stdin"),
+        "{}",
+        no_password.stderr
+    );
+    assert!(stored(&moto, "nopass").await.is_none());
 }

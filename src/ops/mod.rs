@@ -1,6 +1,7 @@
-//! For the people who run the function: the `check` and `send` commands, and what each
-//! invocation tells the logs and metrics.
+//! For the people who run the function: the `secret`, `check` and `send` commands, and what
+//! each invocation tells the logs and metrics.
 
 pub mod check;
+pub mod secret;
 pub mod send;
 pub mod telemetry;

@@ -1,0 +1,416 @@
+//! The `secret` command: writes or updates the function's secret, so nobody has to quote JSON
+//! inside a shell line. It makes the webhook token, never echoes a password, checks the result
+//! exactly as the function will read it, and says what to paste into iLert.
+
+use crate::adapters::aws;
+use crate::adapters::secrets::Connection;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+use std::io::IsTerminal;
+
+/// What the operator asked to set; `None` keeps what the secret already holds.
+#[derive(Default)]
+pub struct SecretChanges {
+    pub instance_url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    /// Replace the webhook token even if the secret has one.
+    pub new_token: bool,
+}
+
+/// The secret's new contents: the old ones with the changes laid over them (keys this command
+/// does not manage, such as OAuth's, are kept), a webhook token made if there is none, and
+/// the whole checked as the function will read it. Returns the JSON and whether a token was
+/// made.
+pub fn merged(
+    existing: Option<&SecretString>,
+    changes: SecretChanges,
+    secret_id: &str,
+) -> Result<(SecretString, bool), String> {
+    let mut fields: Map<String, Value> = match existing {
+        Some(old) => serde_json::from_str(old.expose_secret()).map_err(|_| {
+            format!("secret {secret_id} exists but is not a JSON object; fix or delete it first")
+        })?,
+        None => Map::new(),
+    };
+    let mut set = |key: &str, value: Option<String>| {
+        if let Some(value) = value {
+            fields.insert(key.to_owned(), Value::String(value.trim().to_owned()));
+        }
+    };
+    set("instance_url", changes.instance_url);
+    set("username", changes.username);
+    if let Some(password) = changes.password {
+        // Not trimmed: a password may end in a space.
+        fields.insert(
+            "password".into(),
+            Value::String(password.expose_secret().to_owned()),
+        );
+    }
+    let has_token = fields
+        .get("webhook_token")
+        .and_then(Value::as_str)
+        .is_some_and(|token| !token.is_empty());
+    let token_made = changes.new_token || !has_token;
+    if token_made {
+        fields.insert("webhook_token".into(), Value::String(new_webhook_token()));
+    }
+    let json = SecretString::from(Value::Object(fields).to_string());
+    Connection::from_secret(&json, secret_id).map_err(|problem| problem.to_string())?;
+    Ok((json, token_made))
+}
+
+/// What the command line gave. What it leaves out is kept from the secret, or, when the
+/// secret lacks it, asked for at the terminal.
+pub struct Asked {
+    pub instance_url: Option<String>,
+    pub username: Option<String>,
+    pub password_stdin: bool,
+    pub change_password: bool,
+    pub new_token: bool,
+}
+
+/// Reads the secret, lays the changes over it, writes it back and returns the next steps.
+/// Nothing is written unless the result is a secret the function can use.
+pub async fn run(
+    store: &SecretStore,
+    secret_id: &str,
+    asked: Asked,
+    show_token: bool,
+    webhook_url: Option<&str>,
+) -> Result<String, String> {
+    let existing = store.read(secret_id).await?;
+    let old: Map<String, Value> = existing
+        .as_ref()
+        .and_then(|secret| serde_json::from_str(secret.contents.expose_secret()).ok())
+        .unwrap_or_default();
+    let has = |key: &str| {
+        old.get(key)
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.is_empty())
+    };
+    let at_terminal = std::io::stdin().is_terminal();
+    let missing = |flag: &str| {
+        format!("secret {secret_id} has no {flag} yet: give --{flag}, or run this at a terminal")
+    };
+
+    let instance_url = match asked.instance_url {
+        Some(url) => Some(url),
+        None if has("instance_url") => None,
+        None if at_terminal => Some(ask(
+            "ServiceNow instance URL (https://<name>.service-now.com): ",
+        )?),
+        None => return Err(missing("instance-url")),
+    };
+    let username = match asked.username {
+        Some(name) => Some(name),
+        None if has("username") || has("client_secret") => None,
+        None if at_terminal => Some(ask("ServiceNow integration user: ")?),
+        None => return Err(missing("username")),
+    };
+    let needs_password = asked.change_password || !(has("password") || has("client_secret"));
+    let password = if asked.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|error| format!("could not read the password from standard input: {error}"))?;
+        Some(SecretString::from(
+            line.trim_end_matches(['\r', '\n']).to_owned(),
+        ))
+    } else if needs_password && at_terminal {
+        let user = username
+            .as_deref()
+            .or_else(|| old.get("username").and_then(Value::as_str))
+            .unwrap_or("the integration user");
+        let typed = rpassword::prompt_password(format!("Password of {user} (not shown): "))
+            .map_err(|error| format!("could not read the password: {error}"))?;
+        Some(SecretString::from(typed))
+    } else if needs_password {
+        return Err(format!(
+            "secret {secret_id} needs a password: give it on standard input with \
+             --password-stdin, or run this at a terminal"
+        ));
+    } else {
+        None
+    };
+
+    let changes = SecretChanges {
+        instance_url,
+        username,
+        password,
+        new_token: asked.new_token,
+    };
+    let (contents, token_made) = merged(
+        existing.as_ref().map(|secret| &secret.contents),
+        changes,
+        secret_id,
+    )?;
+    let arn = store.write(secret_id, existing.as_ref(), &contents).await?;
+    let token = show_token.then(|| {
+        serde_json::from_str::<Map<String, Value>>(contents.expose_secret())
+            .ok()
+            .and_then(|fields| fields.get("webhook_token")?.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    });
+    Ok(next_steps(
+        &arn,
+        existing.is_none(),
+        token_made,
+        token.as_deref(),
+        webhook_url,
+    ))
+}
+
+/// One line typed at the terminal, after a prompt on standard error.
+fn ask(prompt: &str) -> Result<String, String> {
+    eprint!("{prompt}");
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|error| format!("could not read the answer: {error}"))?;
+    Ok(line.trim().to_owned())
+}
+
+/// 32 random bytes from the operating system, as 64 hex digits.
+fn new_webhook_token() -> String {
+    let mut bytes = [0u8; 32];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .expect("the operating system provides random bytes");
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Secrets Manager, for this command only: the function itself only ever reads.
+pub struct SecretStore {
+    client: aws_sdk_secretsmanager::Client,
+}
+
+/// A secret as it stands: its ARN and contents.
+pub struct StoredSecret {
+    pub arn: String,
+    pub contents: SecretString,
+}
+
+impl SecretStore {
+    pub fn new(aws: &aws_config::SdkConfig) -> Self {
+        Self {
+            client: aws_sdk_secretsmanager::Client::new(aws),
+        }
+    }
+
+    /// The secret, or `None` if there is no secret by that name yet.
+    pub async fn read(&self, secret_id: &str) -> Result<Option<StoredSecret>, String> {
+        match self
+            .client
+            .get_secret_value()
+            .secret_id(secret_id)
+            .send()
+            .await
+        {
+            Ok(answer) => Ok(Some(StoredSecret {
+                arn: answer.arn.unwrap_or_else(|| secret_id.to_owned()),
+                contents: SecretString::from(answer.secret_string.ok_or_else(|| {
+                    format!("secret {secret_id} is binary; this command writes JSON text")
+                })?),
+            })),
+            Err(error) => {
+                let failure = aws::classify(&error);
+                match failure.code.as_deref() {
+                    Some("ResourceNotFoundException") => Ok(None),
+                    _ => Err(format!(
+                        "could not read secret {secret_id}: {}",
+                        failure.explained()
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Writes `contents` as the secret's new value, creating the secret if `existing` is
+    /// `None`. Returns the secret's ARN.
+    pub async fn write(
+        &self,
+        secret_id: &str,
+        existing: Option<&StoredSecret>,
+        contents: &SecretString,
+    ) -> Result<String, String> {
+        let failed = |what: &str, failure: aws::SdkFailure| {
+            format!(
+                "could not {what} secret {secret_id}: {}",
+                failure.explained()
+            )
+        };
+        match existing {
+            Some(old) => {
+                self.client
+                    .put_secret_value()
+                    .secret_id(&old.arn)
+                    .secret_string(contents.expose_secret())
+                    .send()
+                    .await
+                    .map_err(|error| failed("update", aws::classify(&error)))?;
+                Ok(old.arn.clone())
+            }
+            None => {
+                let created = self
+                    .client
+                    .create_secret()
+                    .name(secret_id)
+                    .description(
+                        "ilert-servicenow: the ServiceNow connection and iLert's webhook token",
+                    )
+                    .secret_string(contents.expose_secret())
+                    .send()
+                    .await
+                    .map_err(|error| failed("create", aws::classify(&error)))?;
+                Ok(created.arn.unwrap_or_else(|| secret_id.to_owned()))
+            }
+        }
+    }
+}
+
+/// What to do next, for the operator: where the secret is, how to deploy with it and what to
+/// paste into iLert. The token itself only with `show_token`.
+pub fn next_steps(
+    arn: &str,
+    created: bool,
+    token_made: bool,
+    token: Option<&str>,
+    webhook_url: Option<&str>,
+) -> String {
+    let mut text = format!(
+        "{} secret {arn}\n  (the password is stored, not shown{})\n\n",
+        if created { "Created" } else { "Updated" },
+        if token_made {
+            "; a new webhook token was made"
+        } else {
+            "; the webhook token is unchanged"
+        }
+    );
+    text.push_str(&format!(
+        "Deploy with it:\n  sam deploy --guided    (SecretArn: {arn})\n\n"
+    ));
+    let url = webhook_url.unwrap_or("<the stack's WebhookUrl output>");
+    text.push_str(&format!(
+        "In iLert, on the alert source: Alert actions → Webhook\n  URL:     {url}\n"
+    ));
+    match token {
+        Some(token) => text.push_str(&format!(
+            "  Header:  Authorization: Bearer {token}\n"
+        )),
+        None => text.push_str(&format!(
+            "  Header:  Authorization: Bearer <webhook_token>, which this prints:\n    \
+             aws secretsmanager get-secret-value --secret-id {arn} --query SecretString \
+             --output text | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"webhook_token\"])'\n  \
+             (or run this command again with --show-token)\n"
+        )),
+    }
+    if token_made && !created {
+        text.push_str(
+            "\nThe old token no longer works once warm functions read the secret again \
+             (SECRET_CACHE_TTL_SECONDS): give every alert action the new one.\n",
+        );
+    }
+    text.push_str("\nThen: ilert-servicenow check    (with SERVICENOW_SECRET_ID set to the ARN)\n");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(json: &SecretString) -> Map<String, Value> {
+        serde_json::from_str(json.expose_secret()).unwrap()
+    }
+
+    fn new_connection() -> SecretChanges {
+        SecretChanges {
+            instance_url: Some("https://acme.service-now.com ".into()),
+            username: Some("ilert.integration".into()),
+            password: Some(SecretString::from("pass word ")),
+            new_token: false,
+        }
+    }
+
+    #[test]
+    fn a_new_secret_gets_a_random_token_and_the_password_exactly_as_typed() {
+        let (first, made) = merged(None, new_connection(), "s").unwrap();
+        assert!(made);
+        let fields = read(&first);
+        assert_eq!(fields["instance_url"], "https://acme.service-now.com");
+        assert_eq!(fields["password"], "pass word ");
+        let token = fields["webhook_token"].as_str().unwrap();
+        assert_eq!(token.len(), 64);
+        assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+        let (second, _) = merged(None, new_connection(), "s").unwrap();
+        assert_ne!(
+            read(&second)["webhook_token"],
+            token,
+            "tokens must not repeat"
+        );
+    }
+
+    #[test]
+    fn an_update_keeps_the_token_the_password_and_keys_it_does_not_manage() {
+        let old = SecretString::from(
+            r#"{"instance_url":"https://a.service-now.com","username":"u","password":"p",
+                "webhook_token":"kept","client_id":"c","client_secret":"cs"}"#,
+        );
+        let changes = SecretChanges {
+            username: Some("v".into()),
+            ..SecretChanges::default()
+        };
+        let (json, made) = merged(Some(&old), changes, "s").unwrap();
+        assert!(!made);
+        let fields = read(&json);
+        assert_eq!(fields["username"], "v");
+        assert_eq!(fields["password"], "p");
+        assert_eq!(fields["webhook_token"], "kept");
+        assert_eq!(fields["client_secret"], "cs");
+
+        let renew = SecretChanges {
+            new_token: true,
+            ..SecretChanges::default()
+        };
+        let (json, made) = merged(Some(&old), renew, "s").unwrap();
+        assert!(made);
+        assert_ne!(read(&json)["webhook_token"], "kept");
+    }
+
+    #[test]
+    fn a_secret_the_function_could_not_use_is_refused_and_says_why() {
+        let plain_http = SecretChanges {
+            instance_url: Some("http://acme.service-now.com".into()),
+            ..new_connection()
+        };
+        let problem = merged(None, plain_http, "s").err().unwrap();
+        assert!(problem.contains("https"), "{problem}");
+        assert!(!problem.contains("pass word"), "{problem}");
+
+        let no_password = SecretChanges {
+            password: None,
+            ..new_connection()
+        };
+        let problem = merged(None, no_password, "s").err().unwrap();
+        assert!(problem.contains("password"), "{problem}");
+
+        let not_json = SecretString::from("hunter2");
+        let problem = merged(Some(&not_json), new_connection(), "s")
+            .err()
+            .unwrap();
+        assert!(problem.contains("not a JSON object"), "{problem}");
+        assert!(!problem.contains("hunter2"), "{problem}");
+    }
+
+    #[test]
+    fn the_next_steps_show_the_token_only_when_asked() {
+        let hidden = next_steps("arn:x", true, true, None, Some("https://w/webhook"));
+        assert!(hidden.contains("SecretArn: arn:x"));
+        assert!(hidden.contains("URL:     https://w/webhook"));
+        assert!(hidden.contains("get-secret-value --secret-id arn:x"));
+        let shown = next_steps("arn:x", false, true, Some("t0k3n"), None);
+        assert!(shown.contains("Authorization: Bearer t0k3n"));
+        assert!(shown.contains("give every alert action the new one"));
+    }
+}
