@@ -43,8 +43,7 @@ pub fn client() -> reqwest::Client {
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(2)
         // Neither ServiceNow's Table API nor AWS redirects; a redirect means a login page or
-        // a wrong URL, and is reported as such rather than followed (and it saves parsing
-        // every request's URL once more).
+        // a wrong URL, and is reported as such rather than followed.
         .redirect(reqwest::redirect::Policy::none())
         .tls_backend_preconfigured(tls_config())
         .build()
