@@ -300,15 +300,7 @@ async fn send_accepts_a_bare_ilert_body_and_fails_with_its_answer() {
 
 /// The environment of an operator's shell, aimed at moto's Secrets Manager.
 fn shell_with(moto: &simulator::Moto) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto.url().to_owned()),
-        ("AWS_REGION", "eu-central-1".to_owned()),
-        ("AWS_ACCESS_KEY_ID", "AKIDLOCAL".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-        ("AWS_CONFIG_FILE", "/nonexistent".to_owned()),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".to_owned()),
-    ]
+    local_aws(moto.url().to_owned())
 }
 
 /// The secret as Secrets Manager holds it.

@@ -91,16 +91,9 @@ impl TestApp {
     /// The environment a deployed function has, aimed at these simulators: for running the
     /// built binary.
     pub fn function_environment(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("SERVICENOW_SECRET_ID", SECRET_ID.to_owned()),
-            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.secrets.url()),
-            ("AWS_REGION", "eu-central-1".to_owned()),
-            ("AWS_ACCESS_KEY_ID", "AKIDLOCAL".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
-            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-            ("AWS_CONFIG_FILE", "/nonexistent".to_owned()),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".to_owned()),
-        ]
+        let mut environment = vec![("SERVICENOW_SECRET_ID", SECRET_ID.to_owned())];
+        environment.extend(local_aws(self.secrets.url()));
+        environment
     }
 
     /// The same function in queued delivery, putting events on `queue`.
@@ -396,4 +389,18 @@ pub async fn logs_of<F: std::future::Future<Output = ()>>(run: impl FnOnce() -> 
     let _guard = tracing::subscriber::set_default(subscriber);
     run().await;
     captured
+}
+
+/// AWS settings aimed at a local Secrets Manager (a simulator or moto), with test credentials
+/// and nothing read from the machine's own AWS configuration.
+pub fn local_aws(secrets_manager_url: String) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", secrets_manager_url),
+        ("AWS_REGION", "eu-central-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "AKIDLOCAL".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "local".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ("AWS_CONFIG_FILE", "/nonexistent".to_owned()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".to_owned()),
+    ]
 }
