@@ -53,6 +53,9 @@ const LOCAL_SETUP_PROBLEMS: &[(&[&str], &str)] = &[
             "no providers in chain provided credentials",
             "credential provider was not enabled",
             "no credentials",
+            // Off EC2, the chain ends at the instance metadata service, which says only that
+            // it is not there.
+            "failed to load IMDS session token",
         ],
         "no AWS credentials found; set AWS_PROFILE (after `aws sso login` if it uses SSO), \
          or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
@@ -151,4 +154,55 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+
+    /// A request that never left the machine, failed with the SDK's words.
+    fn failed_locally(words: &str) -> SdkFailure {
+        let error: SdkError<GetSecretValueError, HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::other(words.to_owned().into(), None));
+        classify(&error)
+    }
+
+    #[test]
+    fn a_machine_without_aws_setup_is_told_what_to_set_and_not_retried() {
+        for (sdk_words, ours) in [
+            (
+                "missing signing region",
+                "no AWS region found; set AWS_REGION",
+            ),
+            (
+                "the credential provider was not enabled: no credentials found in chain",
+                "no AWS credentials found",
+            ),
+            (
+                "an error occurred while loading credentials: failed to load IMDS session token: \
+                 service error: request forbidden",
+                "no AWS credentials found",
+            ),
+        ] {
+            let failure = failed_locally(sdk_words);
+            assert!(
+                failure.message.starts_with(ours),
+                "{sdk_words}: {failure:?}"
+            );
+            assert!(!failure.retryable, "{sdk_words}");
+        }
+    }
+
+    #[test]
+    fn network_trouble_keeps_the_sdks_words_and_is_retried() {
+        let failure = failed_locally("connection refused");
+        assert!(failure.retryable);
+        assert!(
+            failure.message.contains("connection refused"),
+            "{failure:?}"
+        );
+    }
 }

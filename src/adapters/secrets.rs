@@ -224,7 +224,9 @@ impl SecretSource for AwsSecretsManager {
     async fn fetch(&self) -> Result<SecretString, SecretError> {
         let Some(secret_id) = &self.secret_id else {
             return Err(SecretError::Misconfigured(
-                "SERVICENOW_SECRET_ID is not set".into(),
+                "SERVICENOW_SECRET_ID is not set: set it to the secret's name or ARN (the \
+                 stack's SecretArn)"
+                    .into(),
             ));
         };
         let answer = self
