@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 const INIT_SAMPLES: usize = 15;
 const QUOTA_SAMPLES: usize = 7;
-/// CFS periods the quota is given over: Linux's default, and a fifth of it (the shortest for
-/// which 7.2 % is above the kernel's least quota, 1 ms).
+/// CFS periods the quota is given over: Linux's default, and a fifth of it (7.2 % of a period
+/// must stay above the kernel's least quota, 1 ms, so no shorter than about 14 ms).
 const QUOTA_PERIODS: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(20)];
 const WARM_ALERTS: usize = 100; // × 3 events: create, update, no-op
 const SECRET_ID: &str = "ilert/servicenow";

@@ -52,9 +52,12 @@ enum Command {
         /// Ask for a new password even though the secret has one (a rotation).
         #[arg(long, conflicts_with = "password_stdin")]
         change_password: bool,
-        /// Replace the webhook token (every alert action must then be given the new one).
+        /// Make a new webhook token; the old one keeps working until --drop-previous-token.
         #[arg(long)]
         new_token: bool,
+        /// Stop accepting the token that the last --new-token replaced.
+        #[arg(long)]
+        drop_previous_token: bool,
         /// Print the webhook token rather than the command that reads it.
         #[arg(long)]
         show_token: bool,
@@ -97,6 +100,7 @@ async fn main() -> Result<(), Error> {
             password_stdin,
             change_password,
             new_token,
+            drop_previous_token,
             show_token,
             webhook_url,
         }) => {
@@ -111,6 +115,7 @@ async fn main() -> Result<(), Error> {
                 password_stdin,
                 change_password,
                 new_token,
+                drop_previous_token,
             };
             match secret::run(
                 &store,

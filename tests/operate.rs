@@ -420,9 +420,21 @@ async fn the_secret_command_writes_a_usable_secret_and_keeps_what_it_is_not_aske
     assert!(renewed
         .stdout
         .contains(&format!("Authorization: Bearer {new_token}")));
-    assert!(renewed
-        .stdout
-        .contains("give every alert action the new one"));
+    assert!(renewed.stdout.contains("--drop-previous-token"));
+    let rotating = stored(&moto, id).await.unwrap();
+    assert_eq!(rotating["webhook_token_previous"], token.as_str());
+
+    // Every alert action moved over: the old token goes.
+    let dropped = run_with(
+        shell_with(&moto),
+        &["secret", "--secret-id", id, "--drop-previous-token"],
+        "",
+    )
+    .await;
+    assert!(dropped.success, "{}{}", dropped.stdout, dropped.stderr);
+    let after = stored(&moto, id).await.unwrap();
+    assert!(after.get("webhook_token_previous").is_none());
+    assert_eq!(after["webhook_token"], new_token.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -112,9 +112,28 @@ async fn answer<S: SecretSource, T: IncidentTable, Q: EventQueue>(
     }
 }
 
-/// The invocation's deadline, in ms since the epoch; 0 is a context made outside Lambda.
+/// Lambda never hands over an invocation this long after its deadline: its longest timeout
+/// is 15 minutes.
+const IMPLAUSIBLY_LATE_MS: u64 = 3_600_000;
+
+/// The invocation's deadline, in ms since the epoch, if it can be one. 0 is a context made
+/// outside Lambda. A deadline long past is a local emulator's (cargo-lambda 1.9 sends a
+/// duration, 600000, which read as a time is 1970): it counts as unknown, with a warning,
+/// rather than as expired, which would answer every event 503 at once.
 pub fn deadline_of(context: &Context) -> Option<u64> {
-    Some(context.deadline).filter(|&deadline_ms| deadline_ms > 0)
+    let deadline_ms = Some(context.deadline).filter(|&deadline_ms| deadline_ms > 0)?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    if deadline_ms.saturating_add(IMPLAUSIBLY_LATE_MS) < now_ms {
+        tracing::warn!(
+            deadline_ms,
+            "the invocation's deadline is long past, so it cannot be real (a local \
+             emulator's?); only TIME_BUDGET_SECONDS bounds this invocation"
+        );
+        return None;
+    }
+    Some(deadline_ms)
 }
 
 #[cfg(test)]
@@ -162,6 +181,25 @@ mod tests {
             Payload::Queue(_) => panic!("an HTTP API call was taken for an SQS batch"),
         }
         assert!(matches!(parse(function_url), Payload::Http(event) if event.is_base64_encoded));
+    }
+
+    #[test]
+    fn a_deadline_that_cannot_be_real_is_unknown_and_a_late_one_is_kept() {
+        let at = |deadline: u64| {
+            let mut context = Context::default();
+            context.deadline = deadline;
+            deadline_of(&context)
+        };
+        // What cargo-lambda 1.9's emulator sends: a duration, not a time.
+        assert_eq!(at(600_000), None);
+        assert_eq!(at(0), None);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        assert_eq!(at(now_ms + 5_000), Some(now_ms + 5_000));
+        // Missed by minutes is a real deadline, and the budget treats it as spent.
+        assert_eq!(at(now_ms - 20 * 60_000), Some(now_ms - 20 * 60_000));
     }
 
     #[test]

@@ -53,6 +53,9 @@ impl ServiceNowAccount {
 #[derive(Debug, Clone)]
 pub struct WebhookCredentials {
     pub token: Option<SecretString>,
+    /// The token before the last rotation, still accepted until it is dropped from the
+    /// secret, so iLert's alert actions can be moved to the new one without a refused call.
+    pub previous_token: Option<SecretString>,
     pub basic: Option<(String, SecretString)>,
 }
 
@@ -119,6 +122,7 @@ impl Connection {
             oauth_client,
         };
         let token = text("webhook_token")?.map(SecretString::from);
+        let previous_token = text("webhook_token_previous")?.map(SecretString::from);
         let basic = match (text("webhook_username")?, text("webhook_password")?) {
             (Some(user), Some(password)) => Some((user, SecretString::from(password))),
             (None, None) => None,
@@ -136,7 +140,11 @@ impl Connection {
         }
         Ok(Self {
             servicenow,
-            webhook: WebhookCredentials { token, basic },
+            webhook: WebhookCredentials {
+                token,
+                previous_token,
+                basic,
+            },
         })
     }
 }

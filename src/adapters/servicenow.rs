@@ -373,10 +373,14 @@ fn interpret(
         StatusCode::FORBIDDEN if detail.contains("Failed API level ACL Validation") => {
             Err(ServiceNowError::Intermittent { message, tries: 2 })
         }
-        _ if status.is_redirection() => Err(ServiceNowError::Refused(format!(
-            "{message}: the instance sends the Table API elsewhere (a login page, single \
-             sign-on or a renamed instance); set `instance_url` in the secret to the \
-             instance's own https://<name>.service-now.com"
+        // Not followed: a login page must not see the credentials. Like the HTML page of a
+        // sleeping instance it may pass (an instance waking up or in maintenance), so it is
+        // tried again rather than refused for good.
+        _ if status.is_redirection() => Err(ServiceNowError::NotTableApi(format!(
+            "{message}: the instance sends the Table API elsewhere (asleep, single sign-on, a \
+             login page or a renamed instance?); the redirect was not followed. If it \
+             persists, check `instance_url` in the secret: the instance's own \
+             https://<name>.service-now.com"
         ))),
         _ => Err(ServiceNowError::Refused(message)),
     }

@@ -34,7 +34,10 @@ pub fn authenticate(
             .token
             .as_ref()
             .ok_or(Unauthorized::UnsupportedScheme)?;
-        return constant_time_eq(credentials, token.expose_secret().as_bytes())
+        let matches = |token: &secrecy::SecretString| {
+            constant_time_eq(credentials, token.expose_secret().as_bytes())
+        };
+        return (matches(token) || expected.previous_token.as_ref().is_some_and(matches))
             .then_some(())
             .ok_or(Unauthorized::WrongToken);
     }
@@ -75,6 +78,7 @@ mod tests {
     fn credentials() -> WebhookCredentials {
         WebhookCredentials {
             token: Some(SecretString::from("tok-123")),
+            previous_token: None,
             basic: Some(("ilert".into(), SecretString::from("pa:ss"))),
         }
     }
@@ -126,6 +130,7 @@ mod tests {
     fn a_scheme_that_is_not_configured_is_refused() {
         let token_only = WebhookCredentials {
             token: Some(SecretString::from("tok-123")),
+            previous_token: None,
             basic: None,
         };
         let mut headers = HeaderMap::new();
@@ -137,5 +142,23 @@ mod tests {
             authenticate(&headers, &token_only),
             Err(Unauthorized::UnsupportedScheme)
         );
+    }
+
+    #[test]
+    fn while_a_token_is_rotated_the_previous_one_still_opens_and_nothing_else_does() {
+        let rotating = WebhookCredentials {
+            token: Some(SecretString::from("new-token")),
+            previous_token: Some(SecretString::from("old-token")),
+            basic: None,
+        };
+        let check = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            authenticate(&headers, &rotating)
+        };
+        assert_eq!(check("Bearer new-token"), Ok(()));
+        assert_eq!(check("Bearer old-token"), Ok(()));
+        assert_eq!(check("Bearer older-token"), Err(Unauthorized::WrongToken));
+        assert_eq!(check("Bearer "), Err(Unauthorized::WrongToken));
     }
 }

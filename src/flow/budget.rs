@@ -14,9 +14,6 @@ pub const SAFETY_MARGIN: Duration = Duration::from_millis(1500);
 /// answer, and its peers give a receiver 3 to 5 seconds: answer within the longest of those,
 /// so a slow instance is met with a 503 iLert can act on rather than a timeout it cannot.
 pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(5);
-/// An invocation is never handed to a function this long after its deadline: Lambda's
-/// longest timeout is 15 minutes.
-const IMPLAUSIBLY_LATE: Duration = Duration::from_secs(3600);
 /// Not worth starting another attempt with less than this left.
 const SHORTEST_USEFUL_ATTEMPT: Duration = Duration::from_millis(250);
 
@@ -32,27 +29,12 @@ pub struct Budget {
 impl Budget {
     /// `cap`, shortened to what the Lambda invocation has left (its deadline in ms since the
     /// epoch, as the runtime gives it) less a safety margin.
-    ///
-    /// A deadline long past cannot be a real one: a local emulator's (cargo-lambda 1.9 sends
-    /// a duration, 600000, which read as a time is 1970). It counts as unknown, with a
-    /// warning, rather than as expired, which would refuse every event at once.
     pub fn new(cap: Duration, lambda_deadline_ms: Option<u64>) -> Self {
-        let lambda_left = lambda_deadline_ms.and_then(|deadline_ms| {
+        let lambda_left = lambda_deadline_ms.map(|deadline_ms| {
             let now_ms = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
-            if deadline_ms.saturating_add(IMPLAUSIBLY_LATE.as_millis() as u64) < now_ms {
-                tracing::warn!(
-                    deadline_ms,
-                    "the invocation's deadline is long past, so it cannot be real (a local \
-                     emulator's?); only TIME_BUDGET_SECONDS bounds this invocation"
-                );
-                return None;
-            }
-            Some(
-                Duration::from_millis(deadline_ms.saturating_sub(now_ms))
-                    .saturating_sub(SAFETY_MARGIN),
-            )
+            Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(SAFETY_MARGIN)
         });
         let limit = lambda_left.map_or(cap, |left| left.min(cap));
         Self {
@@ -195,14 +177,6 @@ mod tests {
         assert!(!past.allows_wait(Duration::ZERO));
         let minutes_late = Budget::new(Duration::from_secs(10), Some(now_ms - 20 * 60_000));
         assert_eq!(minutes_late.remaining(), Duration::ZERO);
-    }
-
-    #[test]
-    fn a_deadline_that_cannot_be_real_leaves_the_setting_alone_in_charge() {
-        // What cargo-lambda 1.9's emulator sends: a duration, not a time.
-        let emulated = Budget::new(Duration::from_secs(5), Some(600_000));
-        assert!(emulated.remaining() > Duration::from_millis(4_900));
-        assert!(emulated.allows_wait(Duration::from_secs(1)));
     }
 
     #[test]

@@ -14,25 +14,40 @@ pub struct SecretChanges {
     pub instance_url: Option<String>,
     pub username: Option<String>,
     pub password: Option<SecretString>,
-    /// Replace the webhook token even if the secret has one.
+    /// Replace the webhook token even if the secret has one; the old one is kept as
+    /// `webhook_token_previous`, still accepted, so alert actions can move over one by one.
     pub new_token: bool,
+    /// Stop accepting the token before the last rotation.
+    pub drop_previous_token: bool,
 }
 
-/// The secret's new contents: the old ones with the changes laid over them (keys this command
-/// does not manage, such as OAuth's, are kept), a webhook token made if there is none, and
-/// the whole checked as the function will read it. Returns the JSON and whether a token was
-/// made.
+/// What the secret's rotation of the webhook token now is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenChange {
+    Unchanged,
+    /// A first token.
+    Made,
+    /// A new token; the old one is still accepted.
+    Rotated,
+    /// The token before the last rotation is no longer accepted.
+    PreviousDropped,
+}
+
+/// The secret's fields, or why this command will not touch the secret (without quoting it).
+pub fn fields_of(contents: &SecretString, secret_id: &str) -> Result<Map<String, Value>, String> {
+    serde_json::from_str(contents.expose_secret()).map_err(|_| {
+        format!("secret {secret_id} exists but is not a JSON object; fix or delete it first")
+    })
+}
+
+/// The secret's new contents: the old fields with the changes laid over them (keys this
+/// command does not manage, such as OAuth's, are kept), a webhook token made if there is none,
+/// and the whole checked as the function will read it.
 pub fn merged(
-    existing: Option<&SecretString>,
+    mut fields: Map<String, Value>,
     changes: SecretChanges,
     secret_id: &str,
-) -> Result<(SecretString, bool), String> {
-    let mut fields: Map<String, Value> = match existing {
-        Some(old) => serde_json::from_str(old.expose_secret()).map_err(|_| {
-            format!("secret {secret_id} exists but is not a JSON object; fix or delete it first")
-        })?,
-        None => Map::new(),
-    };
+) -> Result<(SecretString, TokenChange), String> {
     let mut set = |key: &str, value: Option<String>| {
         if let Some(value) = value {
             fields.insert(key.to_owned(), Value::String(value.trim().to_owned()));
@@ -47,17 +62,26 @@ pub fn merged(
             Value::String(password.expose_secret().to_owned()),
         );
     }
-    let has_token = fields
+    let old_token = fields
         .get("webhook_token")
         .and_then(Value::as_str)
-        .is_some_and(|token| !token.is_empty());
-    let token_made = changes.new_token || !has_token;
-    if token_made {
+        .filter(|token| !token.is_empty())
+        .map(str::to_owned);
+    let mut token_change = TokenChange::Unchanged;
+    if changes.new_token || old_token.is_none() {
+        token_change = TokenChange::Made;
+        if let Some(old_token) = old_token {
+            fields.insert("webhook_token_previous".into(), Value::String(old_token));
+            token_change = TokenChange::Rotated;
+        }
         fields.insert("webhook_token".into(), Value::String(new_webhook_token()));
+    }
+    if changes.drop_previous_token && fields.remove("webhook_token_previous").is_some() {
+        token_change = TokenChange::PreviousDropped;
     }
     let json = SecretString::from(Value::Object(fields).to_string());
     Connection::from_secret(&json, secret_id).map_err(|problem| problem.to_string())?;
-    Ok((json, token_made))
+    Ok((json, token_change))
 }
 
 /// What the command line gave. What it leaves out is kept from the secret, or, when the
@@ -68,6 +92,7 @@ pub struct Asked {
     pub password_stdin: bool,
     pub change_password: bool,
     pub new_token: bool,
+    pub drop_previous_token: bool,
 }
 
 /// Reads the secret, lays the changes over it, writes it back and returns the next steps.
@@ -80,10 +105,17 @@ pub async fn run(
     webhook_url: Option<&str>,
 ) -> Result<String, String> {
     let existing = store.read(secret_id).await?;
-    let old: Map<String, Value> = existing
-        .as_ref()
-        .and_then(|secret| serde_json::from_str(secret.contents.expose_secret()).ok())
-        .unwrap_or_default();
+    if existing.is_none() && secret_id.starts_with("arn:") {
+        return Err(format!(
+            "secret {secret_id} was not found; to create a secret, give its name \
+             (--secret-id ilert/servicenow)"
+        ));
+    }
+    // Checked before anything is asked for.
+    let old = match &existing {
+        Some(secret) => fields_of(&secret.contents, secret_id)?,
+        None => Map::new(),
+    };
     let has = |key: &str| {
         old.get(key)
             .and_then(Value::as_str)
@@ -109,7 +141,12 @@ pub async fn run(
         None => return Err(missing("username")),
     };
     let needs_password = asked.change_password || !(has("password") || has("client_secret"));
-    let password = if asked.password_stdin {
+    let password = if asked.password_stdin && at_terminal {
+        // Typed rather than piped: still not shown.
+        let typed = rpassword::read_password()
+            .map_err(|error| format!("could not read the password: {error}"))?;
+        Some(SecretString::from(typed))
+    } else if asked.password_stdin {
         let mut line = String::new();
         std::io::stdin()
             .read_line(&mut line)
@@ -139,12 +176,9 @@ pub async fn run(
         username,
         password,
         new_token: asked.new_token,
+        drop_previous_token: asked.drop_previous_token,
     };
-    let (contents, token_made) = merged(
-        existing.as_ref().map(|secret| &secret.contents),
-        changes,
-        secret_id,
-    )?;
+    let (contents, token_change) = merged(old, changes, secret_id)?;
     let arn = store.write(secret_id, existing.as_ref(), &contents).await?;
     let token = show_token.then(|| {
         serde_json::from_str::<Map<String, Value>>(contents.expose_secret())
@@ -155,7 +189,7 @@ pub async fn run(
     Ok(next_steps(
         &arn,
         existing.is_none(),
-        token_made,
+        token_change,
         token.as_deref(),
         webhook_url,
     ))
@@ -275,18 +309,19 @@ impl SecretStore {
 pub fn next_steps(
     arn: &str,
     created: bool,
-    token_made: bool,
+    token_change: TokenChange,
     token: Option<&str>,
     webhook_url: Option<&str>,
 ) -> String {
+    let token_news = match token_change {
+        TokenChange::Unchanged => "the webhook token is unchanged",
+        TokenChange::Made => "a webhook token was made",
+        TokenChange::Rotated => "a new webhook token was made; the previous one still works",
+        TokenChange::PreviousDropped => "the previous webhook token was dropped",
+    };
     let mut text = format!(
-        "{} secret {arn}\n  (the password is stored, not shown{})\n\n",
+        "{} secret {arn}\n  (the password is stored, not shown; {token_news})\n\n",
         if created { "Created" } else { "Updated" },
-        if token_made {
-            "; a new webhook token was made"
-        } else {
-            "; the webhook token is unchanged"
-        }
     );
     text.push_str(&format!(
         "Deploy with it:\n  sam deploy --guided    (SecretArn: {arn})\n\n"
@@ -306,11 +341,19 @@ pub fn next_steps(
              (or run this command again with --show-token)\n"
         )),
     }
-    if token_made && !created {
-        text.push_str(
-            "\nThe old token no longer works once warm functions read the secret again \
-             (SECRET_CACHE_TTL_SECONDS): give every alert action the new one.\n",
-        );
+    match token_change {
+        TokenChange::Rotated => text.push_str(
+            "\nRotation: warm functions accept the new token once they read the secret again \
+             (within SECRET_CACHE_TTL_SECONDS, 300 s by default); the previous one keeps working \
+             meanwhile and after. Once that time has passed, give every alert action the new \
+             token, then stop accepting the old one:\n  \
+             ilert-servicenow secret --drop-previous-token\n",
+        ),
+        TokenChange::PreviousDropped => text.push_str(
+            "\nThe previous token stops opening the webhook once warm functions read the secret \
+             again (within SECRET_CACHE_TTL_SECONDS).\n",
+        ),
+        TokenChange::Made | TokenChange::Unchanged => {}
     }
     text.push_str("\nThen: ilert-servicenow check    (with SERVICENOW_SECRET_ID set to the ARN)\n");
     text
@@ -329,21 +372,26 @@ mod tests {
             instance_url: Some("https://acme.service-now.com ".into()),
             username: Some("ilert.integration".into()),
             password: Some(SecretString::from("pass word ")),
-            new_token: false,
+            ..SecretChanges::default()
         }
+    }
+
+    fn existing(json: &str) -> Map<String, Value> {
+        fields_of(&SecretString::from(json.to_owned()), "s").unwrap()
     }
 
     #[test]
     fn a_new_secret_gets_a_random_token_and_the_password_exactly_as_typed() {
-        let (first, made) = merged(None, new_connection(), "s").unwrap();
-        assert!(made);
+        let (first, change) = merged(Map::new(), new_connection(), "s").unwrap();
+        assert_eq!(change, TokenChange::Made);
         let fields = read(&first);
         assert_eq!(fields["instance_url"], "https://acme.service-now.com");
         assert_eq!(fields["password"], "pass word ");
+        assert!(!fields.contains_key("webhook_token_previous"));
         let token = fields["webhook_token"].as_str().unwrap();
         assert_eq!(token.len(), 64);
         assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
-        let (second, _) = merged(None, new_connection(), "s").unwrap();
+        let (second, _) = merged(Map::new(), new_connection(), "s").unwrap();
         assert_ne!(
             read(&second)["webhook_token"],
             token,
@@ -353,7 +401,7 @@ mod tests {
 
     #[test]
     fn an_update_keeps_the_token_the_password_and_keys_it_does_not_manage() {
-        let old = SecretString::from(
+        let old = existing(
             r#"{"instance_url":"https://a.service-now.com","username":"u","password":"p",
                 "webhook_token":"kept","client_id":"c","client_secret":"cs"}"#,
         );
@@ -361,21 +409,42 @@ mod tests {
             username: Some("v".into()),
             ..SecretChanges::default()
         };
-        let (json, made) = merged(Some(&old), changes, "s").unwrap();
-        assert!(!made);
+        let (json, change) = merged(old, changes, "s").unwrap();
+        assert_eq!(change, TokenChange::Unchanged);
         let fields = read(&json);
         assert_eq!(fields["username"], "v");
         assert_eq!(fields["password"], "p");
         assert_eq!(fields["webhook_token"], "kept");
         assert_eq!(fields["client_secret"], "cs");
+    }
 
-        let renew = SecretChanges {
+    #[test]
+    fn a_rotation_keeps_the_old_token_working_until_it_is_dropped() {
+        let old = existing(
+            r#"{"instance_url":"https://a.service-now.com","username":"u","password":"p",
+                "webhook_token":"first"}"#,
+        );
+        let rotate = SecretChanges {
             new_token: true,
             ..SecretChanges::default()
         };
-        let (json, made) = merged(Some(&old), renew, "s").unwrap();
-        assert!(made);
-        assert_ne!(read(&json)["webhook_token"], "kept");
+        let (rotated, change) = merged(old, rotate, "s").unwrap();
+        assert_eq!(change, TokenChange::Rotated);
+        let fields = read(&rotated);
+        assert_ne!(fields["webhook_token"], "first");
+        assert_eq!(fields["webhook_token_previous"], "first");
+        let connection = Connection::from_secret(&rotated, "s").unwrap();
+        assert!(connection.webhook.previous_token.is_some());
+
+        let drop = SecretChanges {
+            drop_previous_token: true,
+            ..SecretChanges::default()
+        };
+        let (dropped, change) = merged(fields.clone(), drop, "s").unwrap();
+        assert_eq!(change, TokenChange::PreviousDropped);
+        let after = read(&dropped);
+        assert!(!after.contains_key("webhook_token_previous"));
+        assert_eq!(after["webhook_token"], fields["webhook_token"]);
     }
 
     #[test]
@@ -384,7 +453,7 @@ mod tests {
             instance_url: Some("http://acme.service-now.com".into()),
             ..new_connection()
         };
-        let problem = merged(None, plain_http, "s").err().unwrap();
+        let problem = merged(Map::new(), plain_http, "s").err().unwrap();
         assert!(problem.contains("https"), "{problem}");
         assert!(!problem.contains("pass word"), "{problem}");
 
@@ -392,11 +461,10 @@ mod tests {
             password: None,
             ..new_connection()
         };
-        let problem = merged(None, no_password, "s").err().unwrap();
+        let problem = merged(Map::new(), no_password, "s").err().unwrap();
         assert!(problem.contains("password"), "{problem}");
 
-        let not_json = SecretString::from("hunter2");
-        let problem = merged(Some(&not_json), new_connection(), "s")
+        let problem = fields_of(&SecretString::from("hunter2"), "s")
             .err()
             .unwrap();
         assert!(problem.contains("not a JSON object"), "{problem}");
@@ -405,12 +473,19 @@ mod tests {
 
     #[test]
     fn the_next_steps_show_the_token_only_when_asked() {
-        let hidden = next_steps("arn:x", true, true, None, Some("https://w/webhook"));
+        let hidden = next_steps(
+            "arn:x",
+            true,
+            TokenChange::Made,
+            None,
+            Some("https://w/webhook"),
+        );
         assert!(hidden.contains("SecretArn: arn:x"));
         assert!(hidden.contains("URL:     https://w/webhook"));
         assert!(hidden.contains("get-secret-value --secret-id arn:x"));
-        let shown = next_steps("arn:x", false, true, Some("t0k3n"), None);
+        let shown = next_steps("arn:x", false, TokenChange::Rotated, Some("t0k3n"), None);
         assert!(shown.contains("Authorization: Bearer t0k3n"));
-        assert!(shown.contains("give every alert action the new one"));
+        assert!(shown.contains("the previous one keeps working"));
+        assert!(shown.contains("--drop-previous-token"));
     }
 }

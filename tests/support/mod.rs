@@ -377,18 +377,48 @@ impl Captured {
     }
 }
 
+thread_local! {
+    /// Where this thread's log lines go while `logs_of` runs.
+    static CAPTURING: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Captures every log line, at every level and from every crate, as JSON, while `run` runs.
+///
+/// One global subscriber, interested in everything, writes each thread's lines to that
+/// thread's capture, if any. (A scoped subscriber per test misses lines now and then: a
+/// callsite first reached by another test's thread, while no subscriber was interested,
+/// can stay switched off.) `#[tokio::test]` runs a test's tasks on its own thread.
 pub async fn logs_of<F: std::future::Future<Output = ()>>(run: impl FnOnce() -> F) -> Captured {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(|| ThisThreadsCapture(CAPTURING.with(|c| c.borrow().clone())))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in the tests");
+    });
     let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    CAPTURING.with(|c| *c.borrow_mut() = Some(captured.clone()));
     run().await;
+    CAPTURING.with(|c| *c.borrow_mut() = None);
     captured
+}
+
+/// A log line's destination: the capture of the thread that wrote it, or nowhere.
+struct ThisThreadsCapture(Option<Captured>);
+
+impl Write for ThisThreadsCapture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match &mut self.0 {
+            Some(captured) => captured.write(bytes),
+            None => Ok(bytes.len()),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// AWS settings aimed at a local Secrets Manager (a simulator or moto), with test credentials
