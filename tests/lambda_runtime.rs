@@ -1,5 +1,5 @@
 //! The built binary run as Lambda runs it: it polls a local Lambda Runtime API for API Gateway
-//! events, answers them, logs JSON and writes its metrics on stdout.
+//! events and SQS batches, answers them, logs JSON and writes its metrics on stdout.
 
 mod support;
 
@@ -128,4 +128,64 @@ async fn the_metrics_lines_survive_a_log_level_above_info() {
             .all(|l| l.get("_aws").is_some() || l["level"] != "INFO"),
         "nothing at INFO under LOG_LEVEL=WARN: {stdout}"
     );
+}
+
+/// An SQS record as Lambda's event source mapping hands it over.
+fn sqs_record(message_id: &str, alert_id: &str, event_name: &str, settings: &str) -> Value {
+    let envelope: Value = serde_json::from_str(&envelope(event_name)).unwrap();
+    let message = serde_json::json!({ "event": envelope["body"], "settings": settings });
+    serde_json::json!({
+        "messageId": message_id,
+        "receiptHandle": format!("handle-{message_id}"),
+        "body": message.to_string(),
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1764500000000",
+            "SequenceNumber": "18849496460467696128",
+            "MessageGroupId": alert_id,
+            "MessageDeduplicationId": format!("dedup-{message_id}"),
+            "ApproximateFirstReceiveTimestamp": "1764500000100"
+        },
+        "messageAttributes": {},
+        "md5OfBody": "0123456789abcdef0123456789abcdef",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-central-1:123456789012:ilert-servicenow-events.fifo",
+        "awsRegion": "eu-central-1"
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_queued_delivery_the_binary_applies_an_sqs_batch_from_the_runtime_api() {
+    let app = TestApp::spawn().await;
+    let runtime_api = RuntimeApiSimulator::start().await.unwrap();
+    // Applying events never calls SQS (the event source mapping deletes what succeeded),
+    // so the queues' URLs need not answer.
+    let mut child = start_function(
+        &app,
+        &runtime_api,
+        &[
+            ("DELIVERY", "queued"),
+            ("QUEUE_URL", "http://127.0.0.1:9/123456789012/events.fifo"),
+            (
+                "DEAD_LETTER_QUEUE_URL",
+                "http://127.0.0.1:9/123456789012/events-dead-letter.fifo",
+            ),
+        ],
+    );
+    let batch = serde_json::json!({ "Records": [
+        sqs_record("m-1", "12797430", "01-alert-created", "category=Queued"),
+        sqs_record("m-2", "12797430", "02-alert-acknowledged", "category=Queued"),
+    ]});
+    let answer = runtime_api
+        .invoke(batch.to_string())
+        .await
+        .expect("an answer");
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer, serde_json::json!({ "batchItemFailures": [] }));
+    let incident = app.incident();
+    assert_eq!(incident["category"], "Queued", "the queued settings apply");
+    assert_eq!(incident["state"], "2", "both events applied, in order");
 }
