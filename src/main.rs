@@ -40,24 +40,8 @@ enum Command {
         /// The secret's name or ARN [default: SERVICENOW_SECRET_ID, else ilert/servicenow].
         #[arg(long)]
         secret_id: Option<String>,
-        /// https://<name>.service-now.com
-        #[arg(long)]
-        instance_url: Option<String>,
-        /// The integration user.
-        #[arg(long)]
-        username: Option<String>,
-        /// Read the password from standard input (one line) rather than ask for it.
-        #[arg(long)]
-        password_stdin: bool,
-        /// Ask for a new password even though the secret has one (a rotation).
-        #[arg(long, conflicts_with = "password_stdin")]
-        change_password: bool,
-        /// Make a new webhook token; the old one keeps working until --drop-previous-token.
-        #[arg(long)]
-        new_token: bool,
-        /// Stop accepting the token that the last --new-token replaced.
-        #[arg(long)]
-        drop_previous_token: bool,
+        #[command(flatten)]
+        asked: secret::Asked,
         /// Print the webhook token rather than the command that reads it.
         #[arg(long)]
         show_token: bool,
@@ -95,12 +79,7 @@ async fn main() -> Result<(), Error> {
         }
         Some(Command::Secret {
             secret_id,
-            instance_url,
-            username,
-            password_stdin,
-            change_password,
-            new_token,
-            drop_previous_token,
+            asked,
             show_token,
             webhook_url,
         }) => {
@@ -109,14 +88,6 @@ async fn main() -> Result<(), Error> {
                 .filter(|id| !id.trim().is_empty())
                 .unwrap_or_else(|| "ilert/servicenow".to_owned());
             let store = SecretStore::new(&load_config(http::client()).await);
-            let asked = secret::Asked {
-                instance_url,
-                username,
-                password_stdin,
-                change_password,
-                new_token,
-                drop_previous_token,
-            };
             match secret::run(
                 &store,
                 &secret_id,

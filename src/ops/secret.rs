@@ -86,12 +86,25 @@ pub fn merged(
 
 /// What the command line gave. What it leaves out is kept from the secret, or, when the
 /// secret lacks it, asked for at the terminal.
+#[derive(clap::Args)]
 pub struct Asked {
+    /// https://<name>.service-now.com
+    #[arg(long)]
     pub instance_url: Option<String>,
+    /// The integration user.
+    #[arg(long)]
     pub username: Option<String>,
+    /// Read the password from standard input (one line) rather than ask for it.
+    #[arg(long)]
     pub password_stdin: bool,
+    /// Ask for a new password even though the secret has one (a rotation).
+    #[arg(long, conflicts_with = "password_stdin")]
     pub change_password: bool,
+    /// Make a new webhook token; the old one keeps working until --drop-previous-token.
+    #[arg(long)]
     pub new_token: bool,
+    /// Stop accepting the token that the last --new-token replaced.
+    #[arg(long)]
     pub drop_previous_token: bool,
 }
 
