@@ -292,15 +292,7 @@ async fn trace_cold_start() {
     let stand = stand().await;
     let runtime_api = RuntimeApiSimulator::start().await.expect("starts");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/cold-start.strace");
-    let mut command = function_command(Path::new("strace"), &[], &runtime_api.address(), &stand);
-    command.args([
-        "-f",
-        "-tt",
-        "-T",
-        "-o",
-        out.to_str().expect("a UTF-8 path"),
-        function.to_str().expect("a UTF-8 path"),
-    ]);
+    let mut command = under_strace(&["-tt", "-T"], &out, &function, &runtime_api, &stand);
     let started = Instant::now();
     let child = command.spawn().expect("strace runs");
     let answer = runtime_api
@@ -342,6 +334,25 @@ fn built_binary(profile: &str) -> PathBuf {
     let target =
         std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
     target.join(profile).join("ilert-servicenow")
+}
+
+/// The function, with Lambda's environment, under `strace -f` with `options`, writing to
+/// `out`.
+fn under_strace(
+    options: &[&str],
+    out: &Path,
+    binary: &Path,
+    runtime_api: &RuntimeApiSimulator,
+    stand: &Stand,
+) -> Command {
+    let mut command = function_command(Path::new("strace"), &[], &runtime_api.address(), stand);
+    command
+        .arg("-f")
+        .args(options)
+        .arg("-o")
+        .arg(out)
+        .arg(binary);
+    command
 }
 
 /// The environment Lambda gives the function, aimed at the stand.
@@ -644,16 +655,13 @@ impl Drop for CpuQuota {
 async fn certificate_files_opened(binary: &Path, stand: &Stand) -> Result<Vec<String>, String> {
     let traced = std::env::temp_dir().join(format!("ilert-bench-strace-{}", std::process::id()));
     let runtime_api = RuntimeApiSimulator::start().await.expect("starts");
-    let mut command = function_command(Path::new("strace"), &[], &runtime_api.address(), stand);
-    command.args([
-        "-f",
-        "-qq",
-        "-e",
-        "trace=openat,open",
-        "-o",
-        traced.to_str().expect("a UTF-8 path"),
-        binary.to_str().expect("a UTF-8 path"),
-    ]);
+    let mut command = under_strace(
+        &["-qq", "-e", "trace=openat,open"],
+        &traced,
+        binary,
+        &runtime_api,
+        stand,
+    );
     let child = command
         .spawn()
         .map_err(|_| "not measured: strace is not installed".to_owned())?;

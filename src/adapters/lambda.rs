@@ -5,6 +5,7 @@ use crate::adapters::api_gateway::{self, HttpApiEvent, HttpApiResponse, RequestC
 use crate::adapters::queue::EventQueue;
 use crate::adapters::secrets::SecretSource;
 use crate::adapters::servicenow::IncidentTable;
+use crate::flow::budget::epoch_ms;
 use crate::flow::consumer::QueueConsumer;
 use crate::flow::edge::WebhookHandler;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -122,10 +123,7 @@ const IMPLAUSIBLY_LATE_MS: u64 = 3_600_000;
 /// rather than as expired, which would answer every event 503 at once.
 pub fn deadline_of(context: &Context) -> Option<u64> {
     let deadline_ms = Some(context.deadline).filter(|&deadline_ms| deadline_ms > 0)?;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64);
-    if deadline_ms.saturating_add(IMPLAUSIBLY_LATE_MS) < now_ms {
+    if deadline_ms.saturating_add(IMPLAUSIBLY_LATE_MS) < epoch_ms() {
         tracing::warn!(
             deadline_ms,
             "the invocation's deadline is long past, so it cannot be real (a local \
@@ -193,10 +191,7 @@ mod tests {
         // What cargo-lambda 1.9's emulator sends: a duration, not a time.
         assert_eq!(at(600_000), None);
         assert_eq!(at(0), None);
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let now_ms = epoch_ms();
         assert_eq!(at(now_ms + 5_000), Some(now_ms + 5_000));
         // Missed by minutes is a real deadline, and the budget treats it as spent.
         assert_eq!(at(now_ms - 20 * 60_000), Some(now_ms - 20 * 60_000));

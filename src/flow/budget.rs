@@ -17,6 +17,13 @@ pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(5);
 /// Not worth starting another attempt with less than this left.
 const SHORTEST_USEFUL_ATTEMPT: Duration = Duration::from_millis(250);
 
+/// Now, in ms since the epoch: how Lambda gives deadlines and SQS gives send times.
+pub fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
 /// The deadline of one invocation, and what it has spent so far.
 #[derive(Debug)]
 pub struct Budget {
@@ -31,10 +38,8 @@ impl Budget {
     /// epoch, as the runtime gives it) less a safety margin.
     pub fn new(cap: Duration, lambda_deadline_ms: Option<u64>) -> Self {
         let lambda_left = lambda_deadline_ms.map(|deadline_ms| {
-            let now_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
-            Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(SAFETY_MARGIN)
+            Duration::from_millis(deadline_ms.saturating_sub(epoch_ms()))
+                .saturating_sub(SAFETY_MARGIN)
         });
         let limit = lambda_left.map_or(cap, |left| left.min(cap));
         Self {

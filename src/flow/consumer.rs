@@ -8,18 +8,19 @@
 //! queue, so it never blocks its alert.
 
 use crate::adapters::queue::{EventQueue, QueuedEvent};
-use crate::adapters::secrets::{ConnectionCache, SecretError, SecretSource};
+use crate::adapters::secrets::{ConnectionCache, SecretSource};
 use crate::adapters::servicenow::IncidentTable;
 use crate::domain::alert::AlertEvent;
 use crate::domain::decision::ignored_by_policy;
 use crate::domain::settings::{InvalidSetting, Settings};
-use crate::flow::budget::Budget;
-use crate::flow::sync::{IncidentSync, Outcome, SyncError};
+use crate::flow::budget::{epoch_ms, Budget};
+use crate::flow::edge::Failure;
+use crate::flow::sync::{IncidentSync, Outcome};
 use crate::ops::telemetry::{Ending, Metrics, Summary};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The first wait before a record handed back is tried again; it doubles with every receive.
 const FIRST_RETRY_WAIT: Duration = Duration::from_secs(30);
@@ -39,48 +40,6 @@ pub struct QueueConsumer<S, T, Q> {
     queue: Arc<Q>,
     time_budget: Duration,
     metrics: Metrics,
-}
-
-/// What became of one record.
-enum Disposition {
-    Applied(Outcome),
-    /// A retry may fix it: back to the queue, with at least this wait.
-    Retry {
-        kind: &'static str,
-        cause: String,
-        retry_after: Duration,
-    },
-    /// It can never be applied: to the dead-letter queue.
-    DeadLetter {
-        kind: &'static str,
-        cause: String,
-    },
-}
-
-impl Disposition {
-    fn unavailable(cause: String, retry_after: Duration) -> Self {
-        Self::Retry {
-            kind: "unavailable",
-            cause,
-            retry_after,
-        }
-    }
-
-    /// The deployment's configuration is wrong: fixing it drains the queue, no replay needed.
-    fn misconfigured(cause: String) -> Self {
-        Self::Retry {
-            kind: "misconfigured",
-            cause,
-            retry_after: FIRST_RETRY_WAIT,
-        }
-    }
-
-    fn dead_letter(kind: &'static str, cause: impl Into<String>) -> Self {
-        Self::DeadLetter {
-            kind,
-            cause: cause.into(),
-        }
-    }
 }
 
 impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
@@ -129,52 +88,34 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
             let mut summary = Summary::new();
             summary.queue_wait = waited_in_queue(record);
             let budget = Budget::new(self.time_budget, lambda_deadline_ms);
-            let disposition = self.apply(record, &group, &budget, &mut summary).await;
-            let ending = match &disposition {
-                Disposition::Applied(outcome) => Ending::Handled {
+            let result = self.apply(record, &group, &budget, &mut summary).await;
+            let ending = match &result {
+                Ok(outcome) => Ending::Handled {
                     action: outcome.action.as_str(),
                     incident: outcome.incident.as_ref().map(|i| i.number.clone()),
                 },
-                Disposition::Retry {
-                    kind,
-                    cause,
-                    retry_after,
-                } => {
-                    held_back.insert(group.clone());
-                    response.add_failure(message_id.clone());
-                    let wait = retry_wait(record, *retry_after);
-                    if let Some(receipt) = record.receipt_handle.as_deref() {
-                        retries.push((group.clone(), receipt, wait));
-                    }
-                    summary.disposition = Some("retry");
-                    Ending::Failed {
-                        status: if *kind == "misconfigured" { 500 } else { 503 },
-                        kind,
-                        cause: cause.clone(),
-                    }
-                }
-                Disposition::DeadLetter { kind, cause } => {
-                    let body = record.body.as_deref().unwrap_or_default();
-                    summary.disposition = Some("dead_letter");
-                    if let Err(problem) = self
-                        .queue
-                        .dead_letter(&group, &message_id, body, cause)
-                        .await
-                    {
-                        // Handed back instead: SQS's own redrive moves it after enough tries.
-                        tracing::error!(%problem, "could not move a message to the dead-letter queue");
+                Err(failure) => {
+                    let moved = !failure.may_pass()
+                        && self
+                            .move_to_dead_letters(record, &group, &message_id, failure)
+                            .await;
+                    if moved {
+                        summary.disposition = Some("dead_letter");
+                    } else {
+                        // Also what cannot be moved: SQS's own redrive takes it after enough
+                        // tries.
                         held_back.insert(group.clone());
                         response.add_failure(message_id.clone());
+                        let asked = failure.retry_after().unwrap_or(FIRST_RETRY_WAIT);
+                        if let Some(receipt) = record.receipt_handle.as_deref() {
+                            retries.push((group.clone(), receipt, retry_wait(record, asked)));
+                        }
                         summary.disposition = Some("retry");
                     }
                     Ending::Failed {
-                        status: if *kind == "servicenow_refused" {
-                            502
-                        } else {
-                            400
-                        },
-                        kind,
-                        cause: cause.clone(),
+                        status: failure.status().as_u16(),
+                        kind: failure.kind(),
+                        cause: failure.to_string(),
                     }
                 }
             };
@@ -185,58 +126,60 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
     }
 
     /// One record through the same steps as a webhook call: settings, event, policy,
-    /// secret, synchronisation. Its verdict decides where it goes.
+    /// secret, synchronisation, with the same verdicts.
     async fn apply(
         &self,
         record: &SqsMessage,
         group: &str,
         budget: &Budget,
         summary: &mut Summary,
-    ) -> Disposition {
+    ) -> Result<Outcome, Failure> {
         let body = record.body.as_deref().unwrap_or_default();
-        let queued = match QueuedEvent::from_message(group, body) {
-            Ok(queued) => queued,
-            Err(problem) => return Disposition::dead_letter("invalid_event", problem),
-        };
-        let defaults = match &self.defaults {
-            Ok(defaults) => defaults,
-            Err(problem) => {
-                return Disposition::misconfigured(format!(
-                    "the deployment's default settings: {problem}"
-                ))
-            }
-        };
+        let queued = QueuedEvent::from_message(group, body).map_err(Failure::UnreadableMessage)?;
+        let defaults = self
+            .defaults
+            .as_ref()
+            .map_err(|problem| Failure::BadDefaults(problem.clone()))?;
         // The webhook checked both before it queued them; only a change of the deployment's
         // defaults in between, or a message that did not come from it, fails here.
-        let settings = match defaults.with_query(&queued.settings) {
-            Ok(settings) => settings,
-            Err(problem) => {
-                return Disposition::dead_letter("invalid_setting", problem.to_string())
-            }
-        };
-        let event = match AlertEvent::parse(queued.event.as_bytes()) {
-            Ok(event) => event,
-            Err(problem) => return Disposition::dead_letter("invalid_event", problem.to_string()),
-        };
+        let settings = defaults.with_query(&queued.settings)?;
+        let event = AlertEvent::parse(queued.event.as_bytes())?;
         summary.alert_id = Some(event.id.to_string());
         summary.event_type = Some(event.kind.name().to_owned());
         if let Some(reason) = ignored_by_policy(&event, &settings) {
-            return Disposition::Applied(Outcome::ignored(reason));
+            return Ok(Outcome::ignored(reason));
         }
-        let connection = match budget.secrets_manager(self.connections.get()).await {
-            Ok(connection) => connection,
-            Err(SecretError::Misconfigured(cause)) => return Disposition::misconfigured(cause),
-            Err(SecretError::Unavailable(cause)) => {
-                return Disposition::unavailable(cause, FIRST_RETRY_WAIT)
+        let connection = budget
+            .secrets_manager(self.connections.get())
+            .await
+            .map_err(Failure::SecretUnreadable)?;
+        Ok(self
+            .sync
+            .apply(&event, &settings, connection, budget)
+            .await?)
+    }
+
+    /// Moves a record that can never be applied to the dead-letter queue, so it no longer
+    /// blocks its alert; whether it was moved.
+    async fn move_to_dead_letters(
+        &self,
+        record: &SqsMessage,
+        group: &str,
+        message_id: &str,
+        failure: &Failure,
+    ) -> bool {
+        let body = record.body.as_deref().unwrap_or_default();
+        let cause = failure.to_string();
+        match self
+            .queue
+            .dead_letter(group, message_id, body, &cause)
+            .await
+        {
+            Ok(()) => true,
+            Err(problem) => {
+                tracing::error!(%problem, "could not move a message to the dead-letter queue");
+                false
             }
-        };
-        match self.sync.apply(&event, &settings, connection, budget).await {
-            Ok(outcome) => Disposition::Applied(outcome),
-            Err(SyncError::Unavailable { cause, retry_after }) => {
-                Disposition::unavailable(cause, retry_after)
-            }
-            Err(SyncError::Misconfigured(cause)) => Disposition::misconfigured(cause),
-            Err(SyncError::Refused(cause)) => Disposition::dead_letter("servicenow_refused", cause),
         }
     }
 
@@ -277,11 +220,7 @@ fn retry_wait(record: &SqsMessage, retry_after: Duration) -> Duration {
 /// How long the record waited in the queue since it was sent (`SentTimestamp`, ms).
 fn waited_in_queue(record: &SqsMessage) -> Option<Duration> {
     let sent_ms: u64 = record.attributes.get("SentTimestamp")?.parse().ok()?;
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
-    Some(Duration::from_millis(now_ms.saturating_sub(sent_ms)))
+    Some(Duration::from_millis(epoch_ms().saturating_sub(sent_ms)))
 }
 
 #[cfg(test)]

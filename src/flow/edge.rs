@@ -23,6 +23,9 @@ pub type WebhookRequest = http::Request<Vec<u8>>;
 /// The answer: always JSON that says what happened, for iLert's alert log.
 pub type WebhookResponse = http::Response<String>;
 
+/// What a caller is told to wait when Secrets Manager or SQS could not answer.
+const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// iLert's bodies are a few KiB; anything this large is not an alert event.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
@@ -52,9 +55,11 @@ pub struct WebhookHandler<S, T, Q = SqsQueue> {
     metrics: Metrics,
 }
 
-/// Why a call failed, carrying its verdict.
+/// Why a call, or a queued event, failed, carrying its verdict. The queue's consumer gives
+/// the same verdicts: what a webhook call would answer 500 or 503 goes back to the queue,
+/// what it would answer 400 or 502 to the dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-enum Failure {
+pub(crate) enum Failure {
     #[error("method {0} is not allowed")]
     MethodNotAllowed(Method),
     #[error("unauthorized: {0}")]
@@ -79,12 +84,15 @@ enum Failure {
     UnreadableUrl(String),
     #[error("{0}")]
     Queue(QueueError),
+    /// A queued message that is not a queued iLert event.
+    #[error("{0}")]
+    UnreadableMessage(String),
     #[error("{0}")]
     Sync(#[from] SyncError),
 }
 
 impl Failure {
-    fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -92,7 +100,8 @@ impl Failure {
             Self::InvalidEvent(_)
             | Self::UndecodableBody
             | Self::InvalidSetting(_)
-            | Self::UnreadableUrl(_) => StatusCode::BAD_REQUEST,
+            | Self::UnreadableUrl(_)
+            | Self::UnreadableMessage(_) => StatusCode::BAD_REQUEST,
             Self::BadDefaults(_)
             | Self::Deployment(_)
             | Self::SecretUnreadable(SecretError::Misconfigured(_))
@@ -106,12 +115,14 @@ impl Failure {
     }
 
     /// A short name for the kind of failure, stable for log queries.
-    fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Unauthorized(_) => "unauthorized",
             Self::TooLarge(_) => "too_large",
-            Self::InvalidEvent(_) | Self::UndecodableBody => "invalid_event",
+            Self::InvalidEvent(_) | Self::UndecodableBody | Self::UnreadableMessage(_) => {
+                "invalid_event"
+            }
             Self::InvalidSetting(_) | Self::UnreadableUrl(_) => "invalid_setting",
             Self::BadDefaults(_)
             | Self::Deployment(_)
@@ -122,6 +133,25 @@ impl Failure {
             Self::SecretUnreadable(SecretError::Unavailable(_))
             | Self::Queue(QueueError::Unavailable(_))
             | Self::Sync(SyncError::Unavailable { .. }) => "unavailable",
+        }
+    }
+
+    /// Whether the same event may succeed later: the service comes back, or the deployment's
+    /// configuration is fixed. A bad event or a refusal by ServiceNow never will.
+    pub(crate) fn may_pass(&self) -> bool {
+        matches!(
+            self.status(),
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::INTERNAL_SERVER_ERROR
+        )
+    }
+
+    /// How long to wait before delivering the event again, for what may pass by waiting.
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Sync(SyncError::Unavailable { retry_after, .. }) => Some(*retry_after),
+            Self::SecretUnreadable(SecretError::Unavailable(_))
+            | Self::Queue(QueueError::Unavailable(_)) => Some(UNAVAILABLE_RETRY_AFTER),
+            _ => None,
         }
     }
 
@@ -142,6 +172,7 @@ impl Failure {
             Self::UndecodableBody => format!("not a usable iLert event: {self}"),
             Self::InvalidSetting(why) => format!("the alert action's settings: {why}"),
             Self::UnreadableUrl(_) => format!("the alert action's settings: {self}"),
+            Self::UnreadableMessage(why) => format!("not a queued iLert event: {why}"),
             Self::SecretUnreadable(SecretError::Misconfigured(_)) => {
                 "the function cannot read its configuration; its log says why".to_owned()
             }
@@ -174,22 +205,18 @@ impl Failure {
             &json!({ "error": self.kind(), "message": self.message() }),
         );
         let headers = response.headers_mut();
-        match self {
+        match &self {
             Self::MethodNotAllowed(_) => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
             }
             Self::Unauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::Sync(SyncError::Unavailable { retry_after, .. }) => {
-                let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            }
-            Self::SecretUnreadable(SecretError::Unavailable(_))
-            | Self::Queue(QueueError::Unavailable(_)) => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(5));
-            }
             _ => {}
+        }
+        if let Some(retry_after) = self.retry_after() {
+            let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
