@@ -1,8 +1,10 @@
-//! Local stand-ins for ServiceNow, AWS Secrets Manager and the Lambda Runtime API, served over
-//! real sockets on loopback, and moto's real SQS with what Lambda's event source mapping
-//! does with it. ilert-servicenow's demo replays the bundled events against them, its tests
-//! use them as fakes, and its benchmarks run the release binary under them.
+//! Local stand-ins for ServiceNow, iLert's REST API, AWS Secrets Manager and the Lambda Runtime
+//! API, served over real sockets on loopback, and moto's real SQS with what Lambda's event
+//! source mapping does with it. ilert-servicenow's demo replays the bundled events against
+//! them, its tests use them as fakes, and its benchmarks run the release binary under them.
 
+mod clock;
+mod ilert;
 mod runtime_api;
 mod secrets_manager;
 mod server;
@@ -10,6 +12,7 @@ mod servicenow;
 mod sqs;
 mod tls;
 
+pub use ilert::{ILertFault, ILertRequest, ILertSimulator};
 pub use runtime_api::{process_cpu_time, RuntimeApiSimulator};
 pub use secrets_manager::SecretsManagerSimulator;
 pub use server::ServerStats;

@@ -2,10 +2,15 @@
 //! are stored, queried and written.
 
 use super::*;
+use crate::clock::{self, parse_glide_date_time};
 use crate::server::{respond_json, HttpResponse};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Map, Value};
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
+
+/// Who creates and edits incidents on the instance's own forms, unless a test says otherwise.
+pub(super) const DESK_USER: &str = "admin";
 
 impl ServiceNowState {
     pub(super) fn add_user(&mut self, user_name: &str, email: &str, name: &str) -> String {
@@ -149,6 +154,10 @@ impl ServiceNowState {
                 "Required to provide Auth information",
             );
         }
+        // Basic auth logs in as the integration user, and so does a password grant; a client
+        // credentials token acts as the user the OAuth application runs as, which an instance
+        // set up for one integration makes that same user.
+        let user_name = self.user_login.0.clone();
         let fields = query.get("sysparm_fields").map(|f| {
             f.split(',')
                 .map(str::trim)
@@ -176,8 +185,11 @@ impl ServiceNowState {
                 &self.quirks.invisible_to_queries(),
                 query.get("sysparm_query").map_or("", String::as_str),
             );
+            let (offset, limit) = page(&query);
             let result: Vec<Value> = found
                 .into_iter()
+                .skip(offset)
+                .take(limit)
                 .map(|i| {
                     let wanted = fields.as_deref().map_or(USER_FIELDS.to_vec(), |f| {
                         f.iter().map(String::as_str).collect()
@@ -199,18 +211,23 @@ impl ServiceNowState {
         let rest = path.strip_prefix("/api/now/table/incident");
         match (method, rest) {
             (&Method::GET, Some("" | "/")) => {
-                let limit = query
-                    .get("sysparm_limit")
-                    .and_then(|l| l.parse().ok())
-                    .unwrap_or(10_000);
+                let (offset, limit) = page(&query);
                 let found = self.query(query.get("sysparm_query").map_or("", String::as_str));
                 let result: Vec<Value> = found
                     .into_iter()
+                    .skip(offset)
                     .take(limit)
                     .map(|i| project(&self.incidents[i]))
                     .collect();
                 respond_json(StatusCode::OK, &json!({ "result": result }))
             }
+            (&Method::GET, Some(rest)) if rest.len() > 1 => match self.index_of(&rest[1..]) {
+                None => no_record(),
+                Some(index) => respond_json(
+                    StatusCode::OK,
+                    &json!({ "result": project(&self.incidents[index]) }),
+                ),
+            },
             (&Method::POST, Some("" | "/")) => match parse_write(body) {
                 None => unreadable_payload(),
                 Some(mut values) => {
@@ -225,9 +242,9 @@ impl ServiceNowState {
                     };
                     merge(&mut pending, values);
                     if let Some(refusal) = self.business_rules(&pending.fields) {
-                        return refusal;
+                        return refusal.response();
                     }
-                    let index = self.insert_stored(pending, number);
+                    let index = self.insert_stored(pending, number, &user_name);
                     respond_json(
                         StatusCode::CREATED,
                         &json!({ "result": project(&self.incidents[index]) }),
@@ -235,40 +252,20 @@ impl ServiceNowState {
                 }
             },
             (&Method::PATCH | &Method::PUT, Some(rest)) if rest.len() > 1 => {
-                let sys_id = &rest[1..];
-                let Some(index) = self
-                    .incidents
-                    .iter()
-                    .position(|i| i.fields.get("sys_id").map(String::as_str) == Some(sys_id))
-                else {
-                    return failure(
-                        StatusCode::NOT_FOUND,
-                        "No Record found",
-                        "Record doesn't exist or ACL restricts the record retrieval",
-                    );
+                let Some(index) = self.index_of(&rest[1..]) else {
+                    return no_record();
                 };
                 let Some(mut values) = parse_write(body) else {
                     return unreadable_payload();
                 };
                 values.retain(|field, _| !self.quirks.dropped_on_write.contains(field));
-                let state = self.incidents[index].fields.get("state").cloned();
-                if matches!(state.as_deref(), Some("7" | "8")) {
-                    return failure(
-                        StatusCode::FORBIDDEN,
-                        "Operation Failed",
-                        "ACL Exception Update Failed due to security constraints",
-                    );
+                match self.update(index, values, &user_name) {
+                    Err(refusal) => refusal.response(),
+                    Ok(()) => respond_json(
+                        StatusCode::OK,
+                        &json!({ "result": project(&self.incidents[index]) }),
+                    ),
                 }
-                let mut pending = self.incidents[index].clone();
-                merge(&mut pending, values);
-                if let Some(refusal) = self.business_rules(&pending.fields) {
-                    return refusal;
-                }
-                self.incidents[index] = pending;
-                respond_json(
-                    StatusCode::OK,
-                    &json!({ "result": project(&self.incidents[index]) }),
-                )
             }
             _ => failure(
                 StatusCode::BAD_REQUEST,
@@ -291,24 +288,76 @@ impl ServiceNowState {
         )
     }
 
+    /// The position of the incident with this `sys_id`.
+    fn index_of(&self, sys_id: &str) -> Option<usize> {
+        self.incidents
+            .iter()
+            .position(|i| i.fields.get("sys_id").map(String::as_str) == Some(sys_id))
+    }
+
+    /// The position of the incident with this `number`.
+    pub(super) fn index_by_number(&self, number: &str) -> Option<usize> {
+        self.incidents
+            .iter()
+            .position(|i| i.fields.get("number").map(String::as_str) == Some(number))
+    }
+
     /// What most instances refuse on a write: the data policy on resolve, and a business rule
     /// that keeps `assigned_to` within the assignment group.
-    fn business_rules(&self, fields: &BTreeMap<String, String>) -> Option<HttpResponse> {
+    fn business_rules(&self, fields: &BTreeMap<String, String>) -> Option<Refusal> {
         if let Some(refusal) = data_policy(fields) {
             return Some(refusal);
         }
         let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or_default();
         let members = self.groups.get(field("assignment_group"))?;
         let assignee = field("assigned_to");
-        (!assignee.is_empty() && !members.iter().any(|m| m == assignee)).then(|| {
-            failure(
-                StatusCode::FORBIDDEN,
-                "Operation Failed",
-                "Assigned to user is not a member of the Assignment group",
-            )
+        (!assignee.is_empty() && !members.iter().any(|m| m == assignee)).then_some(Refusal {
+            detail: "Assigned to user is not a member of the Assignment group",
         })
     }
 
+    /// Writes `values` to the incident at `index` as `user_name` does, through the Table API
+    /// or on the instance's form: Closed and Canceled incidents refuse, the business rules
+    /// apply, and a saved change records who made it and when. Like a real instance, a write
+    /// that changes nothing is not saved: `sys_updated_*` and `sys_mod_count` stay as they were.
+    pub(super) fn update(
+        &mut self,
+        index: usize,
+        values: Map<String, Value>,
+        user_name: &str,
+    ) -> Result<(), Refusal> {
+        let current = &self.incidents[index];
+        if matches!(
+            current.fields.get("state").map(String::as_str),
+            Some("7" | "8")
+        ) {
+            return Err(Refusal {
+                detail: "ACL Exception Update Failed due to security constraints",
+            });
+        }
+        let mut pending = current.clone();
+        merge(&mut pending, values);
+        if let Some(refusal) = self.business_rules(&pending.fields) {
+            return Err(refusal);
+        }
+        let changed =
+            pending.fields != current.fields || pending.journal.len() != current.journal.len();
+        if changed {
+            let fields = &mut pending.fields;
+            let count = fields
+                .get("sys_mod_count")
+                .and_then(|count| count.parse::<u64>().ok())
+                .unwrap_or(0);
+            fields.insert("sys_mod_count".into(), (count + 1).to_string());
+            fields.insert("sys_updated_by".into(), user_name.to_owned());
+            fields.insert("sys_updated_on".into(), clock::glide_now());
+            self.incidents[index] = pending;
+        }
+        Ok(())
+    }
+
+    /// Stores an incident created on the instance itself; `fields` may name its creator
+    /// (`sys_created_by`), who is otherwise [`DESK_USER`].
     pub(super) fn insert(&mut self, fields: BTreeMap<String, String>) -> &StoredIncident {
         let index = self.insert_stored(
             StoredIncident {
@@ -316,11 +365,19 @@ impl ServiceNowState {
                 journal: Vec::new(),
             },
             None,
+            DESK_USER,
         );
         &self.incidents[index]
     }
 
-    fn insert_stored(&mut self, mut incident: StoredIncident, number: Option<u32>) -> usize {
+    /// Commits an insert by `user_name` under `number` (the one it took on arrival, or the
+    /// next): the instance sets the record's identity, its creation and its first update.
+    fn insert_stored(
+        &mut self,
+        mut incident: StoredIncident,
+        number: Option<u32>,
+        user_name: &str,
+    ) -> usize {
         let number = number.unwrap_or_else(|| {
             let next = self.next_number;
             self.next_number += 1;
@@ -332,10 +389,16 @@ impl ServiceNowState {
             "sys_id".into(),
             format!("{:032x}", u128::from(number) * 0x9e37_79b9_7f4a_7c15),
         );
-        fields.insert(
-            "sys_created_on".into(),
-            format!("2025-10-17 10:{:02}:{:02}", number / 60 % 60, number % 60),
-        );
+        let creator = fields
+            .get("sys_created_by")
+            .cloned()
+            .unwrap_or_else(|| user_name.to_owned());
+        let now = clock::glide_now();
+        fields.insert("sys_created_by".into(), creator.clone());
+        fields.insert("sys_updated_by".into(), creator);
+        fields.insert("sys_created_on".into(), now.clone());
+        fields.insert("sys_updated_on".into(), now);
+        fields.insert("sys_mod_count".into(), "0".into());
         fields.entry("state".into()).or_insert_with(|| "1".into());
         derive_fields(fields);
         self.incidents.push(incident);
@@ -343,40 +406,282 @@ impl ServiceNowState {
     }
 }
 
-/// Indexes of `records` matching an encoded query. Like a real instance, a term it cannot
-/// parse (unknown field or operator) is dropped, which widens the query.
+/// A write the instance refuses with `403 Operation Failed`: an ACL, a data policy or a
+/// business rule, as `detail` says.
+#[derive(Debug)]
+pub(super) struct Refusal {
+    pub(super) detail: &'static str,
+}
+
+impl Refusal {
+    /// The Table API's answer to the refused write.
+    fn response(&self) -> HttpResponse {
+        failure(StatusCode::FORBIDDEN, "Operation Failed", self.detail)
+    }
+}
+
+/// `sysparm_offset` and `sysparm_limit` of a list GET: how many matching rows to skip, after
+/// ordering, and how many of the rest to return.
+fn page(query: &BTreeMap<String, String>) -> (usize, usize) {
+    let number = |name: &str| query.get(name).and_then(|value| value.parse().ok());
+    (
+        number("sysparm_offset").unwrap_or(0),
+        number("sysparm_limit").unwrap_or(10_000),
+    )
+}
+
+/// The Table API's answer for a sys_id it has no (readable) record for.
+fn no_record() -> HttpResponse {
+    failure(
+        StatusCode::NOT_FOUND,
+        "No Record found",
+        "Record doesn't exist or ACL restricts the record retrieval",
+    )
+}
+
+/// Operators of the encoded query language that this instance evaluates.
+const OPERATORS: &[&str] = &[
+    "=",
+    "!=",
+    "STARTSWITH",
+    "ENDSWITH",
+    "LIKE",
+    "NOT LIKE",
+    "IN",
+    "NOT IN",
+    "ISEMPTY",
+    "ISNOTEMPTY",
+    ">",
+    ">=",
+    "<",
+    "<=",
+    "RELATIVEGT",
+    "RELATIVELT",
+];
+
+/// Operators a real instance knows and this one does not evaluate. They are recognised only so
+/// that the longest-operator rule does not read one as a shorter operator (`INSTANCEOF` as
+/// `IN`); their terms are then dropped like an unknown operator's, so a query using one is
+/// widened here where a real instance would not widen it.
+const UNMODELLED_OPERATORS: &[&str] = &[
+    "INSTANCEOF",
+    "ANYTHING",
+    "EMPTYSTRING",
+    "SAMEAS",
+    "NSAMEAS",
+    "BETWEEN",
+    "DATEPART",
+    "ON",
+    "NOTON",
+    "MORETHAN",
+    "LESSTHAN",
+    "VALCHANGES",
+    "CHANGESFROM",
+    "CHANGESTO",
+    "DYNAMIC",
+    "GT_FIELD",
+    "LT_FIELD",
+    "GT_OR_EQUALS_FIELD",
+    "LT_OR_EQUALS_FIELD",
+    "RELATIVEGE",
+    "RELATIVELE",
+    "RELATIVEEE",
+];
+
+/// One condition of an encoded query: a field and what its value must pass.
+struct Condition<'q> {
+    field: &'q str,
+    test: Test<'q>,
+}
+
+/// What a condition asks of a field's value. Text tests that ServiceNow runs without regard
+/// to case (`LIKE`, `STARTSWITH`, ...) hold their operand in lower case.
+enum Test<'q> {
+    Is(&'q str),
+    IsNot(&'q str),
+    StartsWith(String),
+    EndsWith(String),
+    Contains(String),
+    DoesNotContain(String),
+    OneOf(Vec<&'q str>),
+    NoneOf(Vec<&'q str>),
+    Empty,
+    NotEmpty,
+    /// `>`, `>=`, `<`, `<=`: the value compared with the operand, and whether that order passes.
+    Ordered(&'q str, fn(Ordering) -> bool),
+    /// A date-time after this moment (seconds since the epoch).
+    After(i64),
+    /// A date-time before this moment (seconds since the epoch).
+    Before(i64),
+}
+
+impl Test<'_> {
+    fn accepts(&self, value: &str) -> bool {
+        let lower = || value.to_lowercase();
+        match self {
+            Self::Is(wanted) => value == *wanted,
+            Self::IsNot(unwanted) => value != *unwanted,
+            Self::StartsWith(prefix) => lower().starts_with(prefix.as_str()),
+            Self::EndsWith(suffix) => lower().ends_with(suffix.as_str()),
+            Self::Contains(part) => lower().contains(part.as_str()),
+            Self::DoesNotContain(part) => !lower().contains(part.as_str()),
+            Self::OneOf(values) => values.contains(&value),
+            Self::NoneOf(values) => !values.contains(&value),
+            Self::Empty => value.is_empty(),
+            Self::NotEmpty => !value.is_empty(),
+            // An empty field is NULL to the database, and NULL is neither more nor less.
+            Self::Ordered(operand, passes) => {
+                !value.is_empty() && passes(compare_values(value, operand))
+            }
+            Self::After(moment) => parse_glide_date_time(value).is_some_and(|at| at > *moment),
+            Self::Before(moment) => parse_glide_date_time(value).is_some_and(|at| at < *moment),
+        }
+    }
+}
+
+/// Reads one condition term (`field` `OPERATOR` `value`); `None` when the instance cannot use
+/// it: no field name, no operator it evaluates, or an operand it cannot read.
+fn parse_condition(term: &str, now: i64) -> Option<Condition<'_>> {
+    let name_length = term
+        .bytes()
+        .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.'))
+        .count();
+    let (field, rest) = term.split_at(name_length);
+    let operator = OPERATORS
+        .iter()
+        .chain(UNMODELLED_OPERATORS)
+        .filter(|operator| rest.starts_with(**operator))
+        .max_by_key(|operator| operator.len())?;
+    let operand = &rest[operator.len()..];
+    let lower = || operand.to_lowercase();
+    let list = || operand.split(',').collect();
+    let test = match *operator {
+        "=" => Test::Is(operand),
+        "!=" => Test::IsNot(operand),
+        "STARTSWITH" => Test::StartsWith(lower()),
+        "ENDSWITH" => Test::EndsWith(lower()),
+        "LIKE" => Test::Contains(lower()),
+        "NOT LIKE" => Test::DoesNotContain(lower()),
+        "IN" => Test::OneOf(list()),
+        "NOT IN" => Test::NoneOf(list()),
+        "ISEMPTY" => Test::Empty,
+        "ISNOTEMPTY" => Test::NotEmpty,
+        ">" => Test::Ordered(operand, Ordering::is_gt),
+        ">=" => Test::Ordered(operand, Ordering::is_ge),
+        "<" => Test::Ordered(operand, Ordering::is_lt),
+        "<=" => Test::Ordered(operand, Ordering::is_le),
+        "RELATIVEGT" => Test::After(relative_moment(operand, now)?),
+        "RELATIVELT" => Test::Before(relative_moment(operand, now)?),
+        _ => return None,
+    };
+    (!field.is_empty()).then_some(Condition { field, test })
+}
+
+/// The moment a relative date-time operand (`@hour@ago@3`) names, in seconds since the epoch.
+fn relative_moment(operand: &str, now: i64) -> Option<i64> {
+    let mut parts = operand.strip_prefix('@')?.split('@');
+    let (unit, direction, count) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let unit_seconds: i64 = match unit {
+        "second" => 1,
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        "week" => 7 * 86_400,
+        _ => return None,
+    };
+    let span = count.parse::<i64>().ok()?.checked_mul(unit_seconds)?;
+    match direction {
+        "ago" => now.checked_sub(span),
+        "ahead" => now.checked_add(span),
+        _ => None,
+    }
+}
+
+/// Orders two field values as the database does: numbers by value, anything else (date-times
+/// as ServiceNow stores them included) as text.
+fn compare_values(left: &str, right: &str) -> Ordering {
+    let number = |text: &str| {
+        let numeric = !text.is_empty()
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-'));
+        numeric.then(|| text.parse::<f64>().ok()).flatten()
+    };
+    match (number(left), number(right)) {
+        (Some(left), Some(right)) => left.total_cmp(&right),
+        _ => left.cmp(right),
+    }
+}
+
+/// Indexes of `records` matching an encoded query, in the order it asks for.
+///
+/// `^NQ` separates queries whose results are joined; within one, terms joined by `^` must all
+/// hold, and a term starting `OR` is an alternative to the term before it. `ORDERBY` and
+/// `ORDERBYDESC` order the whole result. Like a real instance, a term it cannot use (an unknown
+/// field or operator, or a field in `hidden`) is dropped, which widens its part of the query:
+/// a part whose every term was dropped matches every record.
 pub(super) fn matching(
     records: &[&BTreeMap<String, String>],
     known_fields: &[&str],
     hidden: &[String],
     encoded: &str,
 ) -> Vec<usize> {
-    let mut conditions: Vec<(&str, &str, bool)> = Vec::new();
+    let now = clock::now().0;
+    let usable = |condition: &Condition| {
+        known_fields.contains(&condition.field) && !hidden.iter().any(|h| h == condition.field)
+    };
+    // Each part: the groups that must all hold, each group's conditions alternatives.
+    let mut parts: Vec<Vec<Vec<Condition>>> = Vec::new();
     let mut order: Vec<(&str, bool)> = Vec::new();
-    for term in encoded.split('^').filter(|t| !t.is_empty()) {
-        if let Some(field) = term.strip_prefix("ORDERBYDESC") {
-            order.push((field, true));
-        } else if let Some(field) = term.strip_prefix("ORDERBY") {
-            order.push((field, false));
-        } else if let Some((field, value)) = term.split_once("!=") {
-            conditions.push((field, value, false));
-        } else if let Some((field, value)) = term.split_once('=') {
-            conditions.push((field, value, true));
+    for part in encoded.split("^NQ") {
+        let mut groups: Vec<Vec<Condition>> = Vec::new();
+        let mut has_conditions = false;
+        for term in part.split('^').filter(|t| !t.is_empty()) {
+            if let Some(field) = term.strip_prefix("ORDERBYDESC") {
+                order.push((field, true));
+                continue;
+            }
+            if let Some(field) = term.strip_prefix("ORDERBY") {
+                order.push((field, false));
+                continue;
+            }
+            has_conditions = true;
+            let (alternative, text) = match term.strip_prefix("OR") {
+                Some(text) => (true, text),
+                None => (false, term),
+            };
+            let condition = parse_condition(text, now).filter(usable);
+            match (alternative, groups.last_mut()) {
+                (true, Some(group)) => group.extend(condition),
+                _ => groups.push(condition.into_iter().collect()),
+            }
+        }
+        // A part made only of ordering (or of nothing, as `^NQ` at the end leaves) asks for
+        // no rows of its own.
+        if has_conditions {
+            groups.retain(|group| !group.is_empty());
+            parts.push(groups);
         }
     }
-    conditions
-        .retain(|(field, _, _)| known_fields.contains(field) && !hidden.iter().any(|h| h == field));
-    let value = |i: usize, field: &str| records[i].get(field).cloned().unwrap_or_default();
+    let value = |i: usize, field: &str| records[i].get(field).map_or("", String::as_str);
     let mut matches: Vec<usize> = (0..records.len())
         .filter(|&i| {
-            conditions
-                .iter()
-                .all(|(field, wanted, equal)| (value(i, field) == *wanted) == *equal)
+            parts.is_empty()
+                || parts.iter().any(|groups| {
+                    groups.iter().all(|group| {
+                        group
+                            .iter()
+                            .any(|condition| condition.test.accepts(value(i, condition.field)))
+                    })
+                })
         })
         .collect();
     for (field, descending) in order.into_iter().rev() {
         matches.sort_by(|&a, &b| {
-            let ordering = value(a, field).cmp(&value(b, field));
+            let ordering = compare_values(value(a, field), value(b, field));
             if descending {
                 ordering.reverse()
             } else {
@@ -432,13 +737,19 @@ pub(super) fn merge(incident: &mut StoredIncident, values: Map<String, Value>) {
             if !text.is_empty() {
                 incident.journal.push(JournalEntry { field, text });
             }
-        } else if INCIDENT_FIELDS.contains(&field.as_str())
-            && !["priority", "active"].contains(&field.as_str())
-        {
+        } else if writable(&field) {
             incident.fields.insert(field, text);
         }
     }
     derive_fields(&mut incident.fields);
+}
+
+/// Whether a write can set `field`: an incident field the instance does not compute itself
+/// (`priority`, `active`) or keep for itself (`sys_id`, `sys_updated_on`, ...).
+pub(super) fn writable(field: &str) -> bool {
+    INCIDENT_FIELDS.contains(&field)
+        && !["priority", "active"].contains(&field)
+        && !field.starts_with("sys_")
 }
 
 /// What the instance computes itself: `priority` from impact and urgency, `active` from the
@@ -463,15 +774,11 @@ pub(super) fn computed_priority(fields: &BTreeMap<String, String>) -> String {
 }
 
 /// The data policy most instances set: Resolved needs a resolution code and notes.
-pub(super) fn data_policy(fields: &BTreeMap<String, String>) -> Option<HttpResponse> {
+pub(super) fn data_policy(fields: &BTreeMap<String, String>) -> Option<Refusal> {
     let blank = |name: &str| fields.get(name).is_none_or(|v| v.trim().is_empty());
     let resolving = matches!(fields.get("state").map(String::as_str), Some("6" | "7"));
-    (resolving && (blank("close_code") || blank("close_notes"))).then(|| {
-        failure(
-            StatusCode::FORBIDDEN,
-            "Operation Failed",
-            "Data Policy Exception: The following fields are mandatory: Resolution code, Resolution notes",
-        )
+    (resolving && (blank("close_code") || blank("close_notes"))).then_some(Refusal {
+        detail: "Data Policy Exception: The following fields are mandatory: Resolution code, Resolution notes",
     })
 }
 

@@ -2,7 +2,9 @@
 //! a real one (see the README): values are strings, journal fields read back empty, an
 //! invalid query term is dropped (widening the query), resolving without close fields hits a
 //! data-policy 403, Closed and Canceled incidents refuse writes, and `priority` is computed
-//! from impact and urgency.
+//! from impact and urgency. Every saved write records who made it and when (`sys_updated_by`,
+//! `sys_updated_on`, `sys_mod_count`), so a test can edit an incident as a service-desk user
+//! would and see what a sync pass reading the instance back makes of it.
 
 mod instance;
 
@@ -70,7 +72,10 @@ const INCIDENT_FIELDS: &[&str] = &[
     "opened_at",
     "resolved_at",
     "sys_created_on",
+    "sys_created_by",
     "sys_updated_on",
+    "sys_updated_by",
+    "sys_mod_count",
     "work_notes",
     "comments",
 ];
@@ -426,6 +431,63 @@ impl ServiceNowSimulator {
         }
     }
 
+    /// The incident with this number, as the Table API would return it with all fields.
+    pub fn incident_by_number(&self, number: &str) -> Option<Map<String, Value>> {
+        let state = self.lock();
+        let index = state.index_by_number(number)?;
+        Some(record_of(&state.incidents[index], None, true, &[]))
+    }
+
+    /// A change `user_name` makes to the incident on the instance's own form, as a
+    /// service-desk agent would: applied like a Table API write (journal fields append an
+    /// entry, Closed and Canceled incidents refuse, the data policy and business rules apply)
+    /// and recorded as theirs (`sys_updated_by`, `sys_updated_on`, `sys_mod_count`). `Err`
+    /// says why the instance refused it, or that the form has no such incident or field.
+    pub fn desk_edit(
+        &self,
+        number: &str,
+        user_name: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<(), String> {
+        // A form shows no field it does not have and lets no one type into a computed one;
+        // refusing them here keeps a misspelt field in a test from passing unnoticed.
+        if let Some((field, _)) = fields.iter().find(|(field, _)| !instance::writable(field)) {
+            return Err(format!(
+                "an incident has no field {field} that a user can edit"
+            ));
+        }
+        let values = fields
+            .iter()
+            .map(|(field, value)| ((*field).to_owned(), Value::String((*value).to_owned())))
+            .collect();
+        let mut state = self.lock();
+        let index = state
+            .index_by_number(number)
+            .ok_or_else(|| format!("no incident {number}"))?;
+        state
+            .update(index, values, user_name)
+            .map_err(|refusal| refusal.detail.to_owned())
+    }
+
+    /// Sets the incident's `sys_updated_on` (`YYYY-MM-DD HH:MM:SS`, UTC), as if its last change
+    /// were that old: for a test of what a pass looking back a while does with it.
+    ///
+    /// # Panics
+    /// When there is no such incident or `when` is not a ServiceNow date-time: a test mistake.
+    pub fn set_updated_on(&self, number: &str, when: &str) {
+        assert!(
+            crate::clock::parse_glide_date_time(when).is_some(),
+            "{when:?} is not a ServiceNow date-time (YYYY-MM-DD HH:MM:SS)"
+        );
+        let mut state = self.lock();
+        let index = state
+            .index_by_number(number)
+            .unwrap_or_else(|| panic!("no incident {number}"));
+        state.incidents[index]
+            .fields
+            .insert("sys_updated_on".into(), when.to_owned());
+    }
+
     /// The journal entries of the incident with this number, oldest first.
     pub fn journal(&self, number: &str) -> Vec<JournalEntry> {
         self.lock()
@@ -447,6 +509,12 @@ impl ServiceNowSimulator {
     /// Drops every fault still queued: the instance is back to normal.
     pub fn clear_faults(&self) {
         self.lock().quirks.faults.clear();
+    }
+
+    /// Injected faults that no request has met yet: a test whose fault was never met proved
+    /// nothing about it.
+    pub fn faults_pending(&self) -> usize {
+        self.lock().quirks.faults.len()
     }
 
     /// Queues a fault for the next request with this method (`None`: any method).
@@ -557,7 +625,9 @@ impl ServiceNowSimulator {
         self.lock().quirks.dropped_on_write.push(field.to_owned());
     }
 
-    /// Adds an incident as if someone had created it on the instance; returns its number.
+    /// Adds an incident as if someone had created it on the instance; returns its number. It
+    /// is created (and last updated) now by `sys_created_by` when `fields` names one, else by
+    /// the instance's `admin`.
     pub fn insert(&self, fields: &[(&str, &str)]) -> String {
         let mut state = self.lock();
         let record = fields
