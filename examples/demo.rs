@@ -66,6 +66,7 @@ pub async fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error +
             ConnectionCache::<StaticSecret>::DEFAULT_TTL,
         ),
         TableApi::new(ilert_servicenow::adapters::http::client()),
+        ilert_servicenow::adapters::ilert::ILertApi::new(ilert_servicenow::adapters::http::client()),
         Ok(Settings::default()),
     );
     writeln!(

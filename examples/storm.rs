@@ -61,23 +61,27 @@ async fn main() {
     });
     // Time spent in SendMessage, by deduplication id: moto's share, not the function's.
     let sends: SendTimes = Arc::default();
-    let handler: WebhookHandler<_, _, TimedQueue> = WebhookHandler::new(
-        ConnectionCache::new(
-            StaticSecret::new(secret.to_string()),
-            Duration::from_secs(300),
-        ),
-        TableApi::new(ilert_servicenow::adapters::http::client()),
-        Ok(Settings::default()),
-    )
-    .with_settle_delay(Duration::ZERO)
-    .with_queue(TimedQueue {
-        sqs: SqsQueue::new(
-            &aws,
-            queues.queue_url.clone(),
-            Some(queues.dead_letter_url.clone()),
-        ),
-        sends: Arc::clone(&sends),
-    });
+    let handler: WebhookHandler<_, _, TimedQueue> =
+        WebhookHandler::new(
+            ConnectionCache::new(
+                StaticSecret::new(secret.to_string()),
+                Duration::from_secs(300),
+            ),
+            TableApi::new(ilert_servicenow::adapters::http::client()),
+            ilert_servicenow::adapters::ilert::ILertApi::new(
+                ilert_servicenow::adapters::http::client(),
+            ),
+            Ok(Settings::default()),
+        )
+        .with_settle_delay(Duration::ZERO)
+        .with_queue(TimedQueue {
+            sqs: SqsQueue::new(
+                &aws,
+                queues.queue_url.clone(),
+                Some(queues.dead_letter_url.clone()),
+            ),
+            sends: Arc::clone(&sends),
+        });
     let handler = Arc::new(handler);
 
     println!(

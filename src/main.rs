@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use ilert_servicenow::adapters::aws::load_config;
 use ilert_servicenow::adapters::http;
+use ilert_servicenow::adapters::ilert::ILertApi;
 use ilert_servicenow::adapters::lambda;
 use ilert_servicenow::adapters::queue::{queued_delivery, SqsQueue};
 use ilert_servicenow::adapters::secrets::{cache_ttl_from, AwsSecretsManager, ConnectionCache};
@@ -116,7 +117,8 @@ async fn main() -> Result<(), Error> {
             let http = http::client();
             let passed = check::run(
                 AwsSecretsManager::from_config(&load_config(http.clone()).await),
-                &TableApi::new(http),
+                &TableApi::new(http.clone()),
+                &ILertApi::new(http),
                 &close_code,
                 create_test_incident,
                 &mut std::io::stdout(),
@@ -144,12 +146,9 @@ async fn main() -> Result<(), Error> {
 async fn serve_lambda() -> Result<(), Error> {
     ilert_servicenow::ops::telemetry::init_logs();
     let handler = lambda_handler().await.with_metrics(Metrics::Stdout);
-    // The first event needs the secret: read it while the runtime waits for that event.
-    let prefetch = async {
-        if let Err(problem) = handler.connection().await {
-            tracing::warn!(%problem, "could not read the secret yet; the first event will try again");
-        }
-    };
+    // The first event needs the secret (and, with the back-sync on, who its iLert key acts
+    // as): read them while the runtime waits for that event.
+    let prefetch = handler.prefetch();
     let consumer = handler.consumer();
     let (served, ()) = tokio::join!(lambda::serve(&handler, consumer.as_ref()), prefetch);
     served
@@ -189,7 +188,8 @@ async fn lambda_handler() -> WebhookHandler<AwsSecretsManager, TableApi> {
     let aws = load_config(http.clone()).await;
     let handler = WebhookHandler::new(
         ConnectionCache::new(AwsSecretsManager::from_config(&aws), ttl),
-        TableApi::new(http),
+        TableApi::new(http.clone()),
+        ILertApi::new(http),
         Settings::from_environment(std::env::vars()),
     )
     .with_time_budget(time_budget)

@@ -1,5 +1,6 @@
 //! What Lambda hands the function, by its source: an HTTP call (API Gateway or a function
-//! URL) for the webhook, or a batch of queued events from the SQS event source mapping.
+//! URL) for the webhook and ServiceNow's push, a batch of queued events from the SQS event
+//! source mapping, or EventBridge's schedule for the back-sync pass.
 
 use crate::adapters::api_gateway::{self, HttpApiEvent, HttpApiResponse, RequestContext};
 use crate::adapters::queue::EventQueue;
@@ -14,11 +15,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::convert::Infallible;
 
-/// One invocation's payload. An SQS batch is told by its `Records`; anything else is an HTTP
-/// event.
+/// One invocation's payload. An SQS batch is told by its `Records`, EventBridge's schedule by
+/// its `source` and `detail-type`; anything else is an HTTP event.
 pub enum Payload {
     Queue(SqsEvent),
     Http(HttpApiEvent),
+    /// `{"source": "aws.events", "detail-type": "Scheduled Event", …}`: a back-sync pass.
+    Scheduled,
 }
 
 /// Every field the function reads of either source, so that the payload is read in one pass.
@@ -42,11 +45,20 @@ struct Envelope {
     body: Option<String>,
     #[serde(default)]
     is_base64_encoded: bool,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default, rename = "detail-type")]
+    detail_type: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for Payload {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let envelope = Envelope::deserialize(deserializer)?;
+        let scheduled = envelope.source.as_deref() == Some("aws.events")
+            && envelope.detail_type.as_deref() == Some("Scheduled Event");
+        if scheduled {
+            return Ok(Self::Scheduled);
+        }
         Ok(match envelope.records {
             Some(records) => {
                 let mut batch = SqsEvent::default();
@@ -70,6 +82,8 @@ impl<'de> Deserialize<'de> for Payload {
 pub enum Answer {
     Queue(SqsBatchResponse),
     Http(HttpApiResponse),
+    /// What a back-sync pass did; EventBridge does not read it, a person invoking it does.
+    Pass(serde_json::Value),
 }
 
 /// Polls the Lambda Runtime API for events until the environment is shut down.
@@ -94,6 +108,19 @@ async fn answer<S: SecretSource, T: IncidentTable, Q: EventQueue>(
 ) -> Answer {
     match payload {
         Payload::Http(event) => Answer::Http(api_gateway::answer(webhook, event, context).await),
+        Payload::Scheduled => {
+            let report = webhook.back_sync_pass(deadline_of(&context)).await;
+            Answer::Pass(serde_json::json!({
+                "open_alerts": report.open_alerts,
+                "behind": report.behind,
+                "accepted": report.accepted,
+                "resolved": report.resolved,
+                "unchanged": report.unchanged,
+                "failed": report.failed,
+                "deferred": report.deferred,
+                "failure": report.failure.as_ref().map(|failure| failure.kind()),
+            }))
+        }
         Payload::Queue(batch) => match consumer {
             Some(consumer) => Answer::Queue(consumer.consume(batch, deadline_of(&context)).await),
             None => {
@@ -156,7 +183,9 @@ mod tests {
                 assert_eq!(event.records.len(), 1);
                 assert_eq!(event.records[0].body.as_deref(), Some("{}"));
             }
-            Payload::Http(_) => panic!("an SQS batch was taken for an HTTP call"),
+            Payload::Http(_) | Payload::Scheduled => {
+                panic!("an SQS batch was taken for another source")
+            }
         }
     }
 
@@ -176,7 +205,9 @@ mod tests {
                 assert_eq!(event.raw_query_string.as_deref(), Some("priority=high"));
                 assert_eq!(event.body.as_deref(), Some(r#"{"alert":{}}"#));
             }
-            Payload::Queue(_) => panic!("an HTTP API call was taken for an SQS batch"),
+            Payload::Queue(_) | Payload::Scheduled => {
+                panic!("an HTTP API call was taken for another source")
+            }
         }
         assert!(matches!(parse(function_url), Payload::Http(event) if event.is_base64_encoded));
     }
@@ -195,6 +226,18 @@ mod tests {
         assert_eq!(at(now_ms + 5_000), Some(now_ms + 5_000));
         // Missed by minutes is a real deadline, and the budget treats it as spent.
         assert_eq!(at(now_ms - 20 * 60_000), Some(now_ms - 20 * 60_000));
+    }
+
+    #[test]
+    fn eventbridges_schedule_is_a_back_sync_pass() {
+        let scheduled = r#"{"version":"0","id":"53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+            "detail-type":"Scheduled Event","source":"aws.events","account":"123456789012",
+            "time":"2026-12-02T10:00:00Z","region":"eu-central-1",
+            "resources":["arn:aws:events:eu-central-1:123456789012:rule/back-sync"],"detail":{}}"#;
+        assert!(matches!(parse(scheduled), Payload::Scheduled));
+        // Another EventBridge event is not a pass.
+        let other = r#"{"detail-type":"EC2 Instance State-change Notification","source":"aws.ec2","detail":{}}"#;
+        assert!(matches!(parse(other), Payload::Http(_)));
     }
 
     #[test]

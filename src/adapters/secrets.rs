@@ -59,10 +59,27 @@ pub struct WebhookCredentials {
     pub basic: Option<(String, SecretString)>,
 }
 
+/// Where and as whom to reach iLert's REST API, for the way back (ServiceNow → iLert).
+#[derive(Debug, Clone)]
+pub struct ILertAccount {
+    /// `https://api.ilert.com` unless the secret says otherwise.
+    pub api_url: Url,
+    /// A user API key, sent as `Authorization: Bearer <key>`; it acts as its user.
+    pub api_key: SecretString,
+}
+
+/// iLert's API, unless `ilert_api_url` names another (a local stand-in, say).
+pub const DEFAULT_ILERT_API_URL: &str = "https://api.ilert.com";
+
 #[derive(Debug, Clone)]
 pub struct Connection {
     pub servicenow: ServiceNowAccount,
     pub webhook: WebhookCredentials,
+    /// The back-sync's iLert account: `None` when the secret has no `ilert_api_key`, and then
+    /// the function is one-way, as before.
+    pub ilert: Option<ILertAccount>,
+    /// What ServiceNow's business rule must present to push a change (`servicenow_token`).
+    pub push_token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,7 +117,12 @@ impl Connection {
             text(key)?.ok_or_else(|| unusable(format!("key `{key}` is missing")))
         };
 
-        let instance_url = parse_instance_url(&required("instance_url")?).map_err(unusable)?;
+        let instance_url = parse_service_url(
+            &required("instance_url")?,
+            "instance_url",
+            "username` and `password",
+        )
+        .map_err(unusable)?;
         let pair =
             |first: &str, second: &str| -> Result<Option<(String, SecretString)>, SecretError> {
                 match (text(first)?, text(second)?) {
@@ -138,6 +160,18 @@ impl Connection {
                     .into(),
             ));
         }
+        let ilert = match text("ilert_api_key")? {
+            None => None,
+            Some(key) => Some(ILertAccount {
+                api_url: parse_service_url(
+                    &text("ilert_api_url")?.unwrap_or_else(|| DEFAULT_ILERT_API_URL.to_owned()),
+                    "ilert_api_url",
+                    "ilert_api_key",
+                )
+                .map_err(unusable)?,
+                api_key: SecretString::from(key),
+            }),
+        };
         Ok(Self {
             servicenow,
             webhook: WebhookCredentials {
@@ -145,15 +179,22 @@ impl Connection {
                 previous_token,
                 basic,
             },
+            ilert,
+            push_token: text("servicenow_token")?.map(SecretString::from),
         })
     }
 }
 
-/// https only, except plain http to a loopback host (a local simulator): credentials never
-/// cross a network in clear text.
-fn parse_instance_url(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw.trim())
-        .map_err(|_| "`instance_url` is not a URL (expected https://<name>.service-now.com)")?;
+/// The URL in secret key `key`: https only, except plain http to a loopback host (a local
+/// simulator): credentials never cross a network in clear text. `credentials` names the keys
+/// that hold them instead.
+fn parse_service_url(raw: &str, key: &str, credentials: &str) -> Result<Url, String> {
+    let example = match key {
+        "instance_url" => "https://<name>.service-now.com",
+        _ => DEFAULT_ILERT_API_URL,
+    };
+    let url =
+        Url::parse(raw.trim()).map_err(|_| format!("`{key}` is not a URL (expected {example})"))?;
     let host = url.host_str().unwrap_or_default();
     let is_loopback = host.eq_ignore_ascii_case("localhost")
         || host
@@ -165,14 +206,16 @@ fn parse_instance_url(raw: &str) -> Result<Url, String> {
         "https" if url.host().is_some() => {}
         "http" if is_loopback => {}
         "http" => {
-            return Err("`instance_url` must use https (plain http only for localhost)".into())
+            return Err(format!(
+                "`{key}` must use https (plain http only for localhost)"
+            ))
         }
-        _ => return Err("`instance_url` must be an https URL".into()),
+        _ => return Err(format!("`{key}` must be an https URL")),
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(
-            "`instance_url` must not carry credentials; use `username` and `password`".into(),
-        );
+        return Err(format!(
+            "`{key}` must not carry credentials; use `{credentials}`"
+        ));
     }
     Ok(url)
 }
@@ -515,6 +558,44 @@ mod tests {
             let message = error(&json);
             assert!(!message.contains(PASSWORD), "{message}");
         }
+    }
+
+    #[test]
+    fn the_back_sync_keys_are_optional_and_checked_like_the_instance_url() {
+        let base = r#""instance_url":"https://a.service-now.com","username":"u","password":"p","webhook_token":"t""#;
+        let one_way = parse(&format!("{{{base}}}")).unwrap();
+        assert!(one_way.ilert.is_none() && one_way.push_token.is_none());
+
+        let both_ways = parse(&format!(
+            r#"{{{base},"ilert_api_key":"{PASSWORD}","servicenow_token":"sn-tok"}}"#
+        ))
+        .unwrap();
+        let ilert = both_ways.ilert.as_ref().unwrap();
+        assert_eq!(ilert.api_url.as_str(), "https://api.ilert.com/");
+        assert_eq!(ilert.api_key.expose_secret(), PASSWORD);
+        assert_eq!(
+            both_ways.push_token.as_ref().unwrap().expose_secret(),
+            "sn-tok"
+        );
+        assert!(
+            !format!("{both_ways:?}").contains(PASSWORD),
+            "Debug must redact"
+        );
+
+        let local = parse(&format!(
+            r#"{{{base},"ilert_api_key":"k","ilert_api_url":"http://127.0.0.1:9"}}"#
+        ))
+        .unwrap();
+        assert_eq!(local.ilert.unwrap().api_url.as_str(), "http://127.0.0.1:9/");
+        let plain = error(&format!(
+            r#"{{{base},"ilert_api_key":"k","ilert_api_url":"http://api.ilert.com"}}"#
+        ));
+        assert!(plain.contains("`ilert_api_url` must use https"), "{plain}");
+        let typed = error(&format!(r#"{{{base},"ilert_api_key":42}}"#));
+        assert!(
+            typed.contains("`ilert_api_key` must be a string"),
+            "{typed}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod oauth;
 
 use crate::adapters::secrets::ServiceNowAccount;
 use crate::domain::alert::shorten;
+use crate::domain::back_sync::MAPPED_STATES;
 use crate::domain::incident::{CorrelationId, Incident, IncidentChanges, IncidentState};
 use crate::domain::settings::Email;
 use oauth::CachedToken;
@@ -45,6 +46,9 @@ pub enum ServiceNowError {
     /// The instance said no, and saying it again will not change its mind.
     #[error("{0}")]
     Refused(String),
+    /// 404: no such record, or an ACL hides it from the integration user.
+    #[error("{0}")]
+    NotFound(String),
 }
 
 /// How to find a user in `sys_user`. Both forms are checked to be safe in a query.
@@ -101,6 +105,38 @@ pub trait IncidentTable: Send + Sync {
         sys_id: &str,
         changes: &IncidentChanges,
     ) -> impl Future<Output = Result<Incident, ServiceNowError>> + Send;
+
+    /// The incident with this sys_id, if the integration user can read it.
+    fn get(
+        &self,
+        account: &ServiceNowAccount,
+        sys_id: &SysId,
+    ) -> impl Future<Output = Result<Option<Incident>, ServiceNowError>> + Send;
+
+    /// The incidents of these alerts (their exact keys) in a state that asks something of
+    /// the alert: In Progress, Resolved, Closed or Canceled. What the back-sync pass asks
+    /// for the alerts still open in iLert.
+    fn in_mapped_states(
+        &self,
+        account: &ServiceNowAccount,
+        keys: &[CorrelationId],
+    ) -> impl Future<Output = Result<Vec<Incident>, ServiceNowError>> + Send;
+}
+
+/// A record's sys_id: 32 hex digits, checked before it goes into a URL's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysId(String);
+
+impl SysId {
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        (text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| Self(text.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// The Table API over HTTPS. One `reqwest::Client` per execution environment, so warm
@@ -326,6 +362,71 @@ impl IncidentTable for TableApi {
             .await?;
         Ok(incident_from(&result))
     }
+
+    async fn get(
+        &self,
+        account: &ServiceNowAccount,
+        sys_id: &SysId,
+    ) -> Result<Option<Incident>, ServiceNowError> {
+        let url = Self::table_url(account, Some(sys_id.as_str()));
+        match self.call(account, Method::GET, url, None).await {
+            Ok(result) if result.is_object() => Ok(Some(incident_from(&result))),
+            Ok(_) => Err(ServiceNowError::NotTableApi(
+                "ServiceNow's answer to a read by sys_id has no record".into(),
+            )),
+            // "No Record found": it does not exist, or an ACL hides it from the user.
+            Err(ServiceNowError::NotFound(_)) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn in_mapped_states(
+        &self,
+        account: &ServiceNowAccount,
+        keys: &[CorrelationId],
+    ) -> Result<Vec<Incident>, ServiceNowError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<&str> = keys.iter().map(CorrelationId::as_str).collect();
+        let mut url = Self::table_url(account, None);
+        url.query_pairs_mut()
+            .append_pair(
+                "sysparm_query",
+                &format!(
+                    "correlation_idIN{}^stateIN{}^ORDERBYnumber",
+                    list.join(","),
+                    MAPPED_STATES.join(",")
+                ),
+            )
+            // Merged duplicates are moved aside, so an alert has one such incident, rarely a
+            // few while a race is merged.
+            .append_pair("sysparm_limit", &(keys.len() * 3).to_string());
+        let result = self.call(account, Method::GET, url, None).await?;
+        let records = result.as_array().ok_or_else(|| {
+            ServiceNowError::NotTableApi(
+                "ServiceNow's answer to the back-sync's query has no list of records".into(),
+            )
+        })?;
+        let incidents: Vec<Incident> = records.iter().map(incident_from).collect();
+        // As with a lookup: a term the instance could not use was dropped and the answer is
+        // every row, cut by sysparm_limit; a record the query excludes proves it.
+        let strangers = incidents
+            .iter()
+            .filter(|incident| {
+                !list.contains(&incident.correlation_id.as_str())
+                    || !MAPPED_STATES.contains(&incident.state.code())
+            })
+            .count();
+        if strangers > 0 {
+            return Err(ServiceNowError::Refused(format!(
+                "ServiceNow ignored part of the back-sync's query and returned {strangers} \
+                 incident(s) it excludes: the integration user probably may not read \
+                 incident.correlation_id or incident.state (a field ACL); grant it read access"
+            )));
+        }
+        Ok(incidents)
+    }
 }
 
 /// Incident numbers share a prefix and grow in length over time (INC0009999, INC0010000), so
@@ -369,6 +470,7 @@ fn interpret(
         StatusCode::INTERNAL_SERVER_ERROR => {
             Err(ServiceNowError::Intermittent { message, tries: 3 })
         }
+        StatusCode::NOT_FOUND => Err(ServiceNowError::NotFound(message)),
         // KB2466644: under load some instances refuse a request they allow a moment later.
         StatusCode::FORBIDDEN if detail.contains("Failed API level ACL Validation") => {
             Err(ServiceNowError::Intermittent { message, tries: 2 })
@@ -405,7 +507,7 @@ fn error_message(body: &[u8]) -> String {
     }
 }
 
-fn describe_transport_error(error: &reqwest::Error) -> String {
+pub(crate) fn describe_transport_error(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {
@@ -452,6 +554,7 @@ fn incident_from(record: &Value) -> Incident {
         assigned_to: field("assigned_to"),
         close_code: field("close_code"),
         close_notes: field("close_notes"),
+        updated_by: field("sys_updated_by"),
     }
 }
 

@@ -41,7 +41,9 @@ impl fmt::Display for AlertId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// Declared in the order of iLert's lifecycle, which only moves forward: PENDING → ACCEPTED →
+/// RESOLVED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum AlertStatus {
     Pending,
@@ -56,6 +58,13 @@ impl AlertStatus {
             Self::Accepted => "ACCEPTED",
             Self::Resolved => "RESOLVED",
         }
+    }
+
+    /// `PENDING`, `ACCEPTED` or `RESOLVED`, as iLert writes it (any case).
+    pub fn from_label(label: &str) -> Option<Self> {
+        [Self::Pending, Self::Accepted, Self::Resolved]
+            .into_iter()
+            .find(|status| status.label().eq_ignore_ascii_case(label.trim()))
     }
 }
 
@@ -154,6 +163,9 @@ impl EventKind {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Person {
+    /// iLert's user id: a number in `responders[].user`, absent from `assignedTo`.
+    #[serde(default, deserialize_with = "lenient_user_id")]
+    pub id: Option<u64>,
     pub username: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -161,6 +173,22 @@ pub struct Person {
 }
 
 impl Person {
+    /// The same iLert user: the same id, else the same email (ids are missing from
+    /// `assignedTo`).
+    pub fn is_same_user(&self, other: &Person) -> bool {
+        if let (Some(a), Some(b)) = (self.id, other.id) {
+            return a == b;
+        }
+        let email = |p: &Person| {
+            p.email
+                .as_deref()
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_ascii_lowercase)
+        };
+        email(self).is_some_and(|mine| Some(mine) == email(other))
+    }
+
     /// "Jane Doe", else the user name or email: whatever iLert sent that a reader recognises.
     pub fn display_name(&self) -> Option<String> {
         let full: Vec<&str> = [&self.first_name, &self.last_name]
@@ -279,6 +307,21 @@ impl AlertEvent {
     /// accepted it, else the only responder.
     pub fn actor(&self) -> Option<String> {
         self.acting_person().and_then(Person::display_name)
+    }
+
+    /// Whether `person` acted on the alert: it is the assignee or the responder who accepted
+    /// it. How the echo of the function's own accept or resolve in iLert is recognised: iLert
+    /// names the API key's user there.
+    pub fn acted_by(&self, person: &Person) -> bool {
+        let accepting = self
+            .responders
+            .iter()
+            .filter(|r| r.status.as_deref() == Some("ACCEPTED"))
+            .filter_map(|r| r.user.as_ref());
+        self.assigned_to
+            .iter()
+            .chain(accepting)
+            .any(|actor| actor.is_same_user(person))
     }
 
     /// The acting person's email, to find them in ServiceNow.
@@ -414,6 +457,16 @@ where
             .collect::<Result<_, _>>()
             .map(Some),
     }
+}
+
+/// A user id as a number or a string of digits; anything else is no id (an id is only ever
+/// used to recognise a user, never required).
+fn lenient_user_id<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(de)? {
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::String(text)) => text.trim().parse().ok(),
+        _ => None,
+    })
 }
 
 fn from_object<T: serde::de::DeserializeOwned, E: serde::de::Error>(

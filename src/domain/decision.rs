@@ -33,6 +33,9 @@ pub struct People {
     pub caller: Option<String>,
     /// With `assign_on_accept`: who accepted the alert, as ServiceNow knows them.
     pub assignee: Assignee,
+    /// The event names the iLert user the back-sync acts as: it is iLert's echo of the
+    /// function's own accept or resolve, which followed the service desk's change.
+    pub echo_of_back_sync: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -152,7 +155,7 @@ fn decide_first_event(
     if let Assignee::Found(sys_id) = &people.assignee {
         changes.assigned_to = Some(sys_id.clone());
     }
-    if let Some(note) = note(event, settings, people) {
+    if let Some(note) = note(event, settings, people).filter(|_| !people.echo_of_back_sync) {
         changes.correlation_display =
             Some(NoteMemory::read("").remember(&NoteFingerprint::of(&event_identity(event))));
         note.write_into(&mut changes);
@@ -196,14 +199,17 @@ fn decide_update(
     }
 
     if let Assignee::Found(sys_id) = &people.assignee {
-        if was_active && incident.assigned_to != *sys_id {
+        if was_active && !people.echo_of_back_sync && incident.assigned_to != *sys_id {
             changes.assigned_to = Some(sys_id.clone());
         }
     }
 
     // Comments are kept even on a resolved incident (a post-mortem line is worth having);
     // other notes describe the alert's progress and would only confuse once it is over.
-    let note_still_relevant = was_active || event.kind == EventKind::CommentAdded;
+    // iLert's echo of the function's own accept or resolve says nothing the desk does not
+    // know: it followed the desk's own change.
+    let note_still_relevant =
+        (was_active || event.kind == EventKind::CommentAdded) && !people.echo_of_back_sync;
     if let Some(note) = note(event, settings, people).filter(|_| note_still_relevant) {
         let memory = NoteMemory::read(&incident.correlation_display);
         let fingerprint = NoteFingerprint::of(&event_identity(event));
@@ -211,6 +217,12 @@ fn decide_update(
             note.write_into(&mut changes);
             changes.correlation_display = Some(memory.remember(&fingerprint));
         }
+    }
+
+    // An echo writes only what the incident still lacks of the alert's state; the desk's
+    // change that caused it already put it there, so normally nothing at all.
+    if people.echo_of_back_sync && changes.state.is_none() {
+        return Plan::Unchanged;
     }
 
     if changes.is_empty() {

@@ -38,6 +38,7 @@ pub(crate) fn apply(incident: Option<&Incident>, changes: &IncidentChanges) -> I
         assigned_to: String::new(),
         close_code: String::new(),
         close_notes: String::new(),
+        updated_by: String::new(),
     };
     incident.unwrap_or(&blank).after(changes)
 }

@@ -14,7 +14,7 @@ pub struct CorrelationId(String);
 
 impl CorrelationId {
     pub fn for_alert(id: &AlertId) -> Self {
-        Self(format!("ilert:{id}"))
+        Self(format!("{PREFIX}{id}"))
     }
 
     /// A key no alert has (alert ids are digits), for `check` to see whether the instance
@@ -26,7 +26,17 @@ impl CorrelationId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The alert of an incident whose `correlation_id` is exactly `ilert:<digits>`: one this
+    /// function opened and still carries the alert. A merged duplicate's moved-aside key
+    /// (`ilert:<id>:duplicate-of-INC…`) or anyone else's key is none.
+    pub fn alert_of(correlation_id: &str) -> Option<AlertId> {
+        AlertId::parse(correlation_id.strip_prefix(PREFIX)?).ok()
+    }
 }
+
+/// What every key this function writes starts with.
+pub const PREFIX: &str = "ilert:";
 
 /// Incident states as ServiceNow numbers them. Custom states an instance adds are kept as
 /// `Other` and treated like work in progress.
@@ -87,6 +97,8 @@ pub struct Incident {
     /// Read so that a duplicate's resolution can be carried to the incident that stays.
     pub close_code: String,
     pub close_notes: String,
+    /// Who changed it last (`sys_updated_by`), for the back-sync's log line.
+    pub updated_by: String,
 }
 
 impl Incident {
@@ -126,6 +138,7 @@ impl Incident {
         "assigned_to",
         "close_code",
         "close_notes",
+        "sys_updated_by",
     ];
 }
 
@@ -173,7 +186,8 @@ impl IncidentChanges {
     /// The fields this write set that `written` (ServiceNow's answer) does not show. A field
     /// ACL or business rule can drop a field and still answer 200; a dropped `state` would
     /// leave the ticket open, a dropped `correlation_id` would make the next event create a
-    /// duplicate.
+    /// duplicate, a dropped `correlation_display` would forget which notes were written and
+    /// the notes already written (every redelivery noted again).
     pub fn not_applied_in(&self, written: &Incident) -> Vec<&'static str> {
         let checks = [
             ("state", self.state.as_deref(), written.state.code()),
@@ -181,6 +195,11 @@ impl IncidentChanges {
                 "correlation_id",
                 self.correlation_id.as_deref(),
                 written.correlation_id.as_str(),
+            ),
+            (
+                "correlation_display",
+                self.correlation_display.as_deref(),
+                written.correlation_display.as_str(),
             ),
         ];
         checks
@@ -293,6 +312,24 @@ mod tests {
     }
 
     #[test]
+    fn only_a_key_that_is_exactly_an_alerts_names_its_alert() {
+        assert_eq!(
+            CorrelationId::alert_of("ilert:12797430").map(|id| id.to_string()),
+            Some("12797430".to_owned())
+        );
+        for other in [
+            "ilert:12797430:duplicate-of-INC0010001",
+            "ilert:check-1700000000",
+            "ilert:",
+            "ILERT:1",
+            "nagios:1",
+            "",
+        ] {
+            assert_eq!(CorrelationId::alert_of(other), None, "{other}");
+        }
+    }
+
+    #[test]
     fn a_write_that_the_instance_dropped_is_noticed() {
         let changes = IncidentChanges {
             state: Some("6".into()),
@@ -310,6 +347,7 @@ mod tests {
             assigned_to: String::new(),
             close_code: String::new(),
             close_notes: String::new(),
+            updated_by: String::new(),
         };
         assert_eq!(changes.not_applied_in(&written), ["state"]);
         written.state = IncidentState::Resolved;

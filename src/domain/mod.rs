@@ -1,7 +1,9 @@
 //! What the function knows, with no I/O: the iLert event, the ServiceNow incident, the alert
-//! action's settings, and the pure decision from the three to a plan of writes.
+//! action's settings, the pure decision from the three to a plan of writes, and what the service
+//! desk's work asks of the alert on the way back.
 
 pub mod alert;
+pub mod back_sync;
 pub mod decision;
 pub mod incident;
 pub mod render;

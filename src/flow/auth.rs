@@ -1,5 +1,6 @@
 //! Checks that a call comes from iLert: a bearer token (a custom header on the webhook alert
-//! action) or HTTP Basic credentials (put in the webhook URL). iLert has no signatures.
+//! action) or HTTP Basic credentials (put in the webhook URL). iLert has no signatures. And
+//! that a push comes from ServiceNow's business rule: its own token, `servicenow_token`.
 
 use crate::adapters::secrets::WebhookCredentials;
 use base64::Engine;
@@ -18,6 +19,8 @@ pub enum Unauthorized {
     WrongToken,
     #[error("the Basic credentials are wrong")]
     WrongBasic,
+    #[error("a push from ServiceNow, but the secret has no `servicenow_token`")]
+    PushNotConfigured,
 }
 
 pub fn authenticate(
@@ -51,6 +54,40 @@ pub fn authenticate(
             .map_err(|_| Unauthorized::WrongBasic)?;
         let wanted = format!("{user}:{}", password.expose_secret());
         return constant_time_eq(&decoded, wanted.as_bytes())
+            .then_some(())
+            .ok_or(Unauthorized::WrongBasic);
+    }
+    Err(Unauthorized::UnsupportedScheme)
+}
+
+/// ServiceNow's push: `Authorization: Bearer <servicenow_token>`, or HTTP Basic with any user
+/// name and the token as password, which is how a REST message's Basic auth profile sends it
+/// (ServiceNow keeps the profile's password encrypted, so the token is in no script).
+pub fn authenticate_push(
+    headers: &HeaderMap,
+    token: Option<&secrecy::SecretString>,
+) -> Result<(), Unauthorized> {
+    let value = headers
+        .get(AUTHORIZATION)
+        .ok_or(Unauthorized::Missing)?
+        .as_bytes();
+    let token = token.ok_or(Unauthorized::PushNotConfigured)?;
+    let expected = token.expose_secret().as_bytes();
+    let (scheme, credentials) = split_scheme(value).ok_or(Unauthorized::UnsupportedScheme)?;
+    if scheme.eq_ignore_ascii_case(b"bearer") {
+        return constant_time_eq(credentials, expected)
+            .then_some(())
+            .ok_or(Unauthorized::WrongToken);
+    }
+    if scheme.eq_ignore_ascii_case(b"basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(credentials)
+            .map_err(|_| Unauthorized::WrongBasic)?;
+        let password = decoded
+            .iter()
+            .position(|&b| b == b':')
+            .map_or(&[][..], |colon| &decoded[colon + 1..]);
+        return constant_time_eq(password, expected)
             .then_some(())
             .ok_or(Unauthorized::WrongBasic);
     }
@@ -160,5 +197,38 @@ mod tests {
         assert_eq!(check("Bearer old-token"), Ok(()));
         assert_eq!(check("Bearer older-token"), Err(Unauthorized::WrongToken));
         assert_eq!(check("Bearer "), Err(Unauthorized::WrongToken));
+    }
+
+    #[test]
+    fn a_push_passes_with_its_own_token_as_bearer_or_as_basic_password_only() {
+        let token = SecretString::from("sn-tok");
+        let push = |header: Option<&str>, token: Option<&SecretString>| {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = header {
+                headers.insert(AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+            }
+            authenticate_push(&headers, token)
+        };
+        assert_eq!(push(Some("Bearer sn-tok"), Some(&token)), Ok(()));
+        assert_eq!(
+            push(Some(&basic("ilert-servicenow:sn-tok")), Some(&token)),
+            Ok(())
+        );
+        assert_eq!(push(Some(&basic("anyone:sn-tok")), Some(&token)), Ok(()));
+        assert_eq!(
+            push(Some("Bearer tok-123"), Some(&token)),
+            Err(Unauthorized::WrongToken),
+            "the webhook's token does not open the push"
+        );
+        assert_eq!(
+            push(Some(&basic("sn-tok")), Some(&token)),
+            Err(Unauthorized::WrongBasic),
+            "the token as user name is no password"
+        );
+        assert_eq!(push(None, Some(&token)), Err(Unauthorized::Missing));
+        assert_eq!(
+            push(Some("Bearer sn-tok"), None),
+            Err(Unauthorized::PushNotConfigured)
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! it has, so iLert always gets a real answer rather than a Lambda timeout. The budget also
 //! keeps what the invocation spent, for its summary line.
 
+use crate::adapters::ilert::ILertError;
 use crate::adapters::secrets::SecretError;
 use crate::adapters::servicenow::ServiceNowError;
 use std::future::Future;
@@ -30,6 +31,7 @@ pub struct Budget {
     deadline: Instant,
     servicenow_requests: AtomicU32,
     servicenow_micros: AtomicU64,
+    ilert_requests: AtomicU32,
     retries: AtomicU32,
 }
 
@@ -46,6 +48,7 @@ impl Budget {
             deadline: Instant::now() + limit,
             servicenow_requests: AtomicU32::new(0),
             servicenow_micros: AtomicU64::new(0),
+            ilert_requests: AtomicU32::new(0),
             retries: AtomicU32::new(0),
         }
     }
@@ -78,6 +81,22 @@ impl Budget {
         })
     }
 
+    /// One iLert request within what is left of the budget, counted.
+    pub async fn ilert<R>(
+        &self,
+        call: impl Future<Output = Result<R, ILertError>>,
+    ) -> Result<R, ILertError> {
+        self.ilert_requests.fetch_add(1, Ordering::Relaxed);
+        tokio::time::timeout(self.remaining(), call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ILertError::Transient {
+                    message: "iLert did not answer within the time budget".into(),
+                    retry_after: None,
+                })
+            })
+    }
+
     /// One Secrets Manager read within what is left of the budget.
     pub async fn secrets_manager<R>(
         &self,
@@ -102,16 +121,19 @@ impl Budget {
         Spending {
             servicenow_requests: self.servicenow_requests.load(Ordering::Relaxed),
             servicenow_time: Duration::from_micros(self.servicenow_micros.load(Ordering::Relaxed)),
+            ilert_requests: self.ilert_requests.load(Ordering::Relaxed),
             retries: self.retries.load(Ordering::Relaxed),
         }
     }
 }
 
-/// ServiceNow requests made, the time spent waiting for them, and attempts made again.
+/// ServiceNow requests made, the time spent waiting for them, iLert requests made, and
+/// attempts made again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Spending {
     pub servicenow_requests: u32,
     pub servicenow_time: Duration,
+    pub ilert_requests: u32,
     pub retries: u32,
 }
 

@@ -53,7 +53,11 @@ impl UserDirectory {
                 }
             }
         };
-        Ok(People { caller, assignee })
+        Ok(People {
+            caller,
+            assignee,
+            echo_of_back_sync: false,
+        })
     }
 
     /// `caller_id` as set, an email resolved to its user; without one, the integration user.

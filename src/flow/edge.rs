@@ -1,18 +1,22 @@
 //! The HTTP edge of the webhook, top to bottom: request → authenticate → limit → settings →
 //! parse → synchronise the incident → answer. Every failure becomes exactly one HTTP answer
-//! here, in `Failure::status`.
+//! here, in `Failure::status`. The same door answers ServiceNow's push (`POST /servicenow`)
+//! and runs the scheduled back-sync pass.
 
+use crate::adapters::ilert::ILertApi;
 use crate::adapters::queue::{EventQueue, QueueError, QueuedEvent, SqsQueue};
 use crate::adapters::secrets::{Connection, ConnectionCache, SecretError, SecretSource};
-use crate::adapters::servicenow::IncidentTable;
+use crate::adapters::servicenow::{IncidentTable, SysId};
 use crate::domain::alert::{AlertEvent, InvalidEvent};
+use crate::domain::back_sync::BackSynced;
 use crate::domain::decision::ignored_by_policy;
 use crate::domain::settings::{InvalidSetting, Settings};
-use crate::flow::auth::{authenticate, Unauthorized};
+use crate::flow::auth::{authenticate, authenticate_push, Unauthorized};
+use crate::flow::back_sync::{BackSync, BackSyncError, PassReport};
 use crate::flow::budget::{Budget, DEFAULT_TIME_BUDGET};
 use crate::flow::consumer::QueueConsumer;
-use crate::flow::sync::{Action, IncidentSync, Outcome, SyncError};
-use crate::ops::telemetry::{Ending, Metrics, Summary};
+use crate::flow::sync::{Action, IncidentRef, IncidentSync, Outcome, SyncError};
+use crate::ops::telemetry::{pass_finished, Ending, Metrics, Summary};
 use http::{header, HeaderValue, Method, StatusCode};
 use serde_json::json;
 use std::sync::Arc;
@@ -28,6 +32,13 @@ const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// iLert's bodies are a few KiB; anything this large is not an alert event.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// ServiceNow's push carries a sys_id.
+const MAX_PUSH_BYTES: usize = 4 * 1024;
+/// The path of ServiceNow's push; every other path is the webhook, as it always was.
+pub const PUSH_PATH: &str = "/servicenow";
+/// The most a scheduled pass spends; Lambda's deadline cuts it shorter. Passes are a minute
+/// apart and must not overlap.
+const PASS_TIME_CAP: Duration = Duration::from_secs(45);
 
 /// Marks a request whose body API Gateway flagged as base64 but which does not decode; set
 /// by the Lambda adapter, answered 400 after authentication like any other bad body.
@@ -44,6 +55,7 @@ pub struct UnreadableUrl(pub String);
 pub struct WebhookHandler<S, T, Q = SqsQueue> {
     connections: Arc<ConnectionCache<S>>,
     sync: Arc<IncidentSync<S, T>>,
+    back_sync: Arc<BackSync<T>>,
     /// The deployment's defaults, or why `DEFAULT_SETTINGS` is unusable.
     defaults: Result<Settings, InvalidSetting>,
     /// Queued delivery's queue; `None` in direct delivery.
@@ -89,6 +101,14 @@ pub(crate) enum Failure {
     UnreadableMessage(String),
     #[error("{0}")]
     Sync(#[from] SyncError),
+    /// ServiceNow's push: a body that is not `{"sys_id": "<32 hex digits>"}`.
+    #[error("{0}")]
+    InvalidPush(String),
+    /// ServiceNow's push named an incident the integration user cannot read.
+    #[error("ServiceNow has no incident with sys_id {0}, or the integration user may not read it")]
+    UnknownIncident(String),
+    #[error("{0}")]
+    BackSync(#[from] BackSyncError),
 }
 
 impl Failure {
@@ -101,7 +121,17 @@ impl Failure {
             | Self::UndecodableBody
             | Self::InvalidSetting(_)
             | Self::UnreadableUrl(_)
-            | Self::UnreadableMessage(_) => StatusCode::BAD_REQUEST,
+            | Self::UnreadableMessage(_)
+            | Self::InvalidPush(_) => StatusCode::BAD_REQUEST,
+            Self::UnknownIncident(_) => StatusCode::NOT_FOUND,
+            Self::BackSync(BackSyncError::Off) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::BackSync(BackSyncError::ILertUnavailable { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::BackSync(BackSyncError::ILertKeyRefused(_) | BackSyncError::ILertRefused(_)) => {
+                StatusCode::BAD_GATEWAY
+            }
+            Self::BackSync(BackSyncError::ServiceNow(error)) => Self::Sync(error.clone()).status(),
             Self::BadDefaults(_)
             | Self::Deployment(_)
             | Self::SecretUnreadable(SecretError::Misconfigured(_))
@@ -123,6 +153,9 @@ impl Failure {
             Self::InvalidEvent(_) | Self::UndecodableBody | Self::UnreadableMessage(_) => {
                 "invalid_event"
             }
+            Self::InvalidPush(_) => "invalid_push",
+            Self::UnknownIncident(_) => "unknown_incident",
+            Self::BackSync(error) => error.kind(),
             Self::InvalidSetting(_) | Self::UnreadableUrl(_) => "invalid_setting",
             Self::BadDefaults(_)
             | Self::Deployment(_)
@@ -151,6 +184,12 @@ impl Failure {
             Self::Sync(SyncError::Unavailable { retry_after, .. }) => Some(*retry_after),
             Self::SecretUnreadable(SecretError::Unavailable(_))
             | Self::Queue(QueueError::Unavailable(_)) => Some(UNAVAILABLE_RETRY_AFTER),
+            Self::BackSync(BackSyncError::ILertUnavailable { retry_after, .. }) => {
+                Some(*retry_after)
+            }
+            Self::BackSync(BackSyncError::ServiceNow(error)) => {
+                Self::Sync(error.clone()).retry_after()
+            }
             _ => None,
         }
     }
@@ -196,6 +235,14 @@ impl Failure {
             Self::Sync(SyncError::Unavailable { cause, .. }) => {
                 format!("{cause}; nothing was lost, delivering the event again is safe")
             }
+            Self::InvalidPush(why) => format!("not a push of ServiceNow's business rule: {why}"),
+            Self::UnknownIncident(_) => self.to_string(),
+            Self::BackSync(BackSyncError::Off) => format!("the function is misconfigured: {self}"),
+            Self::BackSync(BackSyncError::ILertUnavailable { cause, .. }) => {
+                format!("{cause}; the scheduled pass brings it to iLert within a minute or two")
+            }
+            Self::BackSync(BackSyncError::ServiceNow(error)) => Self::Sync(error.clone()).message(),
+            Self::BackSync(_) => self.to_string(),
         }
     }
 
@@ -228,11 +275,19 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
     pub fn new(
         connections: ConnectionCache<S>,
         incidents: T,
+        ilert: ILertApi,
         defaults: Result<Settings, InvalidSetting>,
     ) -> Self {
         let connections = Arc::new(connections);
+        let incidents = Arc::new(incidents);
+        let back_sync = Arc::new(BackSync::new(Arc::clone(&incidents), ilert));
         Self {
-            sync: Arc::new(IncidentSync::new(Arc::clone(&connections), incidents)),
+            sync: Arc::new(IncidentSync::new(
+                Arc::clone(&connections),
+                incidents,
+                Arc::clone(&back_sync),
+            )),
+            back_sync,
             connections,
             defaults,
             queue: None,
@@ -295,6 +350,25 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
         self.connections.get().await
     }
 
+    /// What the first events need, read ahead: the secret, and with the back-sync on, who its
+    /// iLert key acts as (how echoes are recognised). A failure only delays it to the first
+    /// event that needs it.
+    pub async fn prefetch(&self) {
+        let connection = match self.connection().await {
+            Ok(connection) => connection,
+            Err(problem) => {
+                tracing::warn!(%problem, "could not read the secret yet; the first event will try again");
+                return;
+            }
+        };
+        if let Some(ilert) = &connection.ilert {
+            let budget = Budget::new(DEFAULT_TIME_BUDGET, None);
+            if let Err(problem) = self.back_sync.key_user(ilert, &budget).await {
+                tracing::warn!(%problem, "could not learn who the iLert API key acts as yet");
+            }
+        }
+    }
+
     /// Answers one webhook call. Never fails: every problem is an HTTP answer.
     /// `lambda_deadline_ms`: when the invocation must have answered, in ms since the epoch.
     pub async fn handle(
@@ -336,6 +410,9 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
             .secrets_manager(self.connections.get())
             .await
             .map_err(Failure::SecretUnreadable)?;
+        if request.uri().path().trim_end_matches('/') == PUSH_PATH {
+            return self.push(request, &connection, budget, summary).await;
+        }
         // Before the body is even looked at: an unauthenticated caller learns nothing.
         authenticate(request.headers(), &connection.webhook)?;
         if let Some(problem) = &self.misconfiguration {
@@ -375,6 +452,60 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
             .await?)
     }
 
+    /// ServiceNow's push, top to bottom: authenticate (the secret's `servicenow_token`) →
+    /// read the sys_id → the back-sync for that one incident → answer.
+    async fn push(
+        &self,
+        request: &WebhookRequest,
+        connection: &Connection,
+        budget: &Budget,
+        summary: &mut Summary,
+    ) -> Result<Outcome, Failure> {
+        authenticate_push(request.headers(), connection.push_token.as_ref())?;
+        summary.back_sync = Some(BackSynced::Unchanged.as_str());
+        let body = request.body();
+        if body.len() > MAX_PUSH_BYTES {
+            return Err(Failure::TooLarge(body.len()));
+        }
+        let sys_id = pushed_sys_id(body).map_err(Failure::InvalidPush)?;
+        let outcome = self
+            .back_sync
+            .push(connection, &sys_id, budget)
+            .await?
+            .ok_or_else(|| Failure::UnknownIncident(sys_id.as_str().to_owned()))?;
+        summary.alert_id.clone_from(&outcome.alert_id);
+        summary.back_sync = Some(outcome.synced.as_str());
+        Ok(Outcome {
+            action: match outcome.synced {
+                BackSynced::Accepted => Action::Accepted,
+                BackSynced::Resolved => Action::Resolved,
+                BackSynced::Unchanged => Action::Unchanged,
+            },
+            incident: Some(IncidentRef {
+                number: outcome.incident.number,
+                sys_id: outcome.incident.sys_id,
+            }),
+            reason: outcome.reason,
+        })
+    }
+
+    /// One scheduled back-sync pass (EventBridge's `Scheduled Event`): logged as one summary
+    /// line with its counts, plus one `back_sync` line per alert it acted on. Never fails:
+    /// what it could not do is the next pass's.
+    pub async fn back_sync_pass(&self, lambda_deadline_ms: Option<u64>) -> PassReport {
+        let budget = Budget::new(PASS_TIME_CAP, lambda_deadline_ms);
+        let started = std::time::Instant::now();
+        let report = match budget.secrets_manager(self.connections.get()).await {
+            Ok(connection) => self.back_sync.pass(&connection, &budget).await,
+            Err(error) => PassReport {
+                failure: Some(BackSyncError::ServiceNow(SyncError::from(error))),
+                ..PassReport::default()
+            },
+        };
+        pass_finished(&report, budget.spending(), started.elapsed(), &self.metrics);
+        report
+    }
+
     /// The alert action's settings: its webhook URL's query string over the defaults.
     fn settings_for(&self, request: &WebhookRequest) -> Result<Settings, Failure> {
         let defaults = self
@@ -401,6 +532,17 @@ fn answer(outcome: &Outcome) -> WebhookResponse {
         StatusCode::OK
     };
     json_response(status, &body)
+}
+
+/// The sys_id of a push's body, `{"sys_id": "<32 hex digits>"}`: all that is read of it.
+fn pushed_sys_id(body: &[u8]) -> Result<SysId, String> {
+    let json: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| "the body is not JSON".to_owned())?;
+    let text = json
+        .get("sys_id")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| "the body has no `sys_id` string".to_owned())?;
+    SysId::parse(text).ok_or_else(|| "`sys_id` must be 32 hexadecimal digits".to_owned())
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> WebhookResponse {

@@ -2,9 +2,11 @@
 //! incident synchronisation looks the incident up, decides, writes and settles races, with the
 //! users it needs from a small directory, all inside the invocation's time budget. In queued
 //! delivery the edge puts events on the queue and the consumer brings them to the
-//! synchronisation, one alert's events at a time.
+//! synchronisation, one alert's events at a time. The way back (ServiceNow → iLert) has two
+//! doors of its own: a scheduled pass and the business rule's push.
 
 pub mod auth;
+pub mod back_sync;
 pub mod budget;
 pub mod consumer;
 pub mod directory;

@@ -11,6 +11,7 @@ use crate::domain::alert::{AlertEvent, AlertStatus};
 use crate::domain::decision::{cancel_duplicate, decide, merge_into, Assignee, Plan};
 use crate::domain::incident::{CorrelationId, Incident, IncidentChanges};
 use crate::domain::settings::Settings;
+use crate::flow::back_sync::BackSync;
 use crate::flow::budget::{Backoff, Budget};
 use crate::flow::directory::UserDirectory;
 use std::sync::Arc;
@@ -37,6 +38,10 @@ pub enum Action {
     Ignored,
     /// Put on the queue of queued delivery, to be applied by the consumer.
     Queued,
+    /// The way back: the iLert alert was accepted, or resolved, after the service desk's
+    /// change.
+    Accepted,
+    Resolved,
 }
 
 impl Action {
@@ -47,6 +52,8 @@ impl Action {
             Self::Unchanged => "unchanged",
             Self::Ignored => "ignored",
             Self::Queued => "queued",
+            Self::Accepted => "accepted",
+            Self::Resolved => "resolved",
         }
     }
 }
@@ -108,6 +115,14 @@ impl Outcome {
         self
     }
 
+    /// iLert's echo of the back-sync's own accept or resolve changes nothing: say so.
+    fn echoed(mut self, echo: bool) -> Self {
+        if echo && self.action == Action::Unchanged {
+            self.reason = Some("iLert's echo of the back-sync's own accept or resolve");
+        }
+        self
+    }
+
     /// A write whose answer was lost was applied after all if the next pass finds nothing
     /// left to do: report what the event did, not what the last pass did.
     fn after_lost_write(mut self, lost: Option<Action>) -> Self {
@@ -159,6 +174,7 @@ impl From<ServiceNowError> for SyncError {
             },
             ServiceNowError::Unauthorized(cause)
             | ServiceNowError::Refused(cause)
+            | ServiceNowError::NotFound(cause)
             | ServiceNowError::Intermittent { message: cause, .. } => Self::Refused(cause),
         }
     }
@@ -194,18 +210,25 @@ pub fn settle_delay_from(value: Option<&str>) -> Result<Option<Duration>, String
 
 pub struct IncidentSync<S, T> {
     connections: Arc<ConnectionCache<S>>,
-    table: T,
+    table: Arc<T>,
     users: UserDirectory,
+    /// The way back, which knows who iLert's echoes of its own actions name.
+    back_sync: Arc<BackSync<T>>,
     settle_delay: Duration,
 }
 
 impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
     /// `connections` is where a rotated password is read again after a 401.
-    pub fn new(connections: Arc<ConnectionCache<S>>, table: T) -> Self {
+    pub fn new(
+        connections: Arc<ConnectionCache<S>>,
+        table: Arc<T>,
+        back_sync: Arc<BackSync<T>>,
+    ) -> Self {
         Self {
             connections,
             table,
             users: UserDirectory::default(),
+            back_sync,
             settle_delay: DEFAULT_SETTLE_DELAY,
         }
     }
@@ -231,12 +254,13 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         let mut credentials_refreshed = false;
         let mut intermittent_failures = 0;
         let mut write_answer_lost = None;
+        let echo = self.back_sync.is_echo(&connection, event, budget).await;
         loop {
             let interrupted = match self
-                .attempt(event, settings, &connection.servicenow, budget)
+                .attempt(event, settings, &connection.servicenow, budget, echo)
                 .await
             {
-                Ok(outcome) => return Ok(outcome.after_lost_write(write_answer_lost)),
+                Ok(outcome) => return Ok(outcome.after_lost_write(write_answer_lost).echoed(echo)),
                 Err(interrupted) => interrupted,
             };
             budget.count_retry();
@@ -294,6 +318,7 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         settings: &Settings,
         account: &ServiceNowAccount,
         budget: &Budget,
+        echo: bool,
     ) -> Result<Outcome, Interrupted> {
         let key = CorrelationId::for_alert(&event.id);
         let mut created_here: Option<String> = None;
@@ -310,7 +335,7 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
             let mut people = self
                 .users
                 .people(
-                    &self.table,
+                    &*self.table,
                     account,
                     event,
                     settings,
@@ -321,6 +346,7 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
             if let Some(cause) = &assignment_refused {
                 people.assignee = Assignee::Refused(cause.clone());
             }
+            people.echo_of_back_sync = echo;
             let outcome = match decide(
                 event,
                 current.as_ref(),
@@ -346,7 +372,7 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                             ensure_applied(&changes, &written, "update")?;
                             Outcome::with(Action::Updated, &written)
                         }
-                        Err(ServiceNowError::Refused(cause)) => {
+                        Err(ServiceNowError::Refused(cause) | ServiceNowError::NotFound(cause)) => {
                             if self.moved_aside(account, budget, &key, &sys_id).await? {
                                 continue;
                             }
@@ -540,7 +566,7 @@ impl From<ServiceNowError> for Interrupted {
 }
 
 /// A 2xx that silently dropped a field we depend on is a refusal, not a success.
-fn ensure_applied(
+pub(crate) fn ensure_applied(
     changes: &IncidentChanges,
     written: &Incident,
     what: &str,

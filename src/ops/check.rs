@@ -1,6 +1,8 @@
 //! `ilert-servicenow check [--create-test-incident]`: proves the connection step by step with
-//! the Lambda's own environment, before iLert's first event does. Never prints a secret.
+//! the Lambda's own environment, before iLert's first event does, and the way back when the
+//! secret turns it on. Never prints a secret.
 
+use crate::adapters::ilert::{ILertApi, ILertError};
 use crate::adapters::secrets::{Connection, SecretError, SecretSource};
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError, TableApi};
 use crate::domain::incident::{CorrelationId, Incident, IncidentChanges, CORRELATION_DISPLAY};
@@ -21,6 +23,7 @@ fn report(out: &mut impl Write, verdict: &str, step: &str, detail: &str) {
 pub async fn run<S: SecretSource>(
     source: S,
     table: &TableApi,
+    ilert: &ILertApi,
     close_code: &str,
     create_test_incident: bool,
     out: &mut impl Write,
@@ -119,6 +122,126 @@ pub async fn run<S: SecretSource>(
     if create_test_incident && passed {
         passed = create_and_resolve_test_incident(table, &connection, close_code, out).await;
     }
+    check_back_sync(table, ilert, &connection, out).await && passed
+}
+
+/// The way back: the iLert key and who it acts as, the pass's query, and the push's token.
+async fn check_back_sync(
+    table: &TableApi,
+    ilert: &ILertApi,
+    connection: &Connection,
+    out: &mut impl Write,
+) -> bool {
+    let Some(account) = &connection.ilert else {
+        report(
+            out,
+            "SKIP",
+            "back-sync",
+            "no ilert_api_key in the secret: the service desk's changes do not reach iLert \
+             (`ilert-servicenow secret --ilert-api-key` turns it on)",
+        );
+        return true;
+    };
+    let mut passed = match ilert.current_user(account).await {
+        Ok(user) => {
+            let name = user
+                .display_name()
+                .unwrap_or_else(|| "a user with no name".into());
+            let email = user
+                .email
+                .as_deref()
+                .map(|e| format!(" <{e}>"))
+                .unwrap_or_default();
+            let id = user
+                .id
+                .map(|id| format!(" (iLert user {id})"))
+                .unwrap_or_default();
+            report(
+                out,
+                "OK",
+                "ilert api key",
+                &format!("{} acts as {name}{email}{id}", account.api_url),
+            );
+            true
+        }
+        Err(ILertError::KeyRefused(message)) => {
+            report(
+                out,
+                "FAIL",
+                "ilert api key",
+                &format!(
+                    "{message}: the key is wrong or revoked; make an API key for the iLert user \
+                     the back-sync acts as (e.g. \"ServiceNow Sync\", a responder on the alert \
+                     sources) and run `ilert-servicenow secret --ilert-api-key`"
+                ),
+            );
+            false
+        }
+        Err(error) => {
+            report(
+                out,
+                "FAIL",
+                "ilert api key",
+                &format!(
+                    "{error} (check ilert_api_url and that {} is reachable from here)",
+                    account.api_url
+                ),
+            );
+            false
+        }
+    };
+    // The pass's two reads: one page of the open alerts, then their incidents in a state
+    // that asks something of them (a widened answer is refused by the adapter).
+    if passed {
+        let open = match ilert.open_alerts(account, 0).await {
+            Ok(page) => page.open,
+            Err(error) => {
+                report(
+                    out,
+                    "FAIL",
+                    "back-sync reads",
+                    &format!("listing the open alerts: {error}"),
+                );
+                return false;
+            }
+        };
+        let keys: Vec<CorrelationId> = open
+            .iter()
+            .map(|(id, _)| CorrelationId::for_alert(id))
+            .collect();
+        match table.in_mapped_states(&connection.servicenow, &keys).await {
+            Ok(incidents) => report(
+                out,
+                "OK",
+                "back-sync reads",
+                &format!(
+                    "{} alert(s) open in iLert; {} of their incidents are In Progress, Resolved, \
+                     Closed or Canceled (the pass acts on those ahead of their alert)",
+                    open.len(),
+                    incidents.len()
+                ),
+            ),
+            Err(error) => {
+                report(out, "FAIL", "back-sync reads", &error.to_string());
+                passed = false;
+            }
+        }
+    }
+    if connection.push_token.is_some() {
+        report(
+            out,
+            "OK",
+            "push",
+            "servicenow_token is set: the business rule may push changes (POST <base URL>/servicenow)",
+        );
+    } else {
+        report(
+            out,
+            "SKIP",
+            "push",
+            "no servicenow_token: changes reach iLert through the scheduled pass (within a minute)",
+        );
+    }
     passed
 }
 
@@ -144,7 +267,9 @@ fn explain_probe_failure(out: &mut impl Write, error: &ServiceNowError) {
             report(out, "OK", "reach instance", "the instance answered");
             report(out, "FAIL", "authenticate", message);
         }
-        ServiceNowError::Refused(message) | ServiceNowError::Intermittent { message, .. } => {
+        ServiceNowError::Refused(message)
+        | ServiceNowError::NotFound(message)
+        | ServiceNowError::Intermittent { message, .. } => {
             report(out, "OK", "reach instance", "the instance answered");
             report(out, "OK", "authenticate", "the credentials were accepted");
             report(
@@ -177,8 +302,8 @@ async fn create_and_resolve_test_incident(
         state: Some("1".into()),
         impact: Some("3".into()),
         urgency: Some("3".into()),
-        // Not an alert's key (those are digits), so no alert ever finds it.
-        correlation_id: Some(format!("ilert:check-{stamp}")),
+        // Not an alert's key, nor starting like one, so no alert and no back-sync ever finds it.
+        correlation_id: Some(format!("ilert-check:{stamp}")),
         correlation_display: Some(CORRELATION_DISPLAY.into()),
         ..IncidentChanges::default()
     };

@@ -19,6 +19,13 @@ pub struct SecretChanges {
     pub new_token: bool,
     /// Stop accepting the token before the last rotation.
     pub drop_previous_token: bool,
+    /// The way back: an iLert user API key (turns it on), and where iLert's API is.
+    pub ilert_api_key: Option<SecretString>,
+    pub ilert_api_url: Option<String>,
+    /// Replace the token ServiceNow's business rule pushes with.
+    pub new_servicenow_token: bool,
+    /// Turn the way back off: the iLert key, its URL and the push token are removed.
+    pub no_back_sync: bool,
 }
 
 /// What the secret's rotation of the webhook token now is.
@@ -48,13 +55,8 @@ pub fn merged(
     changes: SecretChanges,
     secret_id: &str,
 ) -> Result<(SecretString, TokenChange), String> {
-    let mut set = |key: &str, value: Option<String>| {
-        if let Some(value) = value {
-            fields.insert(key.to_owned(), Value::String(value.trim().to_owned()));
-        }
-    };
-    set("instance_url", changes.instance_url);
-    set("username", changes.username);
+    set_field(&mut fields, "instance_url", changes.instance_url);
+    set_field(&mut fields, "username", changes.username);
     if let Some(password) = changes.password {
         // Not trimmed: a password may end in a space.
         fields.insert(
@@ -79,9 +81,44 @@ pub fn merged(
     if changes.drop_previous_token && fields.remove("webhook_token_previous").is_some() {
         token_change = TokenChange::PreviousDropped;
     }
+    if let Some(key) = changes.ilert_api_key {
+        fields.insert(
+            "ilert_api_key".into(),
+            Value::String(key.expose_secret().trim().to_owned()),
+        );
+    }
+    set_field(&mut fields, "ilert_api_url", changes.ilert_api_url);
+    if changes.no_back_sync {
+        for key in ["ilert_api_key", "ilert_api_url", "servicenow_token"] {
+            fields.remove(key);
+        }
+    }
+    // The push needs its own token as soon as the way back is on; never the webhook's, so
+    // that what ServiceNow holds cannot open the webhook.
+    let back_sync_on = fields
+        .get("ilert_api_key")
+        .and_then(Value::as_str)
+        .is_some_and(|k| !k.is_empty());
+    let has_push_token = fields
+        .get("servicenow_token")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !t.is_empty());
+    if back_sync_on && (changes.new_servicenow_token || !has_push_token) {
+        fields.insert(
+            "servicenow_token".into(),
+            Value::String(new_webhook_token()),
+        );
+    }
     let json = SecretString::from(Value::Object(fields).to_string());
     Connection::from_secret(&json, secret_id).map_err(|problem| problem.to_string())?;
     Ok((json, token_change))
+}
+
+/// Sets `key` to `value`, trimmed, when there is one.
+fn set_field(fields: &mut Map<String, Value>, key: &str, value: Option<String>) {
+    if let Some(value) = value {
+        fields.insert(key.to_owned(), Value::String(value.trim().to_owned()));
+    }
 }
 
 /// What the command line gave. What it leaves out is kept from the secret, or, when the
@@ -106,6 +143,21 @@ pub struct Asked {
     /// Stop accepting the token that the last --new-token replaced.
     #[arg(long)]
     pub drop_previous_token: bool,
+    /// Turn on the way back (ServiceNow → iLert) or change its key: asks for an iLert user
+    /// API key without showing it (or reads it from standard input when piped). A token for
+    /// ServiceNow's push is made with it.
+    #[arg(long, conflicts_with = "password_stdin")]
+    pub ilert_api_key: bool,
+    /// iLert's API, if not https://api.ilert.com.
+    #[arg(long)]
+    pub ilert_api_url: Option<String>,
+    /// Make a new token for ServiceNow's push (then type it into the business rule's auth
+    /// profile).
+    #[arg(long)]
+    pub new_servicenow_token: bool,
+    /// Turn the way back off: remove the iLert key, its URL and the push token.
+    #[arg(long, conflicts_with_all = ["ilert_api_key", "new_servicenow_token"])]
+    pub no_back_sync: bool,
 }
 
 /// Reads the secret, lays the changes over it, writes it back and returns the next steps.
@@ -184,28 +236,92 @@ pub async fn run(
         None
     };
 
+    let ilert_api_key = if !asked.ilert_api_key {
+        None
+    } else if at_terminal {
+        let typed =
+            rpassword::prompt_password("iLert API key of the back-sync's user (not shown): ")
+                .map_err(|error| format!("could not read the iLert API key: {error}"))?;
+        Some(SecretString::from(typed))
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(|error| {
+            format!("could not read the iLert API key from standard input: {error}")
+        })?;
+        Some(SecretString::from(line.trim().to_owned()))
+    };
+    if ilert_api_key
+        .as_ref()
+        .is_some_and(|key| key.expose_secret().is_empty())
+    {
+        return Err("the iLert API key is empty; nothing was written".into());
+    }
     let changes = SecretChanges {
         instance_url,
         username,
         password,
         new_token: asked.new_token,
         drop_previous_token: asked.drop_previous_token,
+        ilert_api_key,
+        ilert_api_url: asked.ilert_api_url,
+        new_servicenow_token: asked.new_servicenow_token,
+        no_back_sync: asked.no_back_sync,
     };
     let (contents, token_change) = merged(old, changes, secret_id)?;
     let arn = store.write(secret_id, existing.as_ref(), &contents).await?;
+    let back_sync = serde_json::from_str::<Map<String, Value>>(contents.expose_secret())
+        .ok()
+        .filter(|fields| fields.contains_key("ilert_api_key"))
+        .map(|fields| {
+            fields
+                .get("servicenow_token")
+                .and_then(Value::as_str)
+                .filter(|_| show_token)
+                .map(str::to_owned)
+        });
     let token = show_token.then(|| {
         serde_json::from_str::<Map<String, Value>>(contents.expose_secret())
             .ok()
             .and_then(|fields| fields.get("webhook_token")?.as_str().map(str::to_owned))
             .unwrap_or_default()
     });
-    Ok(next_steps(
+    let mut steps = next_steps(
         &arn,
         existing.is_none(),
         token_change,
         token.as_deref(),
         webhook_url,
-    ))
+    );
+    if let Some(push_token) = back_sync {
+        steps.push_str(&back_sync_steps(&arn, push_token.as_deref(), webhook_url));
+    }
+    Ok(steps)
+}
+
+/// What to do for the way back once the secret holds an iLert key.
+pub fn back_sync_steps(arn: &str, push_token: Option<&str>, webhook_url: Option<&str>) -> String {
+    let push_url = webhook_url
+        .map(|url| {
+            let base = url.trim_end_matches('/');
+            let base = base.strip_suffix("/webhook").unwrap_or(base);
+            format!("{base}/servicenow")
+        })
+        .unwrap_or_else(|| "<the stack's ServiceNowPushUrl output>".to_owned());
+    let token = match push_token {
+        Some(token) => token.to_owned(),
+        None => format!(
+            "<servicenow_token>, which this prints:\n      aws secretsmanager get-secret-value \
+             --secret-id {arn} --query SecretString --output text | python3 -c 'import json,sys; \
+             print(json.load(sys.stdin)[\"servicenow_token\"])'"
+        ),
+    };
+    format!(
+        "\nThe way back (ServiceNow → iLert) is on: the scheduled pass brings the service desk's \
+         In Progress and Resolved to iLert within a minute, with nothing installed in ServiceNow.\n\
+         For seconds instead (optional), a ServiceNow admin imports servicenow/ilert-back-sync.xml \
+         and sets:\n  REST message \"iLert back-sync\" endpoint: {push_url}\n  \
+         Basic auth profile \"iLert back-sync\" password: {token}\n"
+    )
 }
 
 /// One line typed at the terminal, after a prompt on standard error.
@@ -458,6 +574,57 @@ mod tests {
         let after = read(&dropped);
         assert!(!after.contains_key("webhook_token_previous"));
         assert_eq!(after["webhook_token"], fields["webhook_token"]);
+    }
+
+    #[test]
+    fn an_ilert_key_turns_the_way_back_on_with_a_push_token_of_its_own() {
+        let old = existing(
+            r#"{"instance_url":"https://a.service-now.com","username":"u","password":"p",
+                "webhook_token":"hook"}"#,
+        );
+        let on = SecretChanges {
+            ilert_api_key: Some(SecretString::from(" il-key ")),
+            ..SecretChanges::default()
+        };
+        let (json, _) = merged(old, on, "s").unwrap();
+        let fields = read(&json);
+        assert_eq!(fields["ilert_api_key"], "il-key");
+        let push = fields["servicenow_token"].as_str().unwrap().to_owned();
+        assert_eq!(push.len(), 64);
+        assert_ne!(push, "hook", "never the webhook's token");
+
+        let kept = SecretChanges {
+            username: Some("v".into()),
+            ..SecretChanges::default()
+        };
+        let (json, _) = merged(fields.clone(), kept, "s").unwrap();
+        assert_eq!(read(&json)["servicenow_token"], push.as_str(), "kept");
+
+        let rotated = SecretChanges {
+            new_servicenow_token: true,
+            ..SecretChanges::default()
+        };
+        let (json, _) = merged(fields.clone(), rotated, "s").unwrap();
+        assert_ne!(read(&json)["servicenow_token"], push.as_str());
+
+        let bad_url = SecretChanges {
+            ilert_api_url: Some("http://api.ilert.com".into()),
+            ..SecretChanges::default()
+        };
+        let problem = merged(fields.clone(), bad_url, "s").err().unwrap();
+        assert!(problem.contains("ilert_api_url"), "{problem}");
+        assert!(!problem.contains("il-key"), "{problem}");
+
+        let off = SecretChanges {
+            no_back_sync: true,
+            ..SecretChanges::default()
+        };
+        let (json, _) = merged(fields, off, "s").unwrap();
+        let fields = read(&json);
+        for key in ["ilert_api_key", "ilert_api_url", "servicenow_token"] {
+            assert!(!fields.contains_key(key), "{key}");
+        }
+        assert_eq!(fields["webhook_token"], "hook");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! metrics in Embedded Metric Format on stdout, which CloudWatch turns into metrics with no
 //! extra infrastructure. Neither ever carries a secret, a token, a header or a body.
 
+use crate::flow::back_sync::PassReport;
 use crate::flow::budget::Spending;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -68,6 +69,8 @@ pub struct Summary {
     pub queue_wait: Option<Duration>,
     /// For a queued event that failed: `retry` (handed back to the queue) or `dead_letter`.
     pub disposition: Option<&'static str>,
+    /// For ServiceNow's push: what the way back did (`accepted`, `resolved`, `unchanged`).
+    pub back_sync: Option<&'static str>,
 }
 
 impl Default for Summary {
@@ -84,6 +87,7 @@ impl Summary {
             event_type: None,
             queue_wait: None,
             disposition: None,
+            back_sync: None,
         }
     }
 
@@ -132,9 +136,33 @@ impl Summary {
             retries = spending.retries,
             queue_wait_ms,
             disposition = self.disposition,
+            back_sync = self.back_sync,
+            ilert_requests = (spending.ilert_requests > 0).then_some(spending.ilert_requests),
             duration_ms,
             "invocation"
         );
+        if self.back_sync.is_some() {
+            let (counts, failure) = match ending {
+                Ending::Handled { action, .. } => (
+                    BackSyncCounts {
+                        accepted: u32::from(*action == "accepted"),
+                        resolved: u32::from(*action == "resolved"),
+                        unchanged: u32::from(*action == "unchanged"),
+                        ..BackSyncCounts::default()
+                    },
+                    None,
+                ),
+                Ending::Failed { kind, .. } => (
+                    BackSyncCounts {
+                        failed: 1,
+                        ..BackSyncCounts::default()
+                    },
+                    Some(*kind),
+                ),
+            };
+            metrics.write(&back_sync_document(&counts, spending, duration_ms, failure));
+            return;
+        }
         metrics.write(&metrics_document(
             ending,
             servicenow_requests,
@@ -213,6 +241,109 @@ fn metrics_document(
     line
 }
 
+/// Logs a scheduled back-sync pass's one summary line (its counts, what it spent, what
+/// stopped it) and writes its metrics.
+pub fn pass_finished(
+    report: &PassReport,
+    spending: Spending,
+    elapsed: Duration,
+    metrics: &Metrics,
+) {
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    let failure = report.failure.as_ref();
+    // A pass with nothing to do because the way back is off is not a failure.
+    let off = matches!(failure, Some(crate::flow::back_sync::BackSyncError::Off));
+    let outcome = match failure {
+        Some(_) if off => "off",
+        Some(_) => "failed",
+        None if report.failed > 0 => "partial",
+        None => "handled",
+    };
+    let kind = failure.filter(|_| !off).map(|f| f.kind());
+    let cause = failure.filter(|_| !off).map(ToString::to_string);
+    tracing::info!(
+        trigger = "schedule",
+        outcome,
+        open_alerts = report.open_alerts,
+        behind = report.behind,
+        accepted = report.accepted,
+        resolved = report.resolved,
+        unchanged = report.unchanged,
+        failed = report.failed,
+        deferred = report.deferred,
+        failure = kind,
+        cause = cause.as_deref(),
+        ilert_requests = spending.ilert_requests,
+        servicenow_requests = spending.servicenow_requests,
+        duration_ms,
+        "back_sync_pass"
+    );
+    // What only a person can fix (a refused key, a refusing instance) is also an error line,
+    // for alarms on the log; what passes by itself (iLert or ServiceNow away) is not.
+    if let Some(failure) = failure.filter(|f| !off && !f.passes_by_itself()) {
+        tracing::error!(failure = failure.kind(), cause = %failure, "the back-sync cannot do its work");
+    }
+    let counts = BackSyncCounts {
+        accepted: report.accepted,
+        resolved: report.resolved,
+        unchanged: report.unchanged,
+        failed: report.failed,
+        deferred: report.deferred,
+    };
+    metrics.write(&back_sync_document(&counts, spending, duration_ms, kind));
+}
+
+/// What the way back did, for its metrics.
+#[derive(Debug, Clone, Copy, Default)]
+struct BackSyncCounts {
+    accepted: u32,
+    resolved: u32,
+    unchanged: u32,
+    failed: u32,
+    deferred: u32,
+}
+
+const EMF_BACK_SYNC_DIRECTIVES: &str = concat!(
+    r#"{"Namespace":"ilert-servicenow","Dimensions":[[]],"Metrics":["#,
+    r#"{"Name":"BackSyncAccepted","Unit":"Count"},{"Name":"BackSyncResolved","Unit":"Count"},"#,
+    r#"{"Name":"BackSyncUnchanged","Unit":"Count"},{"Name":"BackSyncFailed","Unit":"Count"},"#,
+    r#"{"Name":"BackSyncDeferred","Unit":"Count"},{"Name":"ILertRequests","Unit":"Count"},"#,
+    r#"{"Name":"ServiceNowRequests","Unit":"Count"},{"Name":"Duration","Unit":"Milliseconds"}]}"#
+);
+
+/// The way back's Embedded Metric Format document: a push's or a pass's counts, and its
+/// failure's kind as a `FailureKind` dimension.
+fn back_sync_document(
+    counts: &BackSyncCounts,
+    spending: Spending,
+    duration_ms: f64,
+    failure: Option<&str>,
+) -> String {
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut line = format!(
+        r#"{{"_aws":{{"Timestamp":{timestamp},"CloudWatchMetrics":[{EMF_BACK_SYNC_DIRECTIVES}{}]}},"BackSyncAccepted":{},"BackSyncResolved":{},"BackSyncUnchanged":{},"BackSyncFailed":{},"BackSyncDeferred":{},"ILertRequests":{},"ServiceNowRequests":{},"Duration":{duration_ms:.3}"#,
+        if failure.is_some() {
+            EMF_FAILURE_DIRECTIVE
+        } else {
+            ""
+        },
+        counts.accepted,
+        counts.resolved,
+        counts.unchanged,
+        counts.failed,
+        counts.deferred,
+        spending.ilert_requests,
+        spending.servicenow_requests,
+    );
+    if let Some(kind) = failure {
+        line.push_str(&format!(r#","FailureKind":"{kind}","Failures":1"#));
+    }
+    line.push('}');
+    line
+}
+
 /// Where metrics go: stdout in Lambda, nowhere in the demo, a buffer in tests.
 #[derive(Debug, Clone, Default)]
 pub enum Metrics {
@@ -265,7 +396,7 @@ mod tests {
         let spending = Spending {
             servicenow_requests: 3,
             servicenow_time: Duration::from_millis(42),
-            retries: 0,
+            ..Spending::default()
         };
         Summary::new().finish(&ending, spending, &metrics);
         let [document] = documents(&metrics).try_into().unwrap();

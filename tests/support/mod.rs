@@ -200,6 +200,7 @@ pub fn handler_with_defaults(
             Duration::from_secs(300),
         ),
         TableApi::new(ilert_servicenow::adapters::http::client()),
+        ilert_servicenow::adapters::ilert::ILertApi::new(ilert_servicenow::adapters::http::client()),
         defaults,
     )
     .with_settle_delay(Duration::ZERO)

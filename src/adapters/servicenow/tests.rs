@@ -43,7 +43,7 @@ fn throttling_and_gateway_errors_are_transient_and_client_errors_are_not() {
         interpret(&Method::POST, StatusCode::INTERNAL_SERVER_ERROR, None, b""),
         Err(ServiceNowError::Intermittent { tries: 3, .. })
     ));
-    for status in [400, 403, 404] {
+    for status in [400, 403] {
         let verdict = interpret(
             &Method::POST,
             StatusCode::from_u16(status).unwrap(),
@@ -55,6 +55,10 @@ fn throttling_and_gateway_errors_are_transient_and_client_errors_are_not() {
             "{status}"
         );
     }
+    assert!(matches!(
+        interpret(&Method::GET, StatusCode::NOT_FOUND, None, b""),
+        Err(ServiceNowError::NotFound(_))
+    ));
 }
 
 #[test]

@@ -1,0 +1,644 @@
+//! The way back, ServiceNow → iLert: the service desk's In Progress, Resolved, Closed and
+//! Canceled reach the original alert. Two doors lead here, both stateless:
+//!
+//! - **the scheduled pass** (EventBridge, every minute), with nothing installed in
+//!   ServiceNow: it reads the alerts still open in iLert, asks ServiceNow for their incidents
+//!   in a state ahead of them, and moves each of those alerts forward;
+//! - **the push** (`POST /servicenow`, from the shipped business rule): one incident, read
+//!   from ServiceNow, within seconds. It may be lost (ServiceNow does not retry it): the next
+//!   pass does the same work.
+//!
+//! Nothing is remembered, and nothing needs to be: the function only ever writes a state its
+//! alert already has, so an incident ahead of its open alert was moved by someone else,
+//! whoever wrote to it since (the last updater is no cursor); once the alert has caught up it
+//! is no longer open, or no longer behind, and no pass looks at it again. Closed and Canceled
+//! incidents, which ServiceNow keeps read-only, need no write either. An interruption anywhere
+//! loses nothing: the next pass reads the alerts again before it acts.
+//!
+//! Loop-safe by construction: the function's own writes never put an incident ahead of its
+//! alert, and iLert's echo of an accept or resolve made here is recognised by the key's user
+//! and writes nothing (`domain::decision`).
+
+use crate::adapters::ilert::{ILertApi, ILertError, OPEN_ALERTS_PAGE};
+use crate::adapters::secrets::{Connection, ILertAccount};
+use crate::adapters::servicenow::{IncidentTable, ServiceNowError, SysId};
+use crate::domain::alert::{AlertEvent, AlertId, AlertStatus, EventKind, Person};
+use crate::domain::back_sync::{back_action, wanted_in_ilert, BackAction, BackSynced};
+use crate::domain::incident::{CorrelationId, Incident};
+use crate::flow::budget::{Backoff, Budget};
+use crate::flow::sync::SyncError;
+use futures_util::StreamExt;
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// iLert allows 120 calls a minute per user API key, counted in a window nobody documents.
+/// A pass runs once a minute and makes at most this many, so any two consecutive passes stay
+/// within the limit wherever its window falls, with room left for pushes and `check`.
+pub const ILERT_CALLS_PER_PASS: u32 = 50;
+/// A push needs at most four: read, act, and once more each if a concurrent pass acted first.
+const ILERT_CALLS_PER_PUSH: u32 = 4;
+/// Pages of open alerts a pass reads at most (100 each): past 2,000 open alerts, the rest
+/// wait for the alerts before them to be worked off, and a warning says so.
+const OPEN_ALERT_PAGES_PER_PASS: usize = 20;
+/// Alerts worked on at once: iLert's latency, not the function's CPU, is what a pass waits
+/// for.
+const ALERTS_AT_ONCE: usize = 4;
+/// iLert's advice for a 429, which comes without `Retry-After`: back off 10 to 30 seconds.
+const THROTTLED_WAIT_SECONDS: (u64, u64) = (10, 30);
+/// How long the key's user is trusted, and how long a failure to learn it is remembered (a
+/// webhook must not wait on iLert every time).
+const KEY_USER_TTL: Duration = Duration::from_secs(3600);
+const KEY_USER_FAILURE_MEMORY: Duration = Duration::from_secs(60);
+/// The most a webhook waits to learn the key's user, to recognise an echo.
+const KEY_USER_WAIT: Duration = Duration::from_millis(1500);
+/// Not worth starting an alert with less time than this left: it would be cut off half-way.
+const SHORTEST_USEFUL_ALERT: Duration = Duration::from_secs(1);
+
+/// Why the way back could not do its work, with its verdict.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackSyncError {
+    /// The secret has no `ilert_api_key`: the way back is off.
+    #[error("the back-sync is off: the secret has no `ilert_api_key`")]
+    Off,
+    /// iLert is unreachable, failing or throttling: the next pass tries again.
+    #[error("{cause}")]
+    ILertUnavailable {
+        cause: String,
+        retry_after: Duration,
+    },
+    /// The API key is wrong or revoked: nothing passes until it is replaced.
+    #[error("{0}; make a new API key for the iLert user the back-sync acts as and put it in the secret (`ilert-servicenow secret --ilert-api-key`)")]
+    ILertKeyRefused(String),
+    /// iLert refused in a way another try will not change.
+    #[error("{0}")]
+    ILertRefused(String),
+    /// ServiceNow could not be read.
+    #[error("{0}")]
+    ServiceNow(SyncError),
+}
+
+impl BackSyncError {
+    /// A short name for the kind of failure, stable for log queries and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Off => "misconfigured",
+            Self::ILertUnavailable { .. } => "ilert_unavailable",
+            Self::ILertKeyRefused(_) => "ilert_key_refused",
+            Self::ILertRefused(_) => "ilert_refused",
+            Self::ServiceNow(SyncError::Unavailable { .. }) => "unavailable",
+            Self::ServiceNow(SyncError::Refused(_)) => "servicenow_refused",
+            Self::ServiceNow(SyncError::Misconfigured(_)) => "misconfigured",
+        }
+    }
+
+    /// Whether it passes by itself (iLert or ServiceNow away), or needs someone to act.
+    pub fn passes_by_itself(&self) -> bool {
+        matches!(
+            self,
+            Self::ILertUnavailable { .. } | Self::ServiceNow(SyncError::Unavailable { .. })
+        )
+    }
+}
+
+impl From<ServiceNowError> for BackSyncError {
+    fn from(error: ServiceNowError) -> Self {
+        Self::ServiceNow(error.into())
+    }
+}
+
+impl From<ILertError> for BackSyncError {
+    fn from(error: ILertError) -> Self {
+        match error {
+            ILertError::Transient {
+                message,
+                retry_after,
+            } => Self::ILertUnavailable {
+                cause: message,
+                retry_after: retry_after.unwrap_or(Duration::from_secs(60)),
+            },
+            ILertError::Throttled(message) => Self::ILertUnavailable {
+                cause: message,
+                retry_after: Duration::from_secs(THROTTLED_WAIT_SECONDS.1),
+            },
+            ILertError::KeyRefused(message) => Self::ILertKeyRefused(message),
+            ILertError::NotFound(message) | ILertError::Refused(message) => {
+                Self::ILertRefused(message)
+            }
+        }
+    }
+}
+
+/// What the push did for its incident.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackSyncOutcome {
+    pub synced: BackSynced,
+    pub alert_id: Option<String>,
+    pub incident: Incident,
+    /// Why nothing was done, when nothing was.
+    pub reason: Option<&'static str>,
+}
+
+/// What one scheduled pass did, for its summary line and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// Alerts open in iLert when the pass read them.
+    pub open_alerts: u32,
+    /// Of those, the alerts whose incident the desk has moved ahead of them.
+    pub behind: u32,
+    pub accepted: u32,
+    pub resolved: u32,
+    /// Found already there when acted on (someone else was quicker).
+    pub unchanged: u32,
+    /// Alerts that failed; the next pass tries them again.
+    pub failed: u32,
+    /// Alerts left for the next pass: this pass's share of iLert's rate limit or its time
+    /// was spent, or iLert throttled.
+    pub deferred: u32,
+    /// What stopped the pass as a whole, if anything did.
+    pub failure: Option<BackSyncError>,
+}
+
+/// iLert calls a pass or push may still make.
+struct Allowance(AtomicU32);
+
+impl Allowance {
+    fn new(calls: u32) -> Self {
+        Self(AtomicU32::new(calls))
+    }
+
+    fn take(&self) -> bool {
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok()
+    }
+}
+
+/// An alert behind its incident, and the incident that asks for it.
+struct Behind {
+    alert: AlertId,
+    action: BackAction,
+    incident: Incident,
+}
+
+/// Who the API key acts as, learned once per key.
+#[derive(Default)]
+struct KeyUser {
+    known: Option<(String, Instant, Person)>,
+    failed: Option<(String, Instant)>,
+}
+
+pub struct BackSync<T> {
+    table: Arc<T>,
+    ilert: ILertApi,
+    key_user: Mutex<KeyUser>,
+}
+
+impl<T: IncidentTable> BackSync<T> {
+    pub fn new(table: Arc<T>, ilert: ILertApi) -> Self {
+        Self {
+            table,
+            ilert,
+            key_user: Mutex::default(),
+        }
+    }
+
+    /// One scheduled pass: the open alerts → their incidents ahead of them → one call each,
+    /// as far as this pass's share of iLert's rate limit and its time allow.
+    pub async fn pass(&self, connection: &Connection, budget: &Budget) -> PassReport {
+        let mut report = PassReport::default();
+        let Some(ilert) = &connection.ilert else {
+            report.failure = Some(BackSyncError::Off);
+            return report;
+        };
+        let allowance = Allowance::new(ILERT_CALLS_PER_PASS);
+        let open = match self.open_alerts(ilert, budget, &allowance).await {
+            Ok(open) => open,
+            Err(error) => {
+                report.failure = Some(error);
+                return report;
+            }
+        };
+        report.open_alerts = open.len() as u32;
+        let behind = match self.behind(connection, &open, budget).await {
+            Ok(behind) => behind,
+            Err(error) => {
+                report.failure = Some(error);
+                return report;
+            }
+        };
+        report.behind = behind.len() as u32;
+        let stop = AtomicBool::new(false);
+        let results: Vec<Result<Option<BackSynced>, BackSyncError>> =
+            futures_util::stream::iter(behind)
+                .map(|behind| {
+                    let (allowance, stop) = (&allowance, &stop);
+                    async move {
+                        if stop.load(Ordering::SeqCst) || budget.remaining() < SHORTEST_USEFUL_ALERT
+                        {
+                            return Ok(None);
+                        }
+                        let result = self.bring(ilert, &behind, budget, allowance).await;
+                        // A refused key or an unavailable iLert stops the pass: every other
+                        // call would meet the same.
+                        if matches!(
+                            result,
+                            Err(BackSyncError::ILertKeyRefused(_)
+                                | BackSyncError::ILertUnavailable { .. })
+                        ) {
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                        result
+                    }
+                })
+                .buffer_unordered(ALERTS_AT_ONCE)
+                .collect()
+                .await;
+        for result in results {
+            match result {
+                Ok(Some(BackSynced::Accepted)) => report.accepted += 1,
+                Ok(Some(BackSynced::Resolved)) => report.resolved += 1,
+                Ok(Some(BackSynced::Unchanged)) => report.unchanged += 1,
+                Ok(None) => report.deferred += 1,
+                Err(error) => {
+                    report.failed += 1;
+                    // The key's refusal, or iLert's absence, is the pass's news, said once.
+                    if matches!(
+                        error,
+                        BackSyncError::ILertKeyRefused(_) | BackSyncError::ILertUnavailable { .. }
+                    ) && report.failure.is_none()
+                    {
+                        report.failure = Some(error);
+                    }
+                }
+            }
+        }
+        report
+    }
+
+    /// Every alert open in iLert, a page at a time, with its status.
+    async fn open_alerts(
+        &self,
+        ilert: &ILertAccount,
+        budget: &Budget,
+        allowance: &Allowance,
+    ) -> Result<HashMap<String, (AlertId, AlertStatus)>, BackSyncError> {
+        let mut open = HashMap::new();
+        for page in 0..OPEN_ALERT_PAGES_PER_PASS {
+            let listed = self
+                .call_ilert(budget, allowance, || {
+                    self.ilert.open_alerts(ilert, page * OPEN_ALERTS_PAGE)
+                })
+                .await?;
+            let Some(listed) = listed else {
+                break;
+            };
+            for (id, status) in listed.open {
+                open.insert(id.to_string(), (id, status));
+            }
+            if listed.last {
+                return Ok(open);
+            }
+        }
+        tracing::warn!(
+            read = open.len(),
+            "more alerts are open in iLert than one back-sync pass reads; the service desk's \
+             changes to the others wait until fewer are open"
+        );
+        Ok(open)
+    }
+
+    /// The open alerts whose incident the desk moved ahead of them, one entry per alert.
+    async fn behind(
+        &self,
+        connection: &Connection,
+        open: &HashMap<String, (AlertId, AlertStatus)>,
+        budget: &Budget,
+    ) -> Result<Vec<Behind>, BackSyncError> {
+        let keys: Vec<CorrelationId> = open
+            .values()
+            .map(|(id, _)| CorrelationId::for_alert(id))
+            .collect();
+        let mut behind: HashMap<String, Behind> = HashMap::new();
+        for chunk in keys.chunks(OPEN_ALERTS_PAGE) {
+            let incidents = budget
+                .servicenow(self.table.in_mapped_states(&connection.servicenow, chunk))
+                .await?;
+            for incident in incidents {
+                let Ok(wanted) = wanted_in_ilert(&incident) else {
+                    continue;
+                };
+                let Some((alert, in_ilert)) = open.get(wanted.alert.as_str()).cloned() else {
+                    continue;
+                };
+                let action = back_action(wanted.status, in_ilert);
+                if action == BackAction::LeaveAlone {
+                    continue;
+                }
+                // Several incidents of one alert (a race not yet merged): the furthest wins.
+                let further = behind
+                    .get(alert.as_str())
+                    .is_none_or(|known| known.action == BackAction::Accept);
+                if further {
+                    behind.insert(
+                        alert.to_string(),
+                        Behind {
+                            alert,
+                            action,
+                            incident,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(behind.into_values().collect())
+    }
+
+    /// The push from ServiceNow's business rule: the incident with this sys_id, read from
+    /// ServiceNow itself (nothing else in the call is trusted), its alert read from iLert, and
+    /// the one call it still needs. `Ok(None)`: no such incident.
+    pub async fn push(
+        &self,
+        connection: &Connection,
+        sys_id: &SysId,
+        budget: &Budget,
+    ) -> Result<Option<BackSyncOutcome>, BackSyncError> {
+        let ilert = connection.ilert.as_ref().ok_or(BackSyncError::Off)?;
+        let Some(incident) = budget
+            .servicenow(self.table.get(&connection.servicenow, sys_id))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let unchanged = |incident, alert_id, reason| {
+            Ok(Some(BackSyncOutcome {
+                synced: BackSynced::Unchanged,
+                alert_id,
+                incident,
+                reason: Some(reason),
+            }))
+        };
+        let wanted = match wanted_in_ilert(&incident) {
+            Ok(wanted) => wanted,
+            Err(reason) => return unchanged(incident, None, reason),
+        };
+        let alert_id = Some(wanted.alert.to_string());
+        let allowance = Allowance::new(ILERT_CALLS_PER_PUSH);
+        let read = self
+            .call_ilert(budget, &allowance, || {
+                self.ilert.alert(ilert, &wanted.alert)
+            })
+            .await;
+        let in_ilert = match read {
+            Ok(Some(alert)) => alert.status,
+            Ok(None) => {
+                return Err(BackSyncError::ILertUnavailable {
+                    cause: "iLert did not answer the push's read in the tries it is given".into(),
+                    retry_after: Duration::from_secs(60),
+                })
+            }
+            Err(BackSyncError::ILertRefused(_)) => {
+                return unchanged(
+                    incident,
+                    alert_id,
+                    "iLert has no such alert, or the API key's user may not see its alert source",
+                )
+            }
+            Err(error) => return Err(error),
+        };
+        let action = back_action(wanted.status, in_ilert);
+        if action == BackAction::LeaveAlone {
+            return unchanged(incident, alert_id, "the alert is already that far in iLert");
+        }
+        let behind = Behind {
+            alert: wanted.alert,
+            action,
+            incident,
+        };
+        let synced = self
+            .bring(ilert, &behind, budget, &allowance)
+            .await?
+            .ok_or_else(|| BackSyncError::ILertUnavailable {
+                cause: "the time budget ran out before iLert could be brought in line".into(),
+                retry_after: Duration::from_secs(60),
+            })?;
+        Ok(Some(BackSyncOutcome {
+            synced,
+            alert_id,
+            incident: behind.incident,
+            reason: None,
+        }))
+    }
+
+    /// Sends the one call that brings the alert where its incident is, and logs one
+    /// `back_sync` line. Every try after the first reads the alert again before it acts: a
+    /// call whose answer was lost may have been applied, and a call refused may have been
+    /// beaten by someone else's. `Ok(None)`: left for the next pass, nothing half-done.
+    async fn bring(
+        &self,
+        ilert: &ILertAccount,
+        behind: &Behind,
+        budget: &Budget,
+        allowance: &Allowance,
+    ) -> Result<Option<BackSynced>, BackSyncError> {
+        let alert = &behind.alert;
+        let wanted = behind.action.target();
+        let mut action = behind.action;
+        let mut backoff = Backoff::new();
+        let mut sent_before = false;
+        let synced = loop {
+            if action == BackAction::LeaveAlone {
+                // Already there: by this function's own call whose answer was lost, or by
+                // someone else's.
+                break if sent_before {
+                    behind.action.synced()
+                } else {
+                    BackSynced::Unchanged
+                };
+            }
+            if !allowance.take() {
+                return Ok(None);
+            }
+            let sent = match action {
+                BackAction::Accept => budget.ilert(self.ilert.accept(ilert, alert)).await,
+                _ => budget.ilert(self.ilert.resolve(ilert, alert)).await,
+            };
+            let wait = match sent {
+                Ok(_) => break action.synced(),
+                Err(ILertError::Transient {
+                    message,
+                    retry_after,
+                }) => Some((message, backoff.next_wait(retry_after))),
+                Err(ILertError::Throttled(message)) => {
+                    let (least, most) = THROTTLED_WAIT_SECONDS;
+                    Some((message, Duration::from_secs(fastrand::u64(least..=most))))
+                }
+                // Not a transition any more (someone was quicker): read and see.
+                Err(ILertError::Refused(_)) if !sent_before => None,
+                Err(error) => return Err(self.failed(behind, error.into())),
+            };
+            sent_before = true;
+            if let Some((cause, wait)) = wait {
+                budget.count_retry();
+                if !budget.allows_wait(wait) {
+                    let error = BackSyncError::ILertUnavailable {
+                        cause: format!("{cause}; left for the next pass"),
+                        retry_after: wait.max(Duration::from_secs(5)),
+                    };
+                    return Err(self.failed(behind, error));
+                }
+                tracing::warn!(%cause, wait_ms = wait.as_millis() as u64, "retrying iLert");
+                tokio::time::sleep(wait).await;
+            }
+            let read = self
+                .call_ilert(budget, allowance, || self.ilert.alert(ilert, alert))
+                .await
+                .map_err(|error| self.failed(behind, error))?;
+            let Some(now) = read else {
+                return Ok(None);
+            };
+            action = back_action(wanted, now.status);
+        };
+        tracing::info!(
+            alert_id = %behind.alert,
+            incident = %behind.incident.number,
+            state = behind.incident.state.code(),
+            changed_by = %behind.incident.updated_by,
+            back_sync = synced.as_str(),
+            "back_sync"
+        );
+        Ok(Some(synced))
+    }
+
+    fn failed(&self, behind: &Behind, error: BackSyncError) -> BackSyncError {
+        tracing::warn!(
+            alert_id = %behind.alert,
+            incident = %behind.incident.number,
+            failure = error.kind(),
+            cause = %error,
+            "back_sync"
+        );
+        error
+    }
+
+    /// One iLert call, retried within the budget when a retry may help: full-jitter backoff
+    /// after a failure, 10 to 30 seconds after a 429 (iLert's advice; it sends no
+    /// `Retry-After`). `Ok(None)`: the allowance is spent, nothing was sent.
+    async fn call_ilert<R, F, Fut>(
+        &self,
+        budget: &Budget,
+        allowance: &Allowance,
+        call: F,
+    ) -> Result<Option<R>, BackSyncError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<R, ILertError>>,
+    {
+        let mut backoff = Backoff::new();
+        loop {
+            if !allowance.take() {
+                return Ok(None);
+            }
+            let (cause, wait) = match budget.ilert(call()).await {
+                Ok(answer) => return Ok(Some(answer)),
+                Err(ILertError::Transient {
+                    message,
+                    retry_after,
+                }) => (message, backoff.next_wait(retry_after)),
+                Err(ILertError::Throttled(message)) => {
+                    let (least, most) = THROTTLED_WAIT_SECONDS;
+                    (message, Duration::from_secs(fastrand::u64(least..=most)))
+                }
+                Err(other) => return Err(other.into()),
+            };
+            budget.count_retry();
+            if !budget.allows_wait(wait) {
+                return Err(BackSyncError::ILertUnavailable {
+                    cause: format!("{cause}; left for the next pass"),
+                    retry_after: wait.max(Duration::from_secs(5)),
+                });
+            }
+            tracing::warn!(%cause, wait_ms = wait.as_millis() as u64, "retrying iLert");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Whether `event` is iLert's echo of an accept or resolve made here: it names the user
+    /// the API key acts as. A webhook never fails for it: if iLert cannot say who the key is,
+    /// the event is taken as anyone's.
+    pub async fn is_echo(
+        &self,
+        connection: &Connection,
+        event: &AlertEvent,
+        budget: &Budget,
+    ) -> bool {
+        let Some(ilert) = &connection.ilert else {
+            return false;
+        };
+        if !matches!(event.kind, EventKind::Acknowledged | EventKind::Resolved) {
+            return false;
+        }
+        match self.key_user(ilert, budget).await {
+            Ok(user) => event.acted_by(&user),
+            Err(cause) => {
+                tracing::warn!(%cause, "could not learn who the iLert API key acts as; an echo of the back-sync may be noted");
+                false
+            }
+        }
+    }
+
+    /// The user the API key acts as (`GET /api/users/current`), cached per key.
+    pub async fn key_user(
+        &self,
+        ilert: &ILertAccount,
+        budget: &Budget,
+    ) -> Result<Person, ILertError> {
+        let key = key_fingerprint(ilert);
+        {
+            let cached = self.key_user.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((for_key, at, user)) = &cached.known {
+                if *for_key == key && at.elapsed() < KEY_USER_TTL {
+                    return Ok(user.clone());
+                }
+            }
+            if let Some((for_key, at)) = &cached.failed {
+                if *for_key == key && at.elapsed() < KEY_USER_FAILURE_MEMORY {
+                    return Err(ILertError::Transient {
+                        message: "iLert could not say who the API key acts as a moment ago".into(),
+                        retry_after: None,
+                    });
+                }
+            }
+        }
+        let wait = KEY_USER_WAIT.min(budget.remaining());
+        let learned =
+            match tokio::time::timeout(wait, budget.ilert(self.ilert.current_user(ilert))).await {
+                Ok(result) => result,
+                Err(_) => Err(ILertError::Transient {
+                    message: "iLert did not say in time who the API key acts as".into(),
+                    retry_after: None,
+                }),
+            };
+        let mut cached = self.key_user.lock().unwrap_or_else(|e| e.into_inner());
+        match &learned {
+            Ok(user) => cached.known = Some((key, Instant::now(), user.clone())),
+            Err(_) => cached.failed = Some((key, Instant::now())),
+        }
+        learned
+    }
+}
+
+/// The key, hashed: what the cache keeps instead of a second copy of it.
+fn key_fingerprint(ilert: &ILertAccount) -> String {
+    let mut hash = Sha256::new();
+    hash.update(ilert.api_url.as_str().as_bytes());
+    hash.update(b"\n");
+    hash.update(ilert.api_key.expose_secret().as_bytes());
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
