@@ -1,6 +1,7 @@
 //! `cargo run --example demo`: the bundled iLert events replayed through the real handler
-//! against the ServiceNow simulator, printing the incident after each one. Needs no AWS
-//! account, no ServiceNow instance and no Docker.
+//! against the ServiceNow simulator, printing the incident after each one; then the way back:
+//! the service desk resolves an incident, and the scheduled pass resolves its alert in the
+//! iLert stand-in. Needs no AWS account, no ServiceNow instance and no Docker.
 
 use ilert_servicenow::adapters::api_gateway::{self, HttpApiEvent};
 use ilert_servicenow::adapters::secrets::{ConnectionCache, StaticSecret};
@@ -9,7 +10,7 @@ use ilert_servicenow::domain::settings::Settings;
 use ilert_servicenow::flow::edge::WebhookHandler;
 use lambda_runtime::Context;
 use serde_json::{json, Value};
-use simulator::ServiceNowSimulator;
+use simulator::{ILertSimulator, ServiceNowSimulator};
 use std::io::Write;
 
 /// The token the bundled events carry (`events/*.json`).
@@ -54,11 +55,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 
 pub async fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let simulator = ServiceNowSimulator::start("ilert.integration", "demo-password").await?;
+    let ilert = ILertSimulator::start("demo-ilert-api-key").await?;
+    // The bundled events' alerts, as iLert has them once they were sent.
+    for (alert, status) in [(12797430, "RESOLVED"), (1, "PENDING"), (2983781, "ACCEPTED")] {
+        ilert.add_alert(alert, status);
+    }
     let secret = json!({
         "instance_url": simulator.url(),
         "username": "ilert.integration",
         "password": "demo-password",
         "webhook_token": DEMO_WEBHOOK_TOKEN,
+        "ilert_api_key": "demo-ilert-api-key",
+        "ilert_api_url": ilert.url(),
     });
     let handler: WebhookHandler<_, _> = WebhookHandler::new(
         ConnectionCache::new(
@@ -71,40 +79,94 @@ pub async fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error +
     );
     writeln!(
         out,
-        "ServiceNow simulator at {}; replaying {} bundled iLert events, then redelivering two.\n",
+        "ServiceNow simulator at {}; replaying {} bundled iLert events, then redelivering two; \
+         then the way back.\n",
         simulator.url(),
         BUNDLED_EVENTS.len()
     )?;
 
     let redeliveries = [BUNDLED_EVENTS[1], BUNDLED_EVENTS[2]];
     for (name, envelope) in BUNDLED_EVENTS.iter().chain(redeliveries.iter()) {
-        // Through the same adapter Lambda's API Gateway events take.
         let event: HttpApiEvent = serde_json::from_str(envelope)?;
-        simulator.clear_requests();
-        let response = api_gateway::answer(&handler, event, Context::default()).await;
-        let answer: Value = serde_json::from_str(&response.body).unwrap_or_default();
-        let requests = simulator.requests();
-        let calls: Vec<String> = requests
-            .iter()
-            .map(|r| {
-                let table = r.path.trim_start_matches("/api/now/table/");
-                let table = table.split('/').next().unwrap_or(table);
-                format!("{} {table}", r.method)
-            })
-            .collect();
         writeln!(out, "── {name}")?;
-        writeln!(out, "   answer {}: {answer}", response.status_code)?;
-        writeln!(
-            out,
-            "   ServiceNow requests: {} ({})",
-            calls.len(),
-            calls.join(", ")
-        )?;
-        if let Some(number) = answer["incident"]["number"].as_str() {
-            print_incident(out, &simulator, number)?;
-        }
-        writeln!(out)?;
+        deliver(out, &handler, &simulator, event).await?;
     }
+
+    // The way back: the service desk resolves the legacy sample's incident (its alert is
+    // ACCEPTED in iLert); the next scheduled pass resolves the alert.
+    let number = simulator
+        .incident_for("ilert:2983781")
+        .and_then(|incident| incident["number"].as_str().map(str::to_owned))
+        .ok_or("the legacy sample opened no incident")?;
+    writeln!(
+        out,
+        "── ServiceNow → iLert: the service desk (jane.desk) resolves {number}"
+    )?;
+    simulator.desk_edit(
+        &number,
+        "jane.desk",
+        &[
+            ("state", "6"),
+            ("close_code", "Solution provided"),
+            ("close_notes", "Switch port replaced."),
+        ],
+    )?;
+    let before = ilert.alert_status(2983781).unwrap_or_default();
+    let pass = handler.back_sync_pass(None).await;
+    writeln!(
+        out,
+        "   scheduled pass: {} open alert(s) in iLert, {} behind its incident, {} accepted, {} resolved",
+        pass.open_alerts, pass.behind, pass.accepted, pass.resolved
+    )?;
+    writeln!(
+        out,
+        "   iLert alert 2983781: {before} → {}",
+        ilert.alert_status(2983781).unwrap_or_default()
+    )?;
+    writeln!(out)?;
+    for echo in ilert.take_echoes() {
+        writeln!(out, "── iLert's echo of that resolve, to the webhook")?;
+        let mut event: HttpApiEvent = serde_json::from_str(BUNDLED_EVENTS[5].1)?;
+        event.body = Some(echo.to_string());
+        deliver(out, &handler, &simulator, event).await?;
+    }
+    Ok(())
+}
+
+/// One event through the same adapter Lambda's API Gateway events take, and what it did.
+async fn deliver<S, T>(
+    out: &mut impl Write,
+    handler: &WebhookHandler<S, T>,
+    simulator: &ServiceNowSimulator,
+    event: HttpApiEvent,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    S: ilert_servicenow::adapters::secrets::SecretSource,
+    T: ilert_servicenow::adapters::servicenow::IncidentTable,
+{
+    simulator.clear_requests();
+    let response = api_gateway::answer(handler, event, Context::default()).await;
+    let answer: Value = serde_json::from_str(&response.body).unwrap_or_default();
+    let requests = simulator.requests();
+    let calls: Vec<String> = requests
+        .iter()
+        .map(|r| {
+            let table = r.path.trim_start_matches("/api/now/table/");
+            let table = table.split('/').next().unwrap_or(table);
+            format!("{} {table}", r.method)
+        })
+        .collect();
+    writeln!(out, "   answer {}: {answer}", response.status_code)?;
+    writeln!(
+        out,
+        "   ServiceNow requests: {} ({})",
+        calls.len(),
+        calls.join(", ")
+    )?;
+    if let Some(number) = answer["incident"]["number"].as_str() {
+        print_incident(out, simulator, number)?;
+    }
+    writeln!(out)?;
     Ok(())
 }
 

@@ -69,6 +69,8 @@ async fn the_demo_replays_the_bundled_lifecycle_onto_one_incident_and_redeliveri
             "06-legacy-docs-sample",
             "02-alert-acknowledged",
             "03-alert-comment-added",
+            "ServiceNow → iLert: the service desk (jane.desk) resolves INC0010003",
+            "iLert's echo of that resolve, to the webhook",
         ]
     );
     assert!(sections[0].contains(r#""action":"created""#));
@@ -77,7 +79,7 @@ async fn the_demo_replays_the_bundled_lifecycle_onto_one_incident_and_redeliveri
     assert!(sections[3].contains("state 6 Resolved"));
     assert!(sections[3].contains("RESOLVED PROBLEM: api-gateway-prod p95 latency > 2s"));
     assert!(sections[3].contains("close_code: Solution provided"));
-    for redelivery in &sections[6..] {
+    for redelivery in &sections[6..8] {
         assert!(
             redelivery.contains(r#""action":"unchanged""#),
             "{redelivery}"
@@ -91,7 +93,22 @@ async fn the_demo_replays_the_bundled_lifecycle_onto_one_incident_and_redeliveri
     for section in &sections[..4] {
         assert!(section.contains("INC0010001"), "{section}");
     }
+    // The way back: the desk's resolve reaches the alert; iLert's echo of it writes nothing.
+    assert!(
+        sections[8].contains("iLert alert 2983781: ACCEPTED → RESOLVED"),
+        "{}",
+        sections[8]
+    );
+    assert!(sections[9].contains(r#""action":"unchanged""#), "{}", sections[9]);
+    assert!(sections[9].contains("echo"), "{}", sections[9]);
+    assert!(
+        sections[9].contains("ServiceNow requests: 1 (GET incident)"),
+        "{}",
+        sections[9]
+    );
     assert!(!stdout.contains("demo-password"), "no secret in the output");
+    assert!(!stdout.contains("demo-ilert-api-key"), "no secret in the output");
+    assert!(!stderr.contains("demo-ilert-api-key"), "no secret in the logs");
     assert!(!stderr.contains("demo-password"), "no secret in the logs");
 }
 

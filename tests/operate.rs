@@ -482,3 +482,106 @@ async fn the_secret_command_writes_nothing_the_function_could_not_use() {
     );
     assert!(stored(&moto, "nopass").await.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_proves_the_ilert_key_says_who_it_acts_as_and_names_a_refused_one() {
+    const KEY: &str = "il-key-never-printed";
+    let ilert = simulator::ILertSimulator::start(KEY).await.unwrap();
+    let url = ilert.url();
+    let app = TestApp::spawn_with(Default::default(), |secret| {
+        secret["ilert_api_key"] = json!(KEY);
+        secret["ilert_api_url"] = json!(url);
+        secret["servicenow_token"] = json!("sn-push-token-never-printed");
+    })
+    .await;
+    ilert.add_alert(12797430, "PENDING");
+    app.deliver("01-alert-created").await;
+
+    let passed = run(&app, &["check"]).await;
+    assert!(passed.success, "{}{}", passed.stdout, passed.stderr);
+    let key = line(&passed, "ilert api key");
+    assert!(key.starts_with("OK"), "{key}");
+    assert!(
+        key.contains("acts as ServiceNow Sync <servicenow-sync@example.com> (iLert user 900001)"),
+        "{key}"
+    );
+    let reads = line(&passed, "back-sync reads");
+    assert!(reads.starts_with("OK") && reads.contains("1 alert(s) open"), "{reads}");
+    assert!(line(&passed, "push").starts_with("OK"));
+    assert!(!passed.stdout.contains(KEY) && !passed.stdout.contains("sn-push-token"));
+
+    ilert.revoke_key();
+    let refused = run(&app, &["check"]).await;
+    assert_eq!(refused.code, Some(1), "{}", refused.stdout);
+    let key = line(&refused, "ilert api key");
+    assert!(key.starts_with("FAIL") && key.contains("403"), "{key}");
+    assert!(key.contains("secret --ilert-api-key"), "{key}");
+    assert!(!refused.stdout.contains(KEY));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_says_when_the_way_back_is_off() {
+    let app = TestApp::spawn().await;
+    let checked = run(&app, &["check"]).await;
+    assert!(checked.success, "{}", checked.stdout);
+    let off = line(&checked, "back-sync");
+    assert!(off.starts_with("SKIP") && off.contains("ilert_api_key"), "{off}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_secret_command_turns_the_way_back_on_with_a_push_token_and_off_again() {
+    const KEY: &str = "il-key-from-a-pipe";
+    let moto = simulator::Moto::start().expect("moto starts");
+    let id = "ilert/back-sync";
+    let created = run_with(
+        shell_with(&moto),
+        &[
+            "secret",
+            "--secret-id",
+            id,
+            "--instance-url",
+            "https://acme.service-now.com",
+            "--username",
+            "ilert.integration",
+            "--password-stdin",
+        ],
+        &format!("{SN_PASSWORD}\n"),
+    )
+    .await;
+    assert!(created.success, "{}{}", created.stdout, created.stderr);
+    assert!(!created.stdout.contains("way back"), "off until asked");
+
+    let on = run_with(
+        shell_with(&moto),
+        &[
+            "secret",
+            "--secret-id",
+            id,
+            "--ilert-api-key",
+            "--webhook-url",
+            "https://abc.execute-api.eu-central-1.amazonaws.com/webhook",
+        ],
+        &format!("{KEY}\n"),
+    )
+    .await;
+    assert!(on.success, "{}{}", on.stdout, on.stderr);
+    let secret = stored(&moto, id).await.unwrap();
+    assert_eq!(secret["ilert_api_key"], KEY);
+    let push_token = secret["servicenow_token"].as_str().unwrap().to_owned();
+    assert_eq!(push_token.len(), 64);
+    assert_ne!(push_token, secret["webhook_token"].as_str().unwrap());
+    assert!(on.stdout.contains("servicenow/ilert-back-sync.xml"), "{}", on.stdout);
+    assert!(
+        on.stdout
+            .contains("https://abc.execute-api.eu-central-1.amazonaws.com/servicenow"),
+        "{}",
+        on.stdout
+    );
+    assert!(!on.stdout.contains(KEY) && !on.stdout.contains(&push_token));
+
+    let off = run_with(shell_with(&moto), &["secret", "--secret-id", id, "--no-back-sync"], "").await;
+    assert!(off.success, "{}{}", off.stdout, off.stderr);
+    let secret = stored(&moto, id).await.unwrap();
+    assert!(secret.get("ilert_api_key").is_none() && secret.get("servicenow_token").is_none());
+    assert_eq!(secret["password"], SN_PASSWORD, "the rest is kept");
+}

@@ -1,5 +1,5 @@
 //! iLert's REST API, as far as a ServiceNow → iLert sync goes: who the API key acts as, reading
-//! an alert, accepting and resolving it. It keeps the real API's traps: a wrong or revoked key
+//! an alert or listing the open ones, accepting and resolving it. It keeps the real API's traps: a wrong or revoked key
 //! is a `403 KEY_ERROR`, not a 401; the rate limit (120 calls a minute per key, a sliding
 //! window) answers 429 with no `Retry-After` and no rate-limit headers; the lifecycle only moves
 //! forward, so accepting twice or resolving twice is no transition; and every accept or resolve
