@@ -57,7 +57,11 @@ pub async fn run(out: &mut impl Write) -> Result<(), Box<dyn std::error::Error +
     let simulator = ServiceNowSimulator::start("ilert.integration", "demo-password").await?;
     let ilert = ILertSimulator::start("demo-ilert-api-key").await?;
     // The bundled events' alerts, as iLert has them once they were sent.
-    for (alert, status) in [(12797430, "RESOLVED"), (1, "PENDING"), (2983781, "ACCEPTED")] {
+    for (alert, status) in [
+        (12797430, "RESOLVED"),
+        (1, "PENDING"),
+        (2983781, "ACCEPTED"),
+    ] {
         ilert.add_alert(alert, status);
     }
     let secret = json!({

@@ -594,8 +594,10 @@ async fn five_hundred_incidents_closed_at_once_are_all_synced_within_ilerts_rate
     assert!(app.ilert.most_calls_in_window() <= 120);
     assert_eq!(app.ilert.redundant_actions(), 0);
     eprintln!(
-        "500 closes synced in {passes} passes ({:.1} s at a pass a second)",
-        started.elapsed().as_secs_f64()
+        "500 closes synced in {passes} passes ({:.1} s at a pass a second); most iLert calls \
+         in one window: {}",
+        started.elapsed().as_secs_f64(),
+        app.ilert.most_calls_in_window()
     );
 }
 
@@ -639,4 +641,17 @@ async fn a_pass_tells_the_log_and_metrics_what_it_did_for_each_alert() {
     assert_eq!(document["BackSyncResolved"], 1, "{document}");
     assert_eq!(document["ILertRequests"], 2);
     let _ = header::AUTHORIZATION;
+}
+
+#[test]
+fn the_template_schedules_the_pass_every_minute_and_routes_the_push() {
+    let template =
+        std::fs::read_to_string(format!("{}/template.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    assert!(template.contains("ScheduleExpression: rate(1 minute)"));
+    assert!(
+        template.contains("MaximumRetryAttempts: 0"),
+        "a missed pass is the next minute's, never retried on top of it"
+    );
+    assert!(template.contains("RouteKey: POST /servicenow"));
+    assert!(template.contains("ServiceNowPushUrl:"));
 }

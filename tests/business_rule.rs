@@ -78,7 +78,10 @@ async fn a_desk_resolve_pushed_by_the_shipped_rule_resolves_the_alert_and_the_in
     .await;
     ilert.add_alert(12797430, "PENDING");
     let created = app.deliver("01-alert-created").await;
-    let number = created.body["incident"]["number"].as_str().unwrap().to_owned();
+    let number = created.body["incident"]["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     app.servicenow
         .desk_edit(
             &number,

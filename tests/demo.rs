@@ -99,7 +99,11 @@ async fn the_demo_replays_the_bundled_lifecycle_onto_one_incident_and_redeliveri
         "{}",
         sections[8]
     );
-    assert!(sections[9].contains(r#""action":"unchanged""#), "{}", sections[9]);
+    assert!(
+        sections[9].contains(r#""action":"unchanged""#),
+        "{}",
+        sections[9]
+    );
     assert!(sections[9].contains("echo"), "{}", sections[9]);
     assert!(
         sections[9].contains("ServiceNow requests: 1 (GET incident)"),
@@ -107,8 +111,14 @@ async fn the_demo_replays_the_bundled_lifecycle_onto_one_incident_and_redeliveri
         sections[9]
     );
     assert!(!stdout.contains("demo-password"), "no secret in the output");
-    assert!(!stdout.contains("demo-ilert-api-key"), "no secret in the output");
-    assert!(!stderr.contains("demo-ilert-api-key"), "no secret in the logs");
+    assert!(
+        !stdout.contains("demo-ilert-api-key"),
+        "no secret in the output"
+    );
+    assert!(
+        !stderr.contains("demo-ilert-api-key"),
+        "no secret in the logs"
+    );
     assert!(!stderr.contains("demo-password"), "no secret in the logs");
 }
 

@@ -506,7 +506,10 @@ async fn check_proves_the_ilert_key_says_who_it_acts_as_and_names_a_refused_one(
         "{key}"
     );
     let reads = line(&passed, "back-sync reads");
-    assert!(reads.starts_with("OK") && reads.contains("1 alert(s) open"), "{reads}");
+    assert!(
+        reads.starts_with("OK") && reads.contains("1 alert(s) open"),
+        "{reads}"
+    );
     assert!(line(&passed, "push").starts_with("OK"));
     assert!(!passed.stdout.contains(KEY) && !passed.stdout.contains("sn-push-token"));
 
@@ -525,7 +528,10 @@ async fn check_says_when_the_way_back_is_off() {
     let checked = run(&app, &["check"]).await;
     assert!(checked.success, "{}", checked.stdout);
     let off = line(&checked, "back-sync");
-    assert!(off.starts_with("SKIP") && off.contains("ilert_api_key"), "{off}");
+    assert!(
+        off.starts_with("SKIP") && off.contains("ilert_api_key"),
+        "{off}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -570,7 +576,11 @@ async fn the_secret_command_turns_the_way_back_on_with_a_push_token_and_off_agai
     let push_token = secret["servicenow_token"].as_str().unwrap().to_owned();
     assert_eq!(push_token.len(), 64);
     assert_ne!(push_token, secret["webhook_token"].as_str().unwrap());
-    assert!(on.stdout.contains("servicenow/ilert-back-sync.xml"), "{}", on.stdout);
+    assert!(
+        on.stdout.contains("servicenow/ilert-back-sync.xml"),
+        "{}",
+        on.stdout
+    );
     assert!(
         on.stdout
             .contains("https://abc.execute-api.eu-central-1.amazonaws.com/servicenow"),
@@ -579,7 +589,12 @@ async fn the_secret_command_turns_the_way_back_on_with_a_push_token_and_off_agai
     );
     assert!(!on.stdout.contains(KEY) && !on.stdout.contains(&push_token));
 
-    let off = run_with(shell_with(&moto), &["secret", "--secret-id", id, "--no-back-sync"], "").await;
+    let off = run_with(
+        shell_with(&moto),
+        &["secret", "--secret-id", id, "--no-back-sync"],
+        "",
+    )
+    .await;
     assert!(off.success, "{}{}", off.stdout, off.stderr);
     let secret = stored(&moto, id).await.unwrap();
     assert!(secret.get("ilert_api_key").is_none() && secret.get("servicenow_token").is_none());

@@ -463,14 +463,24 @@ async fn open_alerts_are_listed_a_page_at_a_time_as_ilerts_go_client_asks() {
     api.ilert.add_alert(6, "ACCEPTED");
     api.ilert.add_alert(7, "RESOLVED");
     let ids = |answer: &Answer| -> Vec<u64> {
-        answer.body.as_array().unwrap().iter().map(|a| a["id"].as_u64().unwrap()).collect()
+        answer
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_u64().unwrap())
+            .collect()
     };
 
     let open = "/api/alerts?state=PENDING&state=ACCEPTED";
-    let first = api.call("GET", &format!("{open}&start-index=0&max-results=4")).await;
+    let first = api
+        .call("GET", &format!("{open}&start-index=0&max-results=4"))
+        .await;
     assert_eq!(first.status, 200);
     assert_eq!(ids(&first), [1, 2, 3, 4]);
-    let second = api.call("GET", &format!("{open}&start-index=4&max-results=4")).await;
+    let second = api
+        .call("GET", &format!("{open}&start-index=4&max-results=4"))
+        .await;
     assert_eq!(ids(&second), [5, 6], "a short page is the last");
     assert_eq!(second.body[1]["status"], "ACCEPTED");
 

@@ -442,9 +442,8 @@ pub fn local_aws(secrets_manager_url: String) -> Vec<(&'static str, String)> {
 pub fn node() -> std::process::Command {
     use std::path::Path;
     use std::process::{Command, Stdio};
-    let on_path = std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| dir.join("node").is_file())
-    });
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("node").is_file()));
     if on_path {
         return Command::new("node");
     }
