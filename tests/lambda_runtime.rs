@@ -189,3 +189,48 @@ async fn in_queued_delivery_the_binary_applies_an_sqs_batch_from_the_runtime_api
     assert_eq!(incident["category"], "Queued", "the queued settings apply");
     assert_eq!(incident["state"], "2", "both events applied, in order");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_runs_a_back_sync_pass_for_eventbridges_schedule() {
+    let ilert = simulator::ILertSimulator::start("il-key").await.unwrap();
+    let url = ilert.url();
+    let app = TestApp::spawn_with(Default::default(), |secret| {
+        secret["ilert_api_key"] = serde_json::json!("il-key");
+        secret["ilert_api_url"] = serde_json::json!(url);
+    })
+    .await;
+    ilert.add_alert(12797430, "PENDING");
+    let created = app.deliver("01-alert-created").await;
+    let number = created.body["incident"]["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.servicenow
+        .desk_edit(&number, "jane.desk", &[("state", "2")])
+        .unwrap();
+    let runtime_api = RuntimeApiSimulator::start().await.unwrap();
+    let mut child = start_function(&app, &runtime_api, &[]);
+
+    let answer = runtime_api
+        .invoke(envelope("scheduled-back-sync"))
+        .await
+        .expect("an answer");
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    assert_eq!(ilert.alert_status(12797430).as_deref(), Some("ACCEPTED"));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let pass = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["fields"]["message"] == "back_sync_pass")
+        .unwrap_or_else(|| panic!("a pass summary line in {stdout}"));
+    assert_eq!(pass["fields"]["accepted"], 1);
+    assert!(
+        stdout.contains(r#""BackSyncAccepted":1"#),
+        "the pass's metrics: {stdout}"
+    );
+    assert!(!stdout.contains("il-key"), "the key is never logged");
+}
