@@ -6,14 +6,11 @@
 mod support;
 
 use http::header;
-use ilert_servicenow::domain::settings::Settings;
 use serde_json::{json, Value};
 use simulator::{ILertFault, ILertSimulator, ServiceNowSimulator};
 use std::time::{Duration, Instant};
 use support::*;
 
-const ILERT_KEY: &str = "il-key-do-not-leak-7c1e";
-const PUSH_TOKEN: &str = "sn-push-token-do-not-leak";
 const DESK: &str = "jane.desk";
 
 struct BackSyncApp {
@@ -24,13 +21,7 @@ struct BackSyncApp {
 impl BackSyncApp {
     async fn spawn() -> Self {
         let ilert = ILertSimulator::start(ILERT_KEY).await.unwrap();
-        let url = ilert.url();
-        let app = TestApp::spawn_with(Settings::default(), |secret| {
-            secret["ilert_api_key"] = json!(ILERT_KEY);
-            secret["ilert_api_url"] = json!(url);
-            secret["servicenow_token"] = json!(PUSH_TOKEN);
-        })
-        .await;
+        let app = TestApp::spawn_both_ways(&ilert).await;
         Self { app, ilert }
     }
 
@@ -514,11 +505,7 @@ async fn a_push_that_cannot_be_served_says_why() {
 #[tokio::test]
 async fn without_an_ilert_key_the_way_back_is_off_and_nothing_changes() {
     let app = TestApp::spawn().await;
-    let created = app.deliver("01-alert-created").await;
-    let number = created.body["incident"]["number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let number = app.open_bundled_incident().await;
     app.servicenow
         .desk_edit(&number, DESK, &[("state", "2")])
         .unwrap();

@@ -4,12 +4,9 @@
 
 mod support;
 
-use ilert_servicenow::domain::settings::Settings;
 use serde_json::{json, Value};
 use simulator::ILertSimulator;
 use support::*;
-
-const PUSH_TOKEN: &str = "sn-push-token-from-the-auth-profile";
 
 #[test]
 fn the_rules_own_tests_pass_under_node() {
@@ -68,20 +65,10 @@ fn fire(record: Value, previous: Value, user: &str) -> Value {
 #[tokio::test]
 async fn a_desk_resolve_pushed_by_the_shipped_rule_resolves_the_alert_and_the_integrations_own_does_not_fire(
 ) {
-    let ilert = ILertSimulator::start("il-key").await.unwrap();
-    let url = ilert.url();
-    let app = TestApp::spawn_with(Settings::default(), |secret| {
-        secret["ilert_api_key"] = json!("il-key");
-        secret["ilert_api_url"] = json!(url);
-        secret["servicenow_token"] = json!(PUSH_TOKEN);
-    })
-    .await;
+    let ilert = ILertSimulator::start(ILERT_KEY).await.unwrap();
+    let app = TestApp::spawn_both_ways(&ilert).await;
     ilert.add_alert(12797430, "PENDING");
-    let created = app.deliver("01-alert-created").await;
-    let number = created.body["incident"]["number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let number = app.open_bundled_incident().await;
     app.servicenow
         .desk_edit(
             &number,

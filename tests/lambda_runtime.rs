@@ -192,19 +192,10 @@ async fn in_queued_delivery_the_binary_applies_an_sqs_batch_from_the_runtime_api
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_binary_runs_a_back_sync_pass_for_eventbridges_schedule() {
-    let ilert = simulator::ILertSimulator::start("il-key").await.unwrap();
-    let url = ilert.url();
-    let app = TestApp::spawn_with(Default::default(), |secret| {
-        secret["ilert_api_key"] = serde_json::json!("il-key");
-        secret["ilert_api_url"] = serde_json::json!(url);
-    })
-    .await;
+    let ilert = simulator::ILertSimulator::start(ILERT_KEY).await.unwrap();
+    let app = TestApp::spawn_both_ways(&ilert).await;
     ilert.add_alert(12797430, "PENDING");
-    let created = app.deliver("01-alert-created").await;
-    let number = created.body["incident"]["number"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let number = app.open_bundled_incident().await;
     app.servicenow
         .desk_edit(&number, "jane.desk", &[("state", "2")])
         .unwrap();
@@ -232,5 +223,5 @@ async fn the_binary_runs_a_back_sync_pass_for_eventbridges_schedule() {
         stdout.contains(r#""BackSyncAccepted":1"#),
         "the pass's metrics: {stdout}"
     );
-    assert!(!stdout.contains("il-key"), "the key is never logged");
+    assert!(!stdout.contains(ILERT_KEY), "the key is never logged");
 }

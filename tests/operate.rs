@@ -303,6 +303,22 @@ fn shell_with(moto: &simulator::Moto) -> Vec<(&'static str, String)> {
     local_aws(moto.url().to_owned())
 }
 
+/// `secret` creating `id` in moto, the password piped in, with `extra` arguments.
+async fn create_secret(moto: &simulator::Moto, id: &str, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "secret",
+        "--secret-id",
+        id,
+        "--instance-url",
+        "https://acme.service-now.com",
+        "--username",
+        "ilert.integration",
+        "--password-stdin",
+    ];
+    args.extend_from_slice(extra);
+    run_with(shell_with(moto), &args, &format!("{SN_PASSWORD}\n")).await
+}
+
 /// The secret as Secrets Manager holds it.
 async fn stored(moto: &simulator::Moto, secret_id: &str) -> Option<serde_json::Value> {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -330,21 +346,13 @@ async fn stored(moto: &simulator::Moto, secret_id: &str) -> Option<serde_json::V
 async fn the_secret_command_writes_a_usable_secret_and_keeps_what_it_is_not_asked_to_change() {
     let moto = simulator::Moto::start().expect("moto starts");
     let id = "ilert/servicenow";
-    let created = run_with(
-        shell_with(&moto),
+    let created = create_secret(
+        &moto,
+        id,
         &[
-            "secret",
-            "--secret-id",
-            id,
-            "--instance-url",
-            "https://acme.service-now.com",
-            "--username",
-            "ilert.integration",
-            "--password-stdin",
             "--webhook-url",
             "https://abc.execute-api.eu-central-1.amazonaws.com/webhook",
         ],
-        &format!("{SN_PASSWORD}\n"),
     )
     .await;
     assert!(created.success, "{}{}", created.stdout, created.stderr);
@@ -485,15 +493,8 @@ async fn the_secret_command_writes_nothing_the_function_could_not_use() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_proves_the_ilert_key_says_who_it_acts_as_and_names_a_refused_one() {
-    const KEY: &str = "il-key-never-printed";
-    let ilert = simulator::ILertSimulator::start(KEY).await.unwrap();
-    let url = ilert.url();
-    let app = TestApp::spawn_with(Default::default(), |secret| {
-        secret["ilert_api_key"] = json!(KEY);
-        secret["ilert_api_url"] = json!(url);
-        secret["servicenow_token"] = json!("sn-push-token-never-printed");
-    })
-    .await;
+    let ilert = simulator::ILertSimulator::start(ILERT_KEY).await.unwrap();
+    let app = TestApp::spawn_both_ways(&ilert).await;
     ilert.add_alert(12797430, "PENDING");
     app.deliver("01-alert-created").await;
 
@@ -511,7 +512,7 @@ async fn check_proves_the_ilert_key_says_who_it_acts_as_and_names_a_refused_one(
         "{reads}"
     );
     assert!(line(&passed, "push").starts_with("OK"));
-    assert!(!passed.stdout.contains(KEY) && !passed.stdout.contains("sn-push-token"));
+    assert!(!passed.stdout.contains(ILERT_KEY) && !passed.stdout.contains(PUSH_TOKEN));
 
     ilert.revoke_key();
     let refused = run(&app, &["check"]).await;
@@ -519,7 +520,7 @@ async fn check_proves_the_ilert_key_says_who_it_acts_as_and_names_a_refused_one(
     let key = line(&refused, "ilert api key");
     assert!(key.starts_with("FAIL") && key.contains("403"), "{key}");
     assert!(key.contains("secret --ilert-api-key"), "{key}");
-    assert!(!refused.stdout.contains(KEY));
+    assert!(!refused.stdout.contains(ILERT_KEY));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -539,21 +540,7 @@ async fn the_secret_command_turns_the_way_back_on_with_a_push_token_and_off_agai
     const KEY: &str = "il-key-from-a-pipe";
     let moto = simulator::Moto::start().expect("moto starts");
     let id = "ilert/back-sync";
-    let created = run_with(
-        shell_with(&moto),
-        &[
-            "secret",
-            "--secret-id",
-            id,
-            "--instance-url",
-            "https://acme.service-now.com",
-            "--username",
-            "ilert.integration",
-            "--password-stdin",
-        ],
-        &format!("{SN_PASSWORD}\n"),
-    )
-    .await;
+    let created = create_secret(&moto, id, &[]).await;
     assert!(created.success, "{}{}", created.stdout, created.stderr);
     assert!(!created.stdout.contains("way back"), "off until asked");
 

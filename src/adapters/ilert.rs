@@ -114,9 +114,7 @@ impl ILertApi {
         account: &ILertAccount,
         id: &AlertId,
     ) -> Result<ILertAlert, ILertError> {
-        let url = api_url(account, &["api", "alerts", id.as_str(), "accept"]);
-        let body = self.call(account, Method::PUT, url, "accept alert").await?;
-        alert_from(&body)
+        self.transition(account, id, "accept").await
     }
 
     /// `PUT /api/alerts/{id}/resolve`: only ever sent for an alert not yet RESOLVED.
@@ -125,10 +123,19 @@ impl ILertApi {
         account: &ILertAccount,
         id: &AlertId,
     ) -> Result<ILertAlert, ILertError> {
-        let url = api_url(account, &["api", "alerts", id.as_str(), "resolve"]);
-        let body = self
-            .call(account, Method::PUT, url, "resolve alert")
-            .await?;
+        self.transition(account, id, "resolve").await
+    }
+
+    /// `PUT /api/alerts/{id}/{verb}`, no body (iLert takes no resolution text).
+    async fn transition(
+        &self,
+        account: &ILertAccount,
+        id: &AlertId,
+        verb: &str,
+    ) -> Result<ILertAlert, ILertError> {
+        let url = api_url(account, &["api", "alerts", id.as_str(), verb]);
+        let what = format!("{verb} alert");
+        let body = self.call(account, Method::PUT, url, &what).await?;
         alert_from(&body)
     }
 

@@ -108,23 +108,13 @@ impl BackAction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::incident::IncidentState;
+    use crate::domain::fixtures::incident_in;
     use AlertStatus::{Accepted, Pending, Resolved};
 
     fn incident(state: &str, key: &str) -> Incident {
         Incident {
-            sys_id: "a1".into(),
-            number: "INC0010001".into(),
-            state: IncidentState::from_code(state),
-            short_description: String::new(),
             correlation_id: key.into(),
-            correlation_display: "iLert #a6254e".into(),
-            impact: "3".into(),
-            urgency: "3".into(),
-            assigned_to: String::new(),
-            close_code: String::new(),
-            close_notes: String::new(),
-            updated_by: String::new(),
+            ..incident_in(state)
         }
     }
 

@@ -23,6 +23,9 @@ pub const TOKEN: &str = "change-me-webhook-token";
 pub const SN_USER: &str = "ilert.integration";
 pub const SN_PASSWORD: &str = "Sn0w-pa55-do-not-leak";
 pub const KEY: &str = "ilert:12797430";
+/// The way back's credentials, in secrets that turn it on.
+pub const ILERT_KEY: &str = "il-key-do-not-leak-7c1e";
+pub const PUSH_TOKEN: &str = "sn-push-token-do-not-leak";
 
 pub struct TestApp {
     pub servicenow: ServiceNowSimulator,
@@ -64,6 +67,18 @@ impl TestApp {
             handler,
             settle_delay: Duration::ZERO,
         }
+    }
+
+    /// The function with the way back on: its secret holds an API key of `ilert`
+    /// (`ILERT_KEY`) and a token for ServiceNow's push (`PUSH_TOKEN`).
+    pub async fn spawn_both_ways(ilert: &simulator::ILertSimulator) -> Self {
+        let url = ilert.url();
+        Self::spawn_with(Settings::default(), |secret| {
+            secret["ilert_api_key"] = json!(ILERT_KEY);
+            secret["ilert_api_url"] = json!(url);
+            secret["servicenow_token"] = json!(PUSH_TOKEN);
+        })
+        .await
     }
 
     /// Another Lambda execution environment of the same function: same instance and secret,
@@ -147,6 +162,16 @@ impl TestApp {
         self.servicenow
             .incident_for(KEY)
             .expect("exactly one incident for the alert")
+    }
+
+    /// Delivers the bundled `alert-created` and returns the number of the incident it opened.
+    pub async fn open_bundled_incident(&self) -> String {
+        let created = self.deliver("01-alert-created").await;
+        assert_eq!(created.body["action"], "created", "{}", created.text);
+        created.body["incident"]["number"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     pub fn notes(&self, number: &str) -> Vec<String> {
