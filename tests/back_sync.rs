@@ -642,3 +642,43 @@ fn the_template_schedules_the_pass_every_minute_and_routes_the_push() {
     assert!(template.contains("RouteKey: POST /servicenow"));
     assert!(template.contains("ServiceNowPushUrl:"));
 }
+
+#[tokio::test]
+async fn a_push_tells_its_summary_line_and_metrics_what_it_did() {
+    let app = BackSyncApp::spawn().await;
+    let metrics = ilert_servicenow::ops::telemetry::Metrics::Captured(Default::default());
+    let app = BackSyncApp {
+        app: app.app.with_metrics(metrics.clone()),
+        ilert: app.ilert,
+    };
+    let number = app.open(9601).await;
+    app.desk_sets(&number, "2");
+
+    let sys_id = app.sys_id(&number);
+    let logs = logs_of(|| async {
+        let pushed = app.push(&sys_id, Some(&bearer(PUSH_TOKEN))).await;
+        assert_eq!(pushed.body["action"], "accepted", "{}", pushed.text);
+    })
+    .await;
+    let summary = logs
+        .lines()
+        .into_iter()
+        .find(|l| l["fields"]["message"] == "invocation")
+        .expect("a summary line");
+    assert_eq!(summary["fields"]["trigger"], "push");
+    assert_eq!(summary["fields"]["back_sync"], "accepted");
+    assert_eq!(summary["fields"]["alert_id"], "9601");
+    assert_eq!(summary["fields"]["incident"], number.as_str());
+    assert_eq!(summary["fields"]["ilert_requests"], 2, "read, then accept");
+
+    let ilert_servicenow::ops::telemetry::Metrics::Captured(buffer) = &metrics else {
+        unreachable!()
+    };
+    let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+    let document: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(document["BackSyncAccepted"], 1, "{document}");
+    assert!(
+        document.get("IncidentsUnchanged").is_none(),
+        "not a webhook's metrics"
+    );
+}

@@ -461,8 +461,8 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
         budget: &Budget,
         summary: &mut Summary,
     ) -> Result<Outcome, Failure> {
+        summary.push = true;
         authenticate_push(request.headers(), connection.push_token.as_ref())?;
-        summary.back_sync = Some(BackSynced::Unchanged.as_str());
         let body = request.body();
         if body.len() > MAX_PUSH_BYTES {
             return Err(Failure::TooLarge(body.len()));

@@ -69,6 +69,8 @@ pub struct Summary {
     pub queue_wait: Option<Duration>,
     /// For a queued event that failed: `retry` (handed back to the queue) or `dead_letter`.
     pub disposition: Option<&'static str>,
+    /// ServiceNow's push, not iLert's webhook: its metrics are the way back's.
+    pub push: bool,
     /// For ServiceNow's push: what the way back did (`accepted`, `resolved`, `unchanged`).
     pub back_sync: Option<&'static str>,
 }
@@ -87,6 +89,7 @@ impl Summary {
             event_type: None,
             queue_wait: None,
             disposition: None,
+            push: false,
             back_sync: None,
         }
     }
@@ -136,12 +139,13 @@ impl Summary {
             retries = spending.retries,
             queue_wait_ms,
             disposition = self.disposition,
+            trigger = self.push.then_some("push"),
             back_sync = self.back_sync,
             ilert_requests = (spending.ilert_requests > 0).then_some(spending.ilert_requests),
             duration_ms,
             "invocation"
         );
-        if self.back_sync.is_some() {
+        if self.push {
             let (counts, failure) = match ending {
                 Ending::Handled { action, .. } => (
                     BackSyncCounts {
