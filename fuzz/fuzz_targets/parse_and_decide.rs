@@ -41,6 +41,7 @@ fuzz_target!(|body: &[u8]| {
         assigned_to: String::new(),
         close_code: String::new(),
         close_notes: String::new(),
+        updated_by: String::new(),
     };
     let mut situations = vec![None];
     for code in ["1", "2", "3", "6", "7", "8", "101"] {
@@ -51,6 +52,16 @@ fuzz_target!(|body: &[u8]| {
     }
 
     for current in situations {
+        // iLert's echo of the back-sync's own accept or resolve never writes a note.
+        let echo = People {
+            echo_of_back_sync: true,
+            ..People::default()
+        };
+        if let Plan::Create(changes) | Plan::Update { changes, .. } =
+            decide(&event, current.as_ref(), &settings, &echo, now)
+        {
+            assert!(changes.work_notes.is_none() && changes.comments.is_none());
+        }
         let plan = decide(&event, current.as_ref(), &settings, &People::default(), now);
         let changes = match &plan {
             Plan::Ignore { .. } => {
