@@ -682,3 +682,36 @@ async fn a_push_tells_its_summary_line_and_metrics_what_it_did() {
         "not a webhook's metrics"
     );
 }
+
+#[tokio::test]
+async fn a_query_term_the_instance_drops_is_filtered_or_stops_the_pass_but_never_misleads_it() {
+    let app = BackSyncApp::spawn().await;
+    let open = app.open(9701).await;
+    let taken = app.open(9702).await;
+    app.desk_sets(&taken, "2");
+    // A term on `state` the instance cannot use: it answers the alerts' incidents in every
+    // state, which the pass filters.
+    app.servicenow().hide_from_queries("state");
+    let filtered = app.pass().await;
+    assert_eq!((filtered.behind, filtered.accepted), (1, 1), "{filtered:?}");
+    assert_eq!(app.ilert.alert_status(9702).as_deref(), Some("ACCEPTED"));
+    assert_eq!(
+        app.ilert.alert_status(9701).as_deref(),
+        Some("PENDING"),
+        "{open} is New"
+    );
+
+    // The key's term dropped (the user may not read correlation_id): any incidents come back,
+    // cut by the limit, and the pass trusts none of them.
+    app.desk_sets(&open, "6");
+    app.servicenow().deny_read("correlation_id");
+    app.ilert.clear_requests();
+    let refused = app.pass().await;
+    let failure = refused.failure.expect("the pass stops");
+    assert_eq!(failure.kind(), "servicenow_refused");
+    assert!(failure.to_string().contains("correlation_id"), "{failure}");
+    assert!(
+        !ilert_calls(&app.ilert).iter().any(|c| c.starts_with("PUT")),
+        "nothing acted on"
+    );
+}

@@ -389,6 +389,7 @@ impl IncidentTable for TableApi {
             return Ok(Vec::new());
         }
         let list: Vec<&str> = keys.iter().map(CorrelationId::as_str).collect();
+        let limit = keys.len() * 3;
         let mut url = Self::table_url(account, None);
         url.query_pairs_mut()
             .append_pair(
@@ -401,28 +402,30 @@ impl IncidentTable for TableApi {
             )
             // Merged duplicates are moved aside, so an alert has one such incident, rarely a
             // few while a race is merged.
-            .append_pair("sysparm_limit", &(keys.len() * 3).to_string());
+            .append_pair("sysparm_limit", &limit.to_string());
         let result = self.call(account, Method::GET, url, None).await?;
         let records = result.as_array().ok_or_else(|| {
             ServiceNowError::NotTableApi(
                 "ServiceNow's answer to the back-sync's query has no list of records".into(),
             )
         })?;
-        let incidents: Vec<Incident> = records.iter().map(incident_from).collect();
-        // As with a lookup: a term the instance could not use was dropped and the answer is
-        // every row, cut by sysparm_limit; a record the query excludes proves it.
+        let mut incidents: Vec<Incident> = records.iter().map(incident_from).collect();
+        // A term the instance could not use was dropped, widening the query. Without the key
+        // term the answer is any incidents, cut by sysparm_limit: nothing in it can be
+        // trusted. Without the state term it is still these alerts' incidents, only in every
+        // state: what is not mapped is filtered out here, unless the limit may have cut some.
         let strangers = incidents
             .iter()
-            .filter(|incident| {
-                !list.contains(&incident.correlation_id.as_str())
-                    || !MAPPED_STATES.contains(&incident.state.code())
-            })
+            .filter(|incident| !list.contains(&incident.correlation_id.as_str()))
             .count();
-        if strangers > 0 {
+        let cut = incidents.len() >= limit;
+        incidents.retain(|incident| MAPPED_STATES.contains(&incident.state.code()));
+        if strangers > 0 || (cut && incidents.len() < limit) {
             return Err(ServiceNowError::Refused(format!(
-                "ServiceNow ignored part of the back-sync's query and returned {strangers} \
-                 incident(s) it excludes: the integration user probably may not read \
-                 incident.correlation_id or incident.state (a field ACL); grant it read access"
+                "ServiceNow ignored part of the back-sync's query ({} incident(s) it excludes \
+                 came back): the integration user probably may not read incident.correlation_id \
+                 or incident.state (a field ACL); grant it read access",
+                records.len() - incidents.len()
             )));
         }
         Ok(incidents)
