@@ -112,13 +112,29 @@ async fn a_create_whose_answer_was_lost_is_found_not_created_again() {
     assert_eq!(answer.body["incident"]["number"], app.incident()["number"]);
 }
 
+/// A cut connection looks the same whether the instance applied the create or not, and a
+/// create may commit after its connection is gone: it is not sent twice in one invocation.
+/// The answer is a 503, and the redelivery's lookup decides.
 #[tokio::test]
-async fn a_create_cut_before_it_was_applied_is_made_on_the_retry() {
+async fn a_create_cut_before_it_was_applied_is_a_503_and_its_redelivery_creates_it() {
     let app = TestApp::spawn().await;
     app.servicenow
         .inject(Some("POST"), Fault::CutBeforeApplying);
     let answer = app.deliver("01-alert-created").await;
-    assert_eq!(answer.body["action"], "created", "{}", answer.text);
+    assert_eq!(app.servicenow.faults_pending(), 0, "the cut was met");
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    assert_eq!(
+        app.methods().iter().filter(|m| *m == "POST").count(),
+        1,
+        "no second create while the first one's fate is unknown"
+    );
+    assert!(app.servicenow.incidents().is_empty());
+    let redelivered = app.deliver("01-alert-created").await;
+    assert_eq!(
+        redelivered.body["action"], "created",
+        "{}",
+        redelivered.text
+    );
     assert_eq!(app.servicenow.incidents().len(), 1);
 }
 

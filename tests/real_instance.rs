@@ -416,3 +416,50 @@ async fn by_default_the_answer_comes_within_five_seconds_even_from_a_hanging_ins
         "a request that hangs is cut off inside the budget and tried again"
     );
 }
+
+/// An instance whose business rules make an insert take longer than a read may: the create
+/// is waited for, inside the budget, and never sent a second time while its fate is unknown.
+#[tokio::test]
+async fn an_insert_slower_than_a_reads_timeout_is_waited_for_and_sent_once() {
+    for insert in [Duration::from_millis(3_500), Duration::from_millis(4_500)] {
+        let app = TestApp::spawn().await;
+        app.servicenow.set_insert_time(insert, Duration::ZERO);
+        let answer = app.deliver("01-alert-created").await;
+        assert_eq!(answer.status, 200, "insert {insert:?}: {}", answer.text);
+        assert_eq!(answer.body["action"], "created");
+        let posts = app.methods().iter().filter(|m| *m == "POST").count();
+        assert_eq!(posts, 1, "insert {insert:?}: one create sent");
+        assert_eq!(app.servicenow.incidents().len(), 1, "insert {insert:?}");
+    }
+}
+
+/// An insert slower than the whole budget: its answer never comes in time, so its fate is
+/// unknown; the function answers 503 rather than create again, and the redelivery finds it.
+#[tokio::test]
+async fn an_insert_slower_than_the_budget_is_a_503_and_its_redelivery_finds_it() {
+    let app = TestApp::spawn().await;
+    app.servicenow
+        .set_insert_time(Duration::from_millis(6_500), Duration::ZERO);
+    let answer = app.deliver("01-alert-created").await;
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    let posts = app.methods().iter().filter(|m| *m == "POST").count();
+    assert_eq!(
+        posts, 1,
+        "no second create while the first may be committing"
+    );
+    // The simulator's own signal: the insert has committed.
+    let committed = Instant::now();
+    while app.servicenow.incidents().is_empty() {
+        assert!(
+            committed.elapsed() < Duration::from_secs(10),
+            "the insert never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.servicenow
+        .set_insert_time(Duration::ZERO, Duration::ZERO);
+    let redelivered = app.deliver("01-alert-created").await;
+    assert_eq!(redelivered.status, 200, "{}", redelivered.text);
+    assert_eq!(redelivered.body["action"], "unchanged");
+    assert_eq!(app.servicenow.incidents().len(), 1);
+}

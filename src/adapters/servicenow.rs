@@ -16,6 +16,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// How long a write may take: an insert or update runs the instance's business rules, and on
+/// a busy instance takes seconds longer than a read (the client's 3 s). The invocation's budget
+/// still bounds it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How much of ServiceNow's own error message is passed on to iLert and the log.
 const ERROR_MESSAGE_MAX_CHARS: usize = 300;
 /// More than one incident per alert only exists after a race; a handful is plenty to see it.
@@ -23,8 +27,16 @@ const LOOKUP_LIMIT: usize = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceNowError {
-    /// Worth another try soon: throttled, 5xx, unreachable, timed out, or the connection was
-    /// cut. A write that failed this way may or may not have been applied.
+    /// Worth another try, and nothing was applied, so a write may be sent again: the
+    /// connection could not be made, or the instance throttled (429) before doing anything.
+    #[error("{message}")]
+    NotApplied {
+        message: String,
+        /// The instance's `Retry-After`, when it gave one.
+        retry_after: Option<Duration>,
+    },
+    /// Worth another try soon: no answer (timed out, the connection cut) or a gateway's 5xx.
+    /// A write that failed this way may or may not have been applied, and may still be.
     #[error("{message}")]
     Transient {
         message: String,
@@ -194,6 +206,7 @@ impl TableApi {
             if let Some(json) = &body {
                 request = request
                     .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .timeout(WRITE_TIMEOUT)
                     .body(json.clone());
             }
             let (status, retry_after, bytes) = send(request, &method).await?;
@@ -242,10 +255,19 @@ async fn send(
         ),
         retry_after: None,
     };
-    let response = request
-        .send()
-        .await
-        .map_err(|error| transient("could not be reached", &error))?;
+    let response = request.send().await.map_err(|error| {
+        if error.is_connect() {
+            ServiceNowError::NotApplied {
+                message: format!(
+                    "ServiceNow could not be reached ({method}): {}",
+                    describe_transport_error(&error)
+                ),
+                retry_after: None,
+            }
+        } else {
+            transient("did not answer", &error)
+        }
+    })?;
     let status = response.status();
     let retry_after = retry_after(response.headers());
     let bytes = response
@@ -460,13 +482,17 @@ fn interpret(
     let detail = error_message(body);
     let message = format!("ServiceNow answered {method} with {status}{detail}");
     match status {
-        StatusCode::TOO_MANY_REQUESTS
-        | StatusCode::BAD_GATEWAY
-        | StatusCode::SERVICE_UNAVAILABLE
-        | StatusCode::GATEWAY_TIMEOUT => Err(ServiceNowError::Transient {
+        // A rate-limit rule refuses before the request does anything.
+        StatusCode::TOO_MANY_REQUESTS => Err(ServiceNowError::NotApplied {
             message,
             retry_after,
         }),
+        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => {
+            Err(ServiceNowError::Transient {
+                message,
+                retry_after,
+            })
+        }
         StatusCode::UNAUTHORIZED => Err(ServiceNowError::Unauthorized(format!(
             "{message}: check `username` and `password` in the secret"
         ))),

@@ -168,6 +168,13 @@ impl From<ServiceNowError> for SyncError {
                 cause: message,
                 retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
             },
+            ServiceNowError::NotApplied {
+                message,
+                retry_after,
+            } => Self::Unavailable {
+                cause: message,
+                retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
+            },
             ServiceNowError::NotTableApi(cause) => Self::Unavailable {
                 cause,
                 retry_after: ASLEEP_RETRY_AFTER,
@@ -254,10 +261,20 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         let mut credentials_refreshed = false;
         let mut intermittent_failures = 0;
         let mut write_answer_lost = None;
+        let mut create_in_doubt = false;
         let echo = self.back_sync.is_echo(&connection, event, budget).await;
         loop {
             let interrupted = match self
-                .attempt(event, settings, &connection.servicenow, budget, echo)
+                .attempt(
+                    event,
+                    settings,
+                    &connection.servicenow,
+                    budget,
+                    Conditions {
+                        echo,
+                        create_in_doubt,
+                    },
+                )
                 .await
             {
                 Ok(outcome) => return Ok(outcome.after_lost_write(write_answer_lost).echoed(echo)),
@@ -278,6 +295,7 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                     connection = fresh;
                     continue;
                 }
+                // Answered: the transaction is over, so the next lookup sees whatever it did.
                 ServiceNowError::Intermittent { message, tries } => {
                     intermittent_failures += 1;
                     if intermittent_failures >= tries {
@@ -285,15 +303,26 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                             "{message} ({intermittent_failures} times in a row)"
                         )));
                     }
+                    write_answer_lost = write_answer_lost.or(interrupted.during_write);
                     (message, None)
                 }
+                // No answer: a create may still be committing (business rules can take longer
+                // than any wait), so no lookup proves it absent. It is never sent again in this
+                // invocation; a later lookup may find it.
                 ServiceNowError::Transient {
+                    message,
+                    retry_after,
+                } => {
+                    create_in_doubt |= interrupted.during_write == Some(Action::Created);
+                    write_answer_lost = write_answer_lost.or(interrupted.during_write);
+                    (message, retry_after)
+                }
+                ServiceNowError::NotApplied {
                     message,
                     retry_after,
                 } => (message, retry_after),
                 other => return Err(other.into()),
             };
-            write_answer_lost = write_answer_lost.or(interrupted.during_write);
             let wait = backoff.next_wait(retry_after);
             if !budget.allows_wait(wait) {
                 return Err(SyncError::Unavailable {
@@ -318,7 +347,7 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         settings: &Settings,
         account: &ServiceNowAccount,
         budget: &Budget,
-        echo: bool,
+        conditions: Conditions,
     ) -> Result<Outcome, Interrupted> {
         let key = CorrelationId::for_alert(&event.id);
         let mut created_here: Option<String> = None;
@@ -346,7 +375,7 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
             if let Some(cause) = &assignment_refused {
                 people.assignee = Assignee::Refused(cause.clone());
             }
-            people.echo_of_back_sync = echo;
+            people.echo_of_back_sync = conditions.echo;
             let outcome = match decide(
                 event,
                 current.as_ref(),
@@ -384,6 +413,14 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                         }
                         Err(error) => return Err(Interrupted::writing(error, Action::Updated)),
                     }
+                }
+                Plan::Create(_) if conditions.create_in_doubt => {
+                    return Err(Interrupted::from(ServiceNowError::Transient {
+                        message: "ServiceNow did not answer a create in time, and the incident \
+                                  it may be committing is not visible yet; not creating it twice"
+                            .into(),
+                        retry_after: None,
+                    }));
                 }
                 Plan::Create(changes) => {
                     if event.status == AlertStatus::Resolved && !looked_again {
@@ -538,6 +575,15 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
             ),
         }
     }
+}
+
+/// What an attempt must know of the attempts before it and of the event.
+#[derive(Debug, Clone, Copy)]
+struct Conditions {
+    /// The event is iLert's echo of the back-sync's own accept or resolve.
+    echo: bool,
+    /// A create was sent whose answer never came: it may be committing still.
+    create_in_doubt: bool,
 }
 
 /// A ServiceNow call that did not finish, and the write it was part of, if any: after a lost

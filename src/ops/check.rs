@@ -247,7 +247,8 @@ async fn check_back_sync(
 
 fn explain_probe_failure(out: &mut impl Write, error: &ServiceNowError) {
     match error {
-        ServiceNowError::Transient { message, .. } => {
+        ServiceNowError::Transient { message, .. }
+        | ServiceNowError::NotApplied { message, .. } => {
             let hint = if message.to_ascii_lowercase().contains("certificate")
                 || message.to_ascii_lowercase().contains("tls")
             {

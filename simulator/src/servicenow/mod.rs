@@ -327,7 +327,10 @@ impl ServiceNowSimulator {
             tls,
             move |method, path, query, headers, body| {
                 let state = Arc::clone(&shared);
-                async move {
+                // Like a real instance's transaction, a request goes on to its end when the
+                // client stops waiting (a timeout, a dropped connection): a slow insert
+                // commits after its caller gave up on it. The caller only loses the answer.
+                let transaction = tokio::spawn(async move {
                     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
                     let Reception {
                         delay,
@@ -383,7 +386,8 @@ impl ServiceNowSimulator {
                         }
                         Some(Fault::Delay(_)) | None => Some(apply()),
                     }
-                }
+                });
+                async move { transaction.await.ok().flatten() }
             },
         )
         .await?;

@@ -15,7 +15,20 @@ fn a_200_html_page_is_not_the_table_api() {
 
 #[test]
 fn throttling_and_gateway_errors_are_transient_and_client_errors_are_not() {
-    for status in [429, 502, 503, 504] {
+    // A rate-limit rule refuses before anything is done: a create may be sent again.
+    assert_eq!(
+        interpret(
+            &Method::POST,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(Duration::from_secs(7)),
+            b""
+        ),
+        Err(ServiceNowError::NotApplied {
+            message: "ServiceNow answered POST with 429 Too Many Requests".into(),
+            retry_after: Some(Duration::from_secs(7)),
+        })
+    );
+    for status in [502, 503, 504] {
         let verdict = interpret(
             &Method::POST,
             StatusCode::from_u16(status).unwrap(),
