@@ -117,7 +117,10 @@ async fn each_invocation_logs_exactly_one_summary_line_with_what_it_did() {
     assert!(created["duration_ms"].as_f64().unwrap() > 0.0);
 
     assert_eq!(summaries[1]["fields"]["action"], "updated");
-    assert_eq!(summaries[1]["fields"]["servicenow_requests"], 2);
+    assert_eq!(
+        summaries[1]["fields"]["servicenow_requests"], 3,
+        "the lookup, the update with its note, the note memory read back"
+    );
     assert_eq!(summaries[2]["fields"]["action"], "unchanged");
     assert_eq!(summaries[2]["fields"]["servicenow_requests"], 1);
 

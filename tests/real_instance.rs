@@ -463,3 +463,57 @@ async fn an_insert_slower_than_the_budget_is_a_503_and_its_redelivery_finds_it()
     assert_eq!(redelivered.body["action"], "unchanged");
     assert_eq!(app.servicenow.incidents().len(), 1);
 }
+
+/// The alert's `n`th comment, as iLert sends it.
+fn comment(n: usize) -> ilert_servicenow::flow::edge::WebhookRequest {
+    let mut body = body_of("03-alert-comment-added");
+    body["eventId"] = serde_json::json!(format!("comment-{n}"));
+    body["comment"] = serde_json::json!(format!("Comment number {n}."));
+    with_body(event("03-alert-comment-added"), body.to_string())
+}
+
+/// Every request at the same moment, each through an execution environment of its own.
+async fn all_at_once(
+    app: &TestApp,
+    requests: Vec<ilert_servicenow::flow::edge::WebhookRequest>,
+) -> Vec<Answer> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for request in requests {
+        let environment = app.another_environment().await;
+        tasks.spawn(async move { environment.send(request).await });
+    }
+    let mut answers = Vec::new();
+    while let Some(answer) = tasks.join_next().await {
+        answers.push(answer.unwrap());
+    }
+    answers
+}
+
+/// Four comments of one alert delivered at once, then each again: concurrent writers of the
+/// notes' memory must not erase each other's fingerprints, or the redeliveries note again.
+#[tokio::test]
+async fn comments_arriving_together_are_each_noted_once() {
+    for round in 0..3 {
+        let app = TestApp::spawn().await;
+        let number = app.open_bundled_incident().await;
+        app.servicenow.set_latency("GET", Duration::from_millis(20));
+        app.servicenow
+            .set_latency("PATCH", Duration::from_millis(150));
+        let together = all_at_once(&app, (0..4).map(comment).collect()).await;
+        for answer in &together {
+            assert_eq!(answer.status, 200, "round {round}: {}", answer.text);
+        }
+        let again = all_at_once(&app, (0..4).map(comment).collect()).await;
+        for answer in &again {
+            assert_eq!(answer.status, 200, "round {round}: {}", answer.text);
+        }
+        let notes = app.notes(&number);
+        for n in 0..4 {
+            let noted = notes
+                .iter()
+                .filter(|note| note.contains(&format!("Comment number {n}.")))
+                .count();
+            assert_eq!(noted, 1, "round {round}: comment {n} in {notes:#?}");
+        }
+    }
+}

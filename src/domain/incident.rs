@@ -235,6 +235,15 @@ impl NoteMemory {
         self.0.contains(&fingerprint.0)
     }
 
+    /// The notes this memory holds that `before` did not: what one write added.
+    pub fn added_since(&self, before: &NoteMemory) -> Vec<NoteFingerprint> {
+        self.0
+            .iter()
+            .filter(|token| !before.0.contains(token))
+            .map(|token| NoteFingerprint(token.clone()))
+            .collect()
+    }
+
     /// The field's new value with `fingerprint` added, forgetting the oldest notes when the
     /// field would grow past ServiceNow's 100 characters.
     pub fn remember(&self, fingerprint: &NoteFingerprint) -> String {

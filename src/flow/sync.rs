@@ -6,10 +6,12 @@
 use crate::adapters::secrets::{
     Connection, ConnectionCache, SecretError, SecretSource, ServiceNowAccount,
 };
-use crate::adapters::servicenow::{IncidentTable, ServiceNowError};
+use crate::adapters::servicenow::{IncidentTable, ServiceNowError, SysId};
 use crate::domain::alert::{AlertEvent, AlertStatus};
 use crate::domain::decision::{cancel_duplicate, decide, merge_into, Assignee, Plan};
-use crate::domain::incident::{CorrelationId, Incident, IncidentChanges};
+use crate::domain::incident::{
+    CorrelationId, Incident, IncidentChanges, NoteFingerprint, NoteMemory,
+};
 use crate::domain::settings::Settings;
 use crate::flow::back_sync::BackSync;
 use crate::flow::budget::{Backoff, Budget};
@@ -26,6 +28,9 @@ const ASLEEP_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// just canceled as a duplicate looks again too. More than a few means the alert's incidents
 /// keep changing under it.
 const MAX_PASSES: usize = 5;
+/// Read-backs of the notes' memory after a write that added to it: each one that finds a
+/// fingerprint erased by a concurrent writer puts it back and reads again.
+const MEMORY_READ_BACKS: usize = 3;
 /// How long a creator waits before it reads back: longer than a concurrent insert that
 /// took its number earlier takes to commit on a busy instance.
 pub const DEFAULT_SETTLE_DELAY: Duration = Duration::from_secs(1);
@@ -399,6 +404,17 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                     {
                         Ok(written) => {
                             ensure_applied(&changes, &written, "update")?;
+                            if let Some(display) = &changes.correlation_display {
+                                let added =
+                                    NoteMemory::read(display).added_since(&NoteMemory::read(
+                                        &current
+                                            .as_ref()
+                                            .map(|i| i.correlation_display.clone())
+                                            .unwrap_or_default(),
+                                    ));
+                                self.keep_remembered(account, budget, &written, &added)
+                                    .await;
+                            }
                             Outcome::with(Action::Updated, &written)
                         }
                         Err(ServiceNowError::Refused(cause) | ServiceNowError::NotFound(cause)) => {
@@ -461,6 +477,61 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
             message: "the alert's incidents kept changing under concurrent deliveries".into(),
             retry_after: None,
         }))
+    }
+
+    /// Concurrent writers each rewrite the notes' memory from what they read, so one can
+    /// erase another's fingerprints, and a redelivery of that note would be written again.
+    /// Reads the memory back after a write that added to it and puts back what is missing.
+    /// The note itself is written: a failure here is logged, not answered.
+    async fn keep_remembered(
+        &self,
+        account: &ServiceNowAccount,
+        budget: &Budget,
+        written: &Incident,
+        added: &[NoteFingerprint],
+    ) {
+        let Some(sys_id) = SysId::parse(&written.sys_id).filter(|_| !added.is_empty()) else {
+            return;
+        };
+        for _ in 0..MEMORY_READ_BACKS {
+            let repaired = async {
+                let Some(fresh) = budget.servicenow(self.table.get(account, &sys_id)).await? else {
+                    return Ok(true);
+                };
+                let mut display = fresh.correlation_display.clone();
+                let mut missing = false;
+                for fingerprint in added {
+                    let memory = NoteMemory::read(&display);
+                    if !memory.contains(fingerprint) {
+                        missing = true;
+                        display = memory.remember(fingerprint);
+                    }
+                }
+                if !missing || fresh.state.is_final() {
+                    return Ok(true);
+                }
+                tracing::info!(
+                    incident = %fresh.number,
+                    "a concurrent write erased a note's fingerprint; putting it back"
+                );
+                let changes = IncidentChanges {
+                    correlation_display: Some(display),
+                    ..IncidentChanges::default()
+                };
+                let written = budget
+                    .servicenow(self.table.update(account, &fresh.sys_id, &changes))
+                    .await?;
+                ensure_applied(&changes, &written, "note memory").map(|()| false)
+            };
+            match repaired.await {
+                Ok(true) => return,
+                Ok(false) => continue,
+                Err(cause) => {
+                    tracing::warn!(%cause, "could not check the notes' memory; a redelivery of this note may be written again");
+                    return;
+                }
+            }
+        }
     }
 
     /// Waits the settle delay if the budget allows it; whether it waited.
