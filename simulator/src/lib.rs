@@ -11,6 +11,7 @@ mod server;
 mod servicenow;
 mod sqs;
 mod tls;
+pub mod tools;
 
 pub use ilert::{ILertFault, ILertRequest, ILertSimulator};
 pub use runtime_api::{process_cpu_time, RuntimeApiSimulator};

@@ -3,13 +3,12 @@
 //! Lambda's SQS event source mapping does with such a queue.
 //!
 //! moto is taken from `PATH`, else installed once into the workspace's `target/tools` with
-//! Python's pip (`python3 -m venv`, `pip install 'moto[server]'`), so a fresh clone with Rust
-//! and Python needs no step by hand.
+//! Python's pip (see `tools`), so a fresh clone with Rust and Python needs no step by hand.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -44,9 +43,10 @@ impl Moto {
         let url = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if started.elapsed() > Duration::from_secs(30) {
+            // A first start imports and compiles moto: slow on a loaded 2-core machine.
+            if started.elapsed() > Duration::from_secs(120) {
                 return Err(std::io::Error::other(
-                    "moto_server did not start within 30 s",
+                    "moto_server did not start within 120 s",
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -85,53 +85,16 @@ impl Drop for Moto {
 
 /// `moto_server` from PATH, else from (or installed into) `target/tools/moto`.
 fn moto_server() -> std::io::Result<PathBuf> {
-    if let Some(found) = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("moto_server"))
-            .find(|candidate| candidate.is_file())
-    }) {
+    if let Some(found) = crate::tools::on_path("moto_server") {
         return Ok(found);
     }
-    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools");
-    let installed = tools.join("moto/bin/moto_server");
-    if installed.is_file() {
-        return Ok(installed);
-    }
-    // Installed beside, then renamed into place: test binaries running at once never see a
-    // half-made installation.
-    std::fs::create_dir_all(&tools)?;
-    let staging = tools.join(format!("moto-{}", std::process::id()));
-    let run = |program: &Path, args: &[&str]| -> std::io::Result<()> {
-        let status = Command::new(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .status()?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(std::io::Error::other(format!(
-                "{} {} failed; install moto by hand: pip install 'moto[server]'",
-                program.display(),
-                args.join(" ")
-            )))
-        }
-    };
-    let staging_text = staging.to_string_lossy().into_owned();
-    run(Path::new("python3"), &["-m", "venv", &staging_text])?;
-    run(
-        &staging.join("bin/pip"),
-        &[
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "moto[server]",
-        ],
+    let venv = crate::tools::python_tool(
+        &crate::tools::tools_dir(),
+        "moto",
+        &["moto[server]"],
+        &["bin/moto_server", "--help"],
     )?;
-    if std::fs::rename(&staging, tools.join("moto")).is_err() {
-        // Another process got there first.
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    Ok(installed)
+    Ok(venv.join("bin/moto_server"))
 }
 
 /// A FIFO queue and its dead-letter queue, as the SAM template makes them.

