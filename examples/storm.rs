@@ -78,7 +78,7 @@ async fn main() {
             sqs: SqsQueue::new(
                 &aws,
                 queues.queue_url.clone(),
-                Some(queues.dead_letter_url.clone()),
+                queues.dead_letter_url.clone(),
             ),
             sends: Arc::clone(&sends),
         });

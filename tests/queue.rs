@@ -48,7 +48,7 @@ async fn queued(name: &str, time_budget: Duration) -> Queued {
         .with_queue(SqsQueue::new(
             &aws,
             queues.queue_url.clone(),
-            Some(queues.dead_letter_url.clone()),
+            queues.dead_letter_url.clone(),
         ));
     let consumer = app
         .handler
@@ -212,7 +212,7 @@ async fn bad_input_is_refused_at_the_door_and_a_queue_out_of_reach_is_a_503() {
             .load()
             .await,
         "http://127.0.0.1:9/000000000000/nowhere.fifo".into(),
-        None,
+        "http://127.0.0.1:9/000000000000/nowhere-dlq.fifo".into(),
     ));
     let answer = unreachable.deliver("01-alert-created").await;
     assert_eq!(answer.status, 503, "{}", answer.text);
@@ -459,4 +459,136 @@ async fn the_binary_serves_both_doors_of_queued_delivery() {
         "1",
         "created by the consumer"
     );
+}
+
+/// A queue that takes messages but never answers anything else: SQS out of reach after the
+/// batch was received.
+struct SilentQueue;
+
+impl ilert_servicenow::adapters::queue::EventQueue for SilentQueue {
+    async fn send(
+        &self,
+        _event: &ilert_servicenow::adapters::queue::QueuedEvent,
+    ) -> Result<(), ilert_servicenow::adapters::queue::QueueError> {
+        Ok(())
+    }
+
+    async fn retry_later(
+        &self,
+        _receipts: &[&str],
+        _wait: Duration,
+    ) -> Result<(), ilert_servicenow::adapters::queue::QueueError> {
+        std::future::pending().await
+    }
+
+    async fn dead_letter(
+        &self,
+        _group: &str,
+        _message_id: &str,
+        _body: &str,
+        _cause: &str,
+    ) -> Result<(), ilert_servicenow::adapters::queue::QueueError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn sqs_calls_of_the_consumer_end_within_the_invocation_and_hand_the_records_back() {
+    let app = TestApp::spawn().await;
+    let handler: ilert_servicenow::flow::edge::WebhookHandler<_, _, SilentQueue> =
+        handler_with_defaults(
+            &app.secrets,
+            SECRET_ID,
+            Ok(ilert_servicenow::domain::settings::Settings::default()),
+        )
+        .with_queue(SilentQueue);
+    let consumer = handler.consumer().expect("queued delivery has a consumer");
+    let mut unreadable = aws_lambda_events::event::sqs::SqsMessage::default();
+    unreadable.message_id = Some("m-1".into());
+    unreadable.receipt_handle = Some("r-1".into());
+    unreadable.body = Some("not a queued event".into());
+    unreadable
+        .attributes
+        .insert("MessageGroupId".into(), "12797430".into());
+    let mut batch = SqsEvent::default();
+    batch.records = vec![unreadable];
+    // Lambda's deadline 3 s away: the consumer keeps 1.5 s of it free.
+    let deadline = ilert_servicenow::flow::budget::epoch_ms() + 3_000;
+
+    let started = std::time::Instant::now();
+    let response = tokio::time::timeout(
+        Duration::from_secs(10),
+        consumer.consume(batch, Some(deadline)),
+    )
+    .await
+    .expect("the consumer returned instead of waiting on SQS forever");
+
+    assert!(
+        started.elapsed() < Duration::from_millis(2_500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        failures(&response),
+        ["m-1"],
+        "not dead-lettered, so handed back, never lost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_records_fate_is_logged_the_held_back_ones_too_and_a_queued_answer_as_202() {
+    let queued = queued("fates", Duration::from_millis(800)).await;
+    let sent = logs_of(|| async {
+        for request in [
+            event("01-alert-created"),
+            event("02-alert-acknowledged"),
+            event("03-alert-comment-added"),
+        ] {
+            assert_eq!(queued.app.send(request).await.status, 202);
+        }
+    })
+    .await;
+    for line in sent.lines() {
+        if line["fields"]["message"] == "invocation" {
+            assert_eq!(line["fields"]["status"], 202, "{line}");
+        }
+    }
+    let batch = queued.source.receive(10, Duration::from_secs(1)).await;
+    for _ in 0..50 {
+        queued
+            .app
+            .servicenow
+            .inject(Some("PATCH"), Fault::status(503, None));
+    }
+    let consumed = logs_of(|| async {
+        queued.consume(&batch).await;
+    })
+    .await;
+    let lines = consumed.lines();
+    let fates: Vec<(String, String)> = lines
+        .iter()
+        .filter(|line| line["fields"]["message"] == "invocation")
+        .map(|line| {
+            (
+                line["fields"]["outcome"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                line["fields"]["disposition"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let fates: Vec<(&str, &str)> = fates
+        .iter()
+        .map(|(o, d)| (o.as_str(), d.as_str()))
+        .collect();
+    assert_eq!(
+        fates,
+        [("handled", ""), ("failed", "retry"), ("held_back", "retry")],
+        "one line for each of the three records"
+    );
+    queued.app.servicenow.clear_faults();
 }

@@ -286,7 +286,8 @@ async fn unusable_deployment_defaults_are_a_500_naming_the_bad_part() {
         "DEFAULT_SETTINGS".to_owned(),
         "contact_type=monitoring&on_accept=sometimes".to_owned(),
     )]);
-    let handler = handler_with_defaults(&app.secrets, SECRET_ID, defaults);
+    let handler: ilert_servicenow::flow::edge::WebhookHandler<_, _> =
+        handler_with_defaults(&app.secrets, SECRET_ID, defaults);
     let response = handler.handle(event("01-alert-created"), None).await;
     assert_eq!(response.status(), 500);
     let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();

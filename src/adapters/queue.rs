@@ -97,7 +97,7 @@ pub fn queued_delivery(
     delivery: Option<&str>,
     queue_url: Option<&str>,
     dead_letter_url: Option<&str>,
-) -> Result<Option<(String, Option<String>)>, String> {
+) -> Result<Option<(String, String)>, String> {
     let given = |value: Option<&str>| {
         value
             .map(str::trim)
@@ -106,9 +106,16 @@ pub fn queued_delivery(
     };
     match delivery.map(str::trim).unwrap_or_default() {
         "" | "direct" => Ok(None),
-        "queued" => match given(queue_url) {
-            Some(queue_url) => Ok(Some((queue_url, given(dead_letter_url)))),
-            None => Err("DELIVERY is queued but QUEUE_URL is not set".into()),
+        "queued" => match (given(queue_url), given(dead_letter_url)) {
+            (Some(queue_url), Some(dead_letter_url)) => Ok(Some((queue_url, dead_letter_url))),
+            (None, _) => Err("DELIVERY is queued but QUEUE_URL is not set".into()),
+            // Without it, an event ServiceNow will never take would hold back every later
+            // event of its alert until SQS's own redrive, days later.
+            (Some(_), None) => Err(
+                "DELIVERY is queued but DEAD_LETTER_QUEUE_URL is not set: an event ServiceNow \
+                 refuses would block its alert's later events for days"
+                    .into(),
+            ),
         },
         other => Err(format!("DELIVERY must be direct or queued, got {other:?}")),
     }
@@ -118,15 +125,11 @@ pub fn queued_delivery(
 pub struct SqsQueue {
     client: aws_sdk_sqs::Client,
     queue_url: String,
-    dead_letter_url: Option<String>,
+    dead_letter_url: String,
 }
 
 impl SqsQueue {
-    pub fn new(
-        aws: &aws_config::SdkConfig,
-        queue_url: String,
-        dead_letter_url: Option<String>,
-    ) -> Self {
+    pub fn new(aws: &aws_config::SdkConfig, queue_url: String, dead_letter_url: String) -> Self {
         Self {
             client: aws_sdk_sqs::Client::new(aws),
             queue_url,
@@ -187,11 +190,6 @@ impl EventQueue for SqsQueue {
         body: &str,
         cause: &str,
     ) -> Result<(), QueueError> {
-        let Some(dead_letter_url) = &self.dead_letter_url else {
-            return Err(QueueError::Misconfigured(
-                "DEAD_LETTER_QUEUE_URL is not set".into(),
-            ));
-        };
         let attribute = aws_sdk_sqs::types::MessageAttributeValue::builder()
             .data_type("String")
             .string_value(shorten(cause, CAUSE_MAX_CHARS))
@@ -199,7 +197,7 @@ impl EventQueue for SqsQueue {
             .expect("data type is set");
         self.client
             .send_message()
-            .queue_url(dead_letter_url)
+            .queue_url(&self.dead_letter_url)
             .message_group_id(group)
             // The original message's id: moving the same message twice keeps one copy.
             .message_deduplication_id(message_id)
@@ -259,9 +257,14 @@ mod tests {
         assert_eq!(queued_delivery(None, None, None), Ok(None));
         assert_eq!(queued_delivery(Some("direct"), Some("q"), None), Ok(None));
         assert_eq!(
-            queued_delivery(Some("queued"), Some("https://q"), Some("")),
-            Ok(Some(("https://q".into(), None)))
+            queued_delivery(Some("queued"), Some("https://q"), Some("https://dlq")),
+            Ok(Some(("https://q".into(), "https://dlq".into())))
         );
+        for missing in [None, Some(""), Some("  ")] {
+            assert!(queued_delivery(Some("queued"), Some("https://q"), missing)
+                .unwrap_err()
+                .contains("DEAD_LETTER_QUEUE_URL"));
+        }
         assert!(queued_delivery(Some("queued"), None, None)
             .unwrap_err()
             .contains("QUEUE_URL"));

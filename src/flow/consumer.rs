@@ -13,7 +13,7 @@ use crate::adapters::servicenow::IncidentTable;
 use crate::domain::alert::AlertEvent;
 use crate::domain::decision::ignored_by_policy;
 use crate::domain::settings::{InvalidSetting, Settings};
-use crate::flow::budget::{epoch_ms, Budget};
+use crate::flow::budget::{epoch_ms, Budget, Spending};
 use crate::flow::edge::Failure;
 use crate::flow::sync::{IncidentSync, Outcome};
 use crate::ops::telemetry::{Ending, Metrics, Summary};
@@ -80,7 +80,19 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
                 .cloned()
                 .unwrap_or_default();
             // A later event of an alert whose earlier one goes back must go back too.
-            if held_back.contains(&group) || invocation.remaining() < SHORTEST_USEFUL_RECORD {
+            let blocked = held_back.contains(&group);
+            if blocked || invocation.remaining() < SHORTEST_USEFUL_RECORD {
+                let mut summary = Summary::new();
+                summary.queue_wait = waited_in_queue(record);
+                summary.disposition = Some("retry");
+                let ending = Ending::HeldBack {
+                    cause: if blocked {
+                        "an earlier event of this alert went back to the queue"
+                    } else {
+                        "too little time left in the invocation to start it"
+                    },
+                };
+                summary.finish(&ending, Spending::default(), &self.metrics);
                 held_back.insert(group);
                 response.add_failure(message_id);
                 continue;
@@ -97,7 +109,7 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
                 Err(failure) => {
                     let moved = !failure.may_pass()
                         && self
-                            .move_to_dead_letters(record, &group, &message_id, failure)
+                            .move_to_dead_letters(record, &group, &message_id, failure, &invocation)
                             .await;
                     if moved {
                         summary.disposition = Some("dead_letter");
@@ -121,7 +133,7 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
             };
             summary.finish(&ending, budget.spending(), &self.metrics);
         }
-        self.delay(&retries).await;
+        self.delay(&retries, &invocation).await;
         response
     }
 
@@ -160,33 +172,36 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
     }
 
     /// Moves a record that can never be applied to the dead-letter queue, so it no longer
-    /// blocks its alert; whether it was moved.
+    /// blocks its alert; whether it was moved. Inside the invocation's time: a queue that does
+    /// not answer leaves the record to go back, not the invocation to time out.
     async fn move_to_dead_letters(
         &self,
         record: &SqsMessage,
         group: &str,
         message_id: &str,
         failure: &Failure,
+        invocation: &Budget,
     ) -> bool {
         let body = record.body.as_deref().unwrap_or_default();
         let cause = failure.to_string();
-        match self
-            .queue
-            .dead_letter(group, message_id, body, &cause)
-            .await
-        {
-            Ok(()) => true,
-            Err(problem) => {
+        let moving = self.queue.dead_letter(group, message_id, body, &cause);
+        match tokio::time::timeout(invocation.remaining(), moving).await {
+            Ok(Ok(())) => true,
+            Ok(Err(problem)) => {
                 tracing::error!(%problem, "could not move a message to the dead-letter queue");
+                false
+            }
+            Err(_) => {
+                tracing::error!("the dead-letter queue did not answer within the invocation's time; the message goes back to the queue");
                 false
             }
         }
     }
 
     /// Hides the records handed back for their wait, one alert at a time (the longest wait
-    /// its records asked for). If the queue cannot be told, they come back after its own
-    /// visibility timeout: sooner, never lost.
-    async fn delay(&self, retries: &[(String, &str, Duration)]) {
+    /// its records asked for), inside the invocation's time. If the queue cannot be told,
+    /// they come back after its own visibility timeout: sooner, never lost.
+    async fn delay(&self, retries: &[(String, &str, Duration)], invocation: &Budget) {
         let groups: HashSet<&str> = retries.iter().map(|(group, _, _)| group.as_str()).collect();
         for group in groups {
             let of_group: Vec<&(String, &str, Duration)> =
@@ -197,8 +212,16 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
                 .max()
                 .unwrap_or_default();
             let receipts: Vec<&str> = of_group.iter().map(|(_, receipt, _)| *receipt).collect();
-            if let Err(problem) = self.queue.retry_later(&receipts, wait).await {
-                tracing::warn!(%problem, "could not delay the retry; the queue's own timeout applies");
+            let delaying = self.queue.retry_later(&receipts, wait);
+            match tokio::time::timeout(invocation.remaining(), delaying).await {
+                Ok(Ok(())) => {}
+                Ok(Err(problem)) => {
+                    tracing::warn!(%problem, "could not delay the retry; the queue's own timeout applies")
+                }
+                Err(_) => {
+                    tracing::warn!("SQS did not answer within the invocation's time; the queue's own timeout applies");
+                    return;
+                }
             }
         }
     }

@@ -57,6 +57,8 @@ pub enum Ending {
         kind: &'static str,
         cause: String,
     },
+    /// A queued event handed back to the queue without being tried, and why.
+    HeldBack { cause: &'static str },
 }
 
 /// Filled in as an invocation goes; [`Summary::finish`] tells it once.
@@ -106,12 +108,14 @@ impl Summary {
         let (outcome, status, action, incident, failure, cause) = match ending {
             Ending::Handled { action, incident } => (
                 "handled",
-                200,
+                // Accepted onto the queue, not yet applied.
+                if *action == "queued" { 202 } else { 200 },
                 Some(*action),
                 incident.as_deref(),
                 None,
                 None,
             ),
+            Ending::HeldBack { cause } => ("held_back", 0, None, None, None, Some(*cause)),
             Ending::Failed {
                 status,
                 kind,
@@ -127,7 +131,7 @@ impl Summary {
         };
         tracing::info!(
             outcome,
-            status,
+            status = (status > 0).then_some(status),
             alert_id,
             event_type,
             action,
@@ -145,6 +149,10 @@ impl Summary {
             duration_ms,
             "invocation"
         );
+        // Nothing was tried: its line says so; its counts come when it is tried.
+        if matches!(ending, Ending::HeldBack { .. }) {
+            return;
+        }
         if self.push {
             let (counts, failure) = match ending {
                 Ending::Handled { action, .. } => (
@@ -163,6 +171,7 @@ impl Summary {
                     },
                     Some(*kind),
                 ),
+                Ending::HeldBack { .. } => return,
             };
             metrics.write(&back_sync_document(&counts, spending, duration_ms, failure));
             return;
@@ -213,6 +222,7 @@ fn metrics_document(
     let (action, failure) = match ending {
         Ending::Handled { action, .. } => (*action, None),
         Ending::Failed { kind, .. } => ("", Some(*kind)),
+        Ending::HeldBack { .. } => ("", None),
     };
     let flag = |wanted: &str| u8::from(action == wanted);
     let mut line = format!(

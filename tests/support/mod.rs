@@ -202,11 +202,11 @@ pub fn handler_reading(
 
 /// As [`handler_reading`], with the deployment's defaults as `Settings::from_environment`
 /// gave them.
-pub fn handler_with_defaults(
+pub fn handler_with_defaults<Q: ilert_servicenow::adapters::queue::EventQueue>(
     secrets: &SecretsManagerSimulator,
     secret_id: &str,
     defaults: Result<Settings, InvalidSetting>,
-) -> WebhookHandler<AwsSecretsManager, TableApi> {
+) -> WebhookHandler<AwsSecretsManager, TableApi, Q> {
     let sdk = aws_sdk_secretsmanager::Client::from_conf(
         aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
