@@ -110,6 +110,10 @@ async fn the_demo_replays_the_bundled_lifecycle_onto_one_incident_and_redeliveri
         "{}",
         sections[9]
     );
+    assert!(
+        stderr.contains("invocation"),
+        "the capture holds the demo's log lines: {stderr}"
+    );
     assert!(!stdout.contains("demo-password"), "no secret in the output");
     assert!(
         !stdout.contains("demo-ilert-api-key"),

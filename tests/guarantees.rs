@@ -65,6 +65,9 @@ async fn when_the_budget_runs_out_the_answer_is_503_with_retry_after_and_nothing
     assert_eq!(answer.status, 503);
     assert!(answer.retry_after.is_some());
     assert!(app.servicenow.incidents().is_empty());
+    // An instance down for longer than the budget: more faults than attempts, on purpose.
+    assert!(app.servicenow.faults_pending() < 100, "it was tried");
+    app.servicenow.clear_faults();
 }
 
 #[tokio::test]
@@ -355,4 +358,39 @@ async fn secrets_manager_access_denied_is_a_500_that_is_not_retried_and_names_no
     // The cause is in the log (tests/logging.rs), not in the answer.
     assert!(!answer.text.contains("AccessDenied") && !answer.text.contains(SECRET_ID));
     assert_eq!(app.secrets.reads(), 1, "not retried");
+}
+
+/// A lost answer on an instance that commits slowly: the create commits after a second and a
+/// half, then its connection is cut. It is found by a lookup, never sent again, and the event
+/// is answered as what it did.
+#[tokio::test]
+async fn a_slow_create_whose_answer_was_lost_is_found_not_sent_again() {
+    let app = TestApp::spawn().await;
+    app.servicenow
+        .set_insert_time(Duration::from_millis(1_500), Duration::from_millis(200));
+    app.servicenow.inject(Some("POST"), Fault::CutAfterApplying);
+    let answer = app.deliver("01-alert-created").await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.body["action"], "created");
+    assert_eq!(app.methods().iter().filter(|m| *m == "POST").count(), 1);
+    assert_eq!(app.servicenow.incidents().len(), 1);
+}
+
+/// The same with an update: the accept's write commits slowly and its answer is lost; the
+/// retry reads first, finds it applied, and adds no second note.
+#[tokio::test]
+async fn a_slow_update_whose_answer_was_lost_adds_no_second_note() {
+    let app = TestApp::spawn().await;
+    let number = app.open_bundled_incident().await;
+    app.servicenow
+        .set_latency("PATCH", Duration::from_millis(1_200));
+    app.servicenow
+        .inject(Some("PATCH"), Fault::CutAfterApplying);
+    let answer = app.deliver("02-alert-acknowledged").await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.body["action"], "updated");
+    assert_eq!(
+        app.notes(&number),
+        ["work_notes: Accepted in iLert by Jane Doe."]
+    );
 }

@@ -26,8 +26,13 @@ async fn spawn_with_oauth(with_user: bool) -> TestApp {
     app
 }
 
-fn authorizations(app: &TestApp) -> usize {
-    app.servicenow.incident_requests().len()
+/// The `Authorization` header of every Table API request, in order.
+fn authorizations(app: &TestApp) -> Vec<String> {
+    app.servicenow
+        .incident_requests()
+        .into_iter()
+        .map(|request| request.authorization)
+        .collect()
 }
 
 #[tokio::test]
@@ -38,7 +43,13 @@ async fn the_token_is_fetched_once_and_reused_across_invocations() {
         assert_eq!(answer.status, 200, "{name}: {}", answer.text);
     }
     assert_eq!(app.servicenow.token_grants(), ["password"]);
-    assert!(authorizations(&app) >= 8);
+    let sent = authorizations(&app);
+    assert!(sent.len() >= 8, "{sent:?}");
+    assert!(
+        sent.iter()
+            .all(|header| header == "Bearer sim-access-token-1"),
+        "every request carried the one token, none Basic: {sent:?}"
+    );
     assert_eq!(app.incident()["state"], "6");
 }
 
@@ -75,6 +86,11 @@ async fn a_revoked_token_is_replaced_once_and_the_event_lands() {
     let answer = app.deliver("02-alert-acknowledged").await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(app.servicenow.token_grants().len(), 2);
+    assert_eq!(
+        authorizations(&app).last().map(String::as_str),
+        Some("Bearer sim-access-token-2"),
+        "the write went with the new token"
+    );
     assert_eq!(app.incident()["state"], "2");
 }
 

@@ -271,7 +271,11 @@ async fn trouble_a_retry_may_fix_hands_back_the_record_and_every_later_one_of_it
     ] {
         assert_eq!(queued.app.send(request).await.status, 202);
     }
-    let batch = queued.source.receive(10, Duration::from_secs(1)).await;
+    // Received hidden for a second only: what stays hidden longer, the function hid.
+    let batch = queued
+        .source
+        .receive_hidden_for(10, Duration::from_secs(1), Some(Duration::from_secs(1)))
+        .await;
     assert_eq!(batch.records.len(), 4);
     // The accept's write meets an instance that stays unavailable past the budget.
     for _ in 0..50 {
@@ -296,10 +300,11 @@ async fn trouble_a_retry_may_fix_hands_back_the_record_and_every_later_one_of_it
         queued.app.servicenow.incident_for("ilert:555").is_some(),
         "the other alert went on"
     );
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert_eq!(
         queued.source.depth().await,
         (0, 2),
-        "handed back and hidden for the backoff"
+        "handed back and hidden for the backoff (30 s), not the receive's second"
     );
 
     // The instance recovers; once the backoff has passed, the queue gives them back in order.

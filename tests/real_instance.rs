@@ -170,8 +170,16 @@ async fn a_slow_insert_holding_the_lower_number_is_merged_not_kept_twice() {
         let first = Arc::clone(&first);
         tokio::spawn(async move { first.send(fresh("01-alert-created")).await })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The simulator's own signal that the slow insert took its number: its POST arrived.
+    while !first.methods().iter().any(|method| method == "POST") {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let fast = second.send(fresh("02-alert-acknowledged")).await;
+    assert_eq!(
+        first.servicenow.faults_pending(),
+        0,
+        "the slow insert was slow"
+    );
     let slow = slow.await.unwrap();
     assert_eq!(
         (slow.status, fast.status),
@@ -347,8 +355,9 @@ async fn a_servicenow_500_is_retried_a_few_times_then_refused() {
     assert_eq!(answer.body["action"], "created", "{}", answer.text);
     assert_eq!(app.servicenow.incidents().len(), 1);
 
+    // Three 500s and no more: a fourth try would succeed, so a 502 proves the bound.
     let app = TestApp::spawn().await;
-    for _ in 0..10 {
+    for _ in 0..3 {
         app.servicenow
             .inject(Some("POST"), Fault::status(500, None));
     }
@@ -367,7 +376,7 @@ async fn an_intermittent_api_acl_refusal_is_retried_once_and_a_data_policy_never
     assert_eq!(answer.body["action"], "created", "{}", answer.text);
 
     let app = TestApp::spawn().await;
-    for _ in 0..3 {
+    for _ in 0..2 {
         app.servicenow
             .inject(Some("POST"), Fault::failed_api_acl_validation());
     }

@@ -61,7 +61,11 @@ async fn without_a_caller_setting_the_integration_user_is_the_caller() {
             .is_some_and(|q| q.starts_with(&format!("user_name={SN_USER}")))
     });
     assert!(integration_user);
-    assert_ne!(app.incident()["caller_id"], "", "{:?}", app.incident());
+    assert_eq!(
+        app.incident()["caller_id"].as_str(),
+        app.servicenow.user_sys_id(SN_USER).as_deref(),
+        "the integration user's sys_id"
+    );
 }
 
 #[tokio::test]

@@ -489,3 +489,19 @@ async fn a_write_that_a_field_acl_silently_dropped_is_reported_not_hidden() {
         .unwrap()
         .contains("did not apply state"));
 }
+
+/// A field ACL on `correlation_display` turns the notes' memory off: every redelivery would be
+/// noted again. It is reported like any other dropped field.
+#[tokio::test]
+async fn an_acl_that_silently_drops_the_notes_memory_is_reported() {
+    let app = TestApp::spawn().await;
+    app.servicenow.drop_writes_to("correlation_display");
+    let created = app.deliver("01-alert-created").await;
+    assert_eq!(created.status, 502, "{}", created.text);
+    let message = created.body["message"].as_str().unwrap();
+    assert!(
+        message.contains("did not apply correlation_display"),
+        "{message}"
+    );
+    assert!(message.contains("write access"), "{message}");
+}

@@ -165,6 +165,17 @@ impl EventSource {
     /// Up to `max` records (10 at most), waiting up to `wait` for the first, as Lambda would
     /// deliver them: with `MessageGroupId`, `ApproximateReceiveCount` and `SentTimestamp`.
     pub async fn receive(&self, max: i32, wait: Duration) -> SqsEvent {
+        self.receive_hidden_for(max, wait, None).await
+    }
+
+    /// As [`Self::receive`], the records hidden for `visibility` rather than the queue's own
+    /// timeout: a test then sees what the function's own backoff hides.
+    pub async fn receive_hidden_for(
+        &self,
+        max: i32,
+        wait: Duration,
+        visibility: Option<Duration>,
+    ) -> SqsEvent {
         // moto does not make a receive atomic against another receive (real SQS does): two at
         // once can both take messages of one group, which a FIFO queue never hands out
         // together. Event sources take turns to receive; what they received runs at once.
@@ -176,6 +187,7 @@ impl EventSource {
             .queue_url(&self.queue_url)
             .max_number_of_messages(max)
             .wait_time_seconds(wait.as_secs() as i32)
+            .set_visibility_timeout(visibility.map(|v| v.as_secs() as i32))
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await

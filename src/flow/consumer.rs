@@ -93,6 +93,11 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
                     },
                 };
                 summary.finish(&ending, Spending::default(), &self.metrics);
+                // Hidden as long as the earlier event it waits for, so the alert's events
+                // come back together.
+                if let Some(receipt) = record.receipt_handle.as_deref().filter(|_| blocked) {
+                    retries.push((group.clone(), receipt, Duration::ZERO));
+                }
                 held_back.insert(group);
                 response.add_failure(message_id);
                 continue;

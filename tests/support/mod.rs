@@ -32,6 +32,25 @@ pub struct TestApp {
     pub secrets: SecretsManagerSimulator,
     pub handler: WebhookHandler<AwsSecretsManager, TableApi>,
     pub settle_delay: Duration,
+    /// Fails the test if a fault it injected was never met.
+    pub faults_met: FaultsMet,
+}
+
+/// A fault a test injects is a fault the test proves it met: when the test's app goes, every
+/// fault injected into its instance must have been taken by a request (or cleared on
+/// purpose with `clear_faults`).
+pub struct FaultsMet(ServiceNowSimulator);
+
+impl Drop for FaultsMet {
+    fn drop(&mut self) {
+        let pending = self.0.faults_pending();
+        if pending > 0 && !std::thread::panicking() {
+            panic!(
+                "{pending} injected fault(s) were never met by a request: the test did not \
+                 exercise what it set up (clear_faults() where a surplus is meant)"
+            );
+        }
+    }
 }
 
 pub struct Answer {
@@ -62,6 +81,7 @@ impl TestApp {
         secrets.put(SECRET_ID, &secret.to_string());
         let handler = handler_reading(&secrets, SECRET_ID, settings);
         Self {
+            faults_met: FaultsMet(servicenow.clone()),
             servicenow,
             secrets,
             handler,
@@ -85,6 +105,7 @@ impl TestApp {
     /// its own secret cache and HTTP client.
     pub async fn another_environment(&self) -> Self {
         Self {
+            faults_met: FaultsMet(self.servicenow.clone()),
             servicenow: self.servicenow.clone(),
             secrets: self.secrets.clone(),
             handler: handler_reading(&self.secrets, SECRET_ID, Settings::default())

@@ -76,6 +76,7 @@ impl ServiceNowState {
         method: &Method,
         path: &str,
         query: Option<&str>,
+        headers: &hyper::HeaderMap,
         body: &[u8],
     ) -> Reception {
         self.requests.push(ReceivedRequest {
@@ -83,6 +84,11 @@ impl ServiceNowState {
             path: path.to_owned(),
             query: parse_query(query),
             body: serde_json::from_slice(body).ok(),
+            authorization: headers
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
         });
         let mut fault = self
             .quirks

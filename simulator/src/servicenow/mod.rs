@@ -27,6 +27,9 @@ pub struct ReceivedRequest {
     pub path: String,
     pub query: BTreeMap<String, String>,
     pub body: Option<Value>,
+    /// The `Authorization` header as sent, so a test can see which credentials each request
+    /// carried.
+    pub authorization: String,
 }
 
 /// One journal entry (work note or customer-visible comment).
@@ -336,7 +339,7 @@ impl ServiceNowSimulator {
                         delay,
                         fault,
                         number,
-                    } = lock().receive(&method, &path, query.as_deref(), &body);
+                    } = lock().receive(&method, &path, query.as_deref(), &headers, &body);
                     if !delay.is_zero() {
                         tokio::time::sleep(delay).await;
                     }
@@ -600,6 +603,15 @@ impl ServiceNowSimulator {
     /// The grant type of every token request received.
     pub fn token_grants(&self) -> Vec<String> {
         self.lock().oauth.grants.clone()
+    }
+
+    /// The sys_id of the user with this `user_name`, if there is one.
+    pub fn user_sys_id(&self, user_name: &str) -> Option<String> {
+        self.lock()
+            .users
+            .iter()
+            .find(|user| user.get("user_name").map(String::as_str) == Some(user_name))
+            .and_then(|user| user.get("sys_id").cloned())
     }
 
     /// Adds an active user to `sys_user`; returns its sys_id.
