@@ -127,8 +127,13 @@ async fn main() -> Result<(), Error> {
             std::process::exit(if passed { 0 } else { 1 });
         }
         Some(Command::Send { file, query }) => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|error| format!("cannot read {}: {error}", file.display()))?;
+            let text = match std::fs::read_to_string(&file) {
+                Ok(text) => text,
+                Err(error) => {
+                    eprintln!("cannot read {}: {error}", file.display());
+                    std::process::exit(1);
+                }
+            };
             let handler = lambda_handler().await;
             let query = query.unwrap_or_default();
             match send::run(&handler, &text, &query, &mut std::io::stdout()).await {

@@ -587,3 +587,67 @@ async fn the_secret_command_turns_the_way_back_on_with_a_push_token_and_off_agai
     assert!(secret.get("ilert_api_key").is_none() && secret.get("servicenow_token").is_none());
     assert_eq!(secret["password"], SN_PASSWORD, "the rest is kept");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_names_an_instance_url_with_a_path_not_a_missing_role() {
+    let app = TestApp::spawn().await;
+    let with_path = format!("{}/nav_to.do", app.servicenow.url());
+    app.secrets.put(
+        SECRET_ID,
+        &json!({
+            "instance_url": with_path,
+            "username": SN_USER,
+            "password": SN_PASSWORD,
+            "webhook_token": TOKEN,
+        })
+        .to_string(),
+    );
+    let checked = run(&app, &["check"]).await;
+    assert_eq!(checked.code, Some(1), "{}", checked.stdout);
+    let read = line(&checked, "read incidents");
+    assert!(
+        read.starts_with("FAIL") && read.contains("instance_url has a path (/nav_to.do)"),
+        "{read}"
+    );
+    assert!(!read.contains("itil"), "not a role's fault: {read}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_says_plainly_when_its_file_cannot_be_read() {
+    let app = TestApp::spawn().await;
+    let missing = run(&app, &["send", "nope.json"]).await;
+    assert_eq!(missing.code, Some(1));
+    assert!(
+        missing.stderr.starts_with("cannot read nope.json: "),
+        "{}",
+        missing.stderr
+    );
+    assert!(
+        !missing.stderr.contains("Error: \""),
+        "no debug quoting: {}",
+        missing.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_password_rotation_can_be_piped() {
+    const ROTATED: &str = "R0tated-by-a-pipe";
+    let moto = simulator::Moto::start().expect("moto starts");
+    let id = "ilert/rotation";
+    assert!(create_secret(&moto, id, &[]).await.success);
+    let rotated = run_with(
+        shell_with(&moto),
+        &[
+            "secret",
+            "--secret-id",
+            id,
+            "--change-password",
+            "--password-stdin",
+        ],
+        &format!("{ROTATED}\n"),
+    )
+    .await;
+    assert!(rotated.success, "{}{}", rotated.stdout, rotated.stderr);
+    assert_eq!(stored(&moto, id).await.unwrap()["password"], ROTATED);
+    assert!(!rotated.stdout.contains(ROTATED));
+}

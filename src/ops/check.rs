@@ -65,7 +65,7 @@ pub async fn run<S: SecretSource>(
             first
         }
         Err(error) => {
-            explain_probe_failure(out, &error);
+            explain_probe_failure(out, &error, &account.instance_url);
             return false;
         }
     };
@@ -245,7 +245,24 @@ async fn check_back_sync(
     passed
 }
 
-fn explain_probe_failure(out: &mut impl Write, error: &ServiceNowError) {
+fn explain_probe_failure(
+    out: &mut impl Write,
+    error: &ServiceNowError,
+    instance_url: &reqwest::Url,
+) {
+    // An instance URL with a path, or one that is no instance at all, answers the Table API's
+    // path with 400 or 404: that, not a role, is then the likely cause.
+    let url_hint = match (error, instance_url.path()) {
+        (ServiceNowError::NotFound(_), _) => Some(format!(
+            "there is no Table API at {instance_url}: check instance_url (the instance's own \
+             https://<name>.service-now.com)"
+        )),
+        (ServiceNowError::Refused(_), path) if path != "/" => Some(format!(
+            "instance_url has a path ({path}), and the Table API is at the instance's root: \
+             check instance_url (https://<name>.service-now.com, nothing after the host)"
+        )),
+        _ => None,
+    };
     match error {
         ServiceNowError::Transient { message, .. }
         | ServiceNowError::NotApplied { message, .. } => {
@@ -273,12 +290,8 @@ fn explain_probe_failure(out: &mut impl Write, error: &ServiceNowError) {
         | ServiceNowError::Intermittent { message, .. } => {
             report(out, "OK", "reach instance", "the instance answered");
             report(out, "OK", "authenticate", "the credentials were accepted");
-            report(
-                out,
-                "FAIL",
-                "read incidents",
-                &format!("{message}; {ROLES_TO_GRANT}"),
-            );
+            let hint = url_hint.unwrap_or_else(|| ROLES_TO_GRANT.to_owned());
+            report(out, "FAIL", "read incidents", &format!("{message}; {hint}"));
         }
     }
 }

@@ -134,8 +134,9 @@ pub struct Asked {
     /// Read the password from standard input (one line) rather than ask for it.
     #[arg(long)]
     pub password_stdin: bool,
-    /// Ask for a new password even though the secret has one (a rotation).
-    #[arg(long, conflicts_with = "password_stdin")]
+    /// Ask for a new password even though the secret has one (a rotation); with
+    /// --password-stdin, read it from standard input.
+    #[arg(long)]
     pub change_password: bool,
     /// Make a new webhook token; the old one keeps working until --drop-previous-token.
     #[arg(long)]
