@@ -394,3 +394,21 @@ async fn a_slow_update_whose_answer_was_lost_adds_no_second_note() {
         ["work_notes: Accepted in iLert by Jane Doe."]
     );
 }
+
+/// A secret that cannot be read is answered the same wherever it is read: at the door, or read
+/// again after ServiceNow refused the cached password.
+#[tokio::test]
+async fn a_secret_unreadable_on_its_fresh_read_is_answered_as_at_the_door() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.deliver("01-alert-created").await.status, 200);
+    app.servicenow.set_password(SN_USER, "rotated-Pa55");
+    app.secrets.fail_next(400, "AccessDeniedException");
+    let answer = app.deliver("02-alert-acknowledged").await;
+    assert_eq!(answer.status, 500, "{}", answer.text);
+    assert_eq!(answer.body["error"], "misconfigured");
+    assert_eq!(
+        answer.body["message"],
+        "the function cannot read its configuration; its log says why"
+    );
+    assert!(!answer.text.contains("AccessDenied") && !answer.text.contains(SECRET_ID));
+}

@@ -2,6 +2,7 @@
 //! reading of what an SDK failure means.
 
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 /// The standard AWS configuration (region, credentials, `AWS_ENDPOINT_URL_*` for local
 /// emulators), loaded once and shared by every client, over the process's HTTP client.
@@ -80,13 +81,14 @@ const CREDENTIAL_REFUSALS: &[(&str, &str)] = &[
 
 /// Throttling, 5xx and network trouble are worth another try; a refusal (access denied, a
 /// resource that does not exist) or a request that could not be built is not, nor is a
-/// machine's missing AWS setup.
-pub fn classify<E, R>(error: &SdkError<E, R>) -> SdkFailure
+/// machine's missing AWS setup. Decided by the answer's HTTP status and the SDK's kind of
+/// failure; a service's throttling, which AWS answers with a 400, by its code.
+pub fn classify<E>(error: &SdkError<E, HttpResponse>) -> SdkFailure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let chain = error_chain(error);
+    // The SDK says only in words that this machine has no region or credentials.
     if let Some((_, advice)) = LOCAL_SETUP_PROBLEMS
         .iter()
         .find(|(signs, _)| signs.iter().any(|sign| chain.contains(sign)))
@@ -97,35 +99,23 @@ where
             message: (*advice).to_owned(),
         };
     }
-    if let SdkError::ServiceError(service) = error {
-        let code = service.err().code().unwrap_or_default();
-        if let Some((_, advice)) = CREDENTIAL_REFUSALS
-            .iter()
-            .find(|(sign, _)| code.starts_with(sign))
-        {
-            return SdkFailure {
-                retryable: false,
-                code: Some(code.to_owned()),
-                message: (*advice).to_owned(),
-            };
-        }
-    }
     match error {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("unknown").to_owned();
-            let retryable = [
-                "Throttling",
-                "RequestThrottled",
-                "InternalServiceError",
-                "InternalError",
-                "ServiceUnavailable",
-                "RequestTimeout",
-                "KmsThrottled",
-            ]
-            .iter()
-            .any(|transient| code.starts_with(transient) || code.ends_with(transient));
+            if let Some((_, advice)) = CREDENTIAL_REFUSALS
+                .iter()
+                .find(|(sign, _)| code.starts_with(sign))
+            {
+                return SdkFailure {
+                    retryable: false,
+                    code: Some(code),
+                    message: (*advice).to_owned(),
+                };
+            }
+            let status = service.raw().status().as_u16();
+            let throttled = code.contains("Throttl") || code.starts_with("TooManyRequests");
             SdkFailure {
-                retryable,
+                retryable: status >= 500 || status == 429 || throttled,
                 message: service.err().message().unwrap_or_default().to_owned(),
                 code: Some(code),
             }
@@ -133,12 +123,19 @@ where
         SdkError::ConstructionFailure(_) => SdkFailure {
             retryable: false,
             code: None,
-            message: error_chain(error),
+            message: chain,
+        },
+        // A request the connector refused to make (a "user" error) will not pass; a timeout,
+        // an I/O failure or an answer that could not be read may.
+        SdkError::DispatchFailure(dispatch) => SdkFailure {
+            retryable: !dispatch.is_user(),
+            code: None,
+            message: chain,
         },
         _ => SdkFailure {
             retryable: true,
             code: None,
-            message: error_chain(error),
+            message: chain,
         },
     }
 }
@@ -160,7 +157,6 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
     use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
-    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
     use aws_smithy_runtime_api::client::result::ConnectorError;
 
     /// A request that never left the machine, failed with the SDK's words.
@@ -204,5 +200,34 @@ mod tests {
             failure.message.contains("connection refused"),
             "{failure:?}"
         );
+    }
+
+    /// A service's answer with this HTTP status and error code.
+    fn answered(status: u16, code: &str) -> SdkFailure {
+        use aws_sdk_secretsmanager::error::ErrorMetadata;
+        use aws_smithy_types::body::SdkBody;
+        let error: SdkError<GetSecretValueError, HttpResponse> = SdkError::service_error(
+            GetSecretValueError::generic(ErrorMetadata::builder().code(code).message("m").build()),
+            HttpResponse::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(status).unwrap(),
+                SdkBody::empty(),
+            ),
+        );
+        classify(&error)
+    }
+
+    #[test]
+    fn a_services_answer_is_judged_by_its_status_and_throttling_code_not_a_list_of_names() {
+        // AWS's generic 500 (`InternalFailure`), and any 5xx whatever its code.
+        assert!(answered(500, "InternalFailure").retryable);
+        assert!(answered(503, "SomethingNew").retryable);
+        // Throttling comes as a 400 with a code saying so.
+        assert!(answered(400, "ThrottlingException").retryable);
+        assert!(answered(400, "RequestThrottled").retryable);
+        assert!(answered(429, "TooManyRequestsException").retryable);
+        // A refusal stays one.
+        assert!(!answered(400, "ResourceNotFoundException").retryable);
+        assert!(!answered(403, "AccessDeniedException").retryable);
+        assert!(!answered(400, "AWS.SimpleQueueService.NonExistentQueue").retryable);
     }
 }

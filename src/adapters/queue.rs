@@ -210,10 +210,15 @@ impl EventQueue for SqsQueue {
     }
 }
 
-fn classify<E, R>(doing: &str, error: &aws_sdk_sqs::error::SdkError<E, R>) -> QueueError
+fn classify<E>(
+    doing: &str,
+    error: &aws_sdk_sqs::error::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> QueueError
 where
     E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let failure = aws::classify(error);
     let code = failure

@@ -297,10 +297,12 @@ impl SecretSource for AwsSecretsManager {
 
 /// What a failed read means for the function: worth another try (throttling, 5xx, network),
 /// or a configuration problem that a retry will not fix.
-fn classify_sdk_error<E, R>(error: SdkError<E, R>, secret_id: &str) -> SecretError
+fn classify_sdk_error<E>(
+    error: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+    secret_id: &str,
+) -> SecretError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let failure = aws::classify(&error);
     let message = &failure.message;

@@ -20,7 +20,7 @@
 //! and writes nothing (`domain::decision`).
 
 use crate::adapters::ilert::{ILertApi, ILertError, OPEN_ALERTS_PAGE};
-use crate::adapters::secrets::{Connection, ILertAccount};
+use crate::adapters::secrets::{Connection, ILertAccount, SecretError};
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError, SysId};
 use crate::domain::alert::{AlertEvent, AlertId, AlertStatus, EventKind, Person};
 use crate::domain::back_sync::{back_action, wanted_in_ilert, BackAction, BackSynced};
@@ -92,7 +92,8 @@ impl BackSyncError {
             Self::ILertRefused(_) => "ilert_refused",
             Self::ServiceNow(SyncError::Unavailable { .. }) => "unavailable",
             Self::ServiceNow(SyncError::Refused(_)) => "servicenow_refused",
-            Self::ServiceNow(SyncError::Misconfigured(_)) => "misconfigured",
+            Self::ServiceNow(SyncError::Secret(SecretError::Misconfigured(_))) => "misconfigured",
+            Self::ServiceNow(SyncError::Secret(SecretError::Unavailable(_))) => "unavailable",
         }
     }
 
@@ -100,7 +101,10 @@ impl BackSyncError {
     pub fn passes_by_itself(&self) -> bool {
         matches!(
             self,
-            Self::ILertUnavailable { .. } | Self::ServiceNow(SyncError::Unavailable { .. })
+            Self::ILertUnavailable { .. }
+                | Self::ServiceNow(
+                    SyncError::Unavailable { .. } | SyncError::Secret(SecretError::Unavailable(_))
+                )
         )
     }
 }

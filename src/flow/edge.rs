@@ -100,7 +100,7 @@ pub(crate) enum Failure {
     #[error("{0}")]
     UnreadableMessage(String),
     #[error("{0}")]
-    Sync(#[from] SyncError),
+    Sync(SyncError),
     /// ServiceNow's push: a body that is not `{"sys_id": "<32 hex digits>"}`.
     #[error("{0}")]
     InvalidPush(String),
@@ -109,6 +109,16 @@ pub(crate) enum Failure {
     UnknownIncident(String),
     #[error("{0}")]
     BackSync(#[from] BackSyncError),
+}
+
+/// One route for a secret that could not be read, wherever it was read: the same answer.
+impl From<SyncError> for Failure {
+    fn from(error: SyncError) -> Self {
+        match error {
+            SyncError::Secret(error) => Self::SecretUnreadable(error),
+            other => Self::Sync(other),
+        }
+    }
 }
 
 impl Failure {
@@ -131,11 +141,13 @@ impl Failure {
             Self::BackSync(BackSyncError::ILertKeyRefused(_) | BackSyncError::ILertRefused(_)) => {
                 StatusCode::BAD_GATEWAY
             }
-            Self::BackSync(BackSyncError::ServiceNow(error)) => Self::Sync(error.clone()).status(),
+            Self::BackSync(BackSyncError::ServiceNow(error)) => Self::from(error.clone()).status(),
+            Self::Sync(SyncError::Secret(error)) => Self::SecretUnreadable(error.clone()).status(),
             Self::BadDefaults(_)
             | Self::Deployment(_)
-            | Self::SecretUnreadable(SecretError::Misconfigured(_))
-            | Self::Sync(SyncError::Misconfigured(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+            | Self::SecretUnreadable(SecretError::Misconfigured(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             Self::Sync(SyncError::Refused(_)) => StatusCode::BAD_GATEWAY,
             Self::SecretUnreadable(SecretError::Unavailable(_))
             | Self::Queue(QueueError::Unavailable(_))
@@ -160,8 +172,8 @@ impl Failure {
             Self::BadDefaults(_)
             | Self::Deployment(_)
             | Self::SecretUnreadable(SecretError::Misconfigured(_))
-            | Self::Queue(QueueError::Misconfigured(_))
-            | Self::Sync(SyncError::Misconfigured(_)) => "misconfigured",
+            | Self::Queue(QueueError::Misconfigured(_)) => "misconfigured",
+            Self::Sync(SyncError::Secret(error)) => Self::SecretUnreadable(error.clone()).kind(),
             Self::Sync(SyncError::Refused(_)) => "servicenow_refused",
             Self::SecretUnreadable(SecretError::Unavailable(_))
             | Self::Queue(QueueError::Unavailable(_))
@@ -188,7 +200,10 @@ impl Failure {
                 Some(*retry_after)
             }
             Self::BackSync(BackSyncError::ServiceNow(error)) => {
-                Self::Sync(error.clone()).retry_after()
+                Self::from(error.clone()).retry_after()
+            }
+            Self::Sync(SyncError::Secret(error)) => {
+                Self::SecretUnreadable(error.clone()).retry_after()
             }
             _ => None,
         }
@@ -220,11 +235,10 @@ impl Failure {
                  Delivering the event again later is safe"
                     .to_owned()
             }
-            Self::BadDefaults(_)
-            | Self::Deployment(_)
-            | Self::Sync(SyncError::Misconfigured(_)) => {
+            Self::BadDefaults(_) | Self::Deployment(_) => {
                 format!("the function is misconfigured: {self}")
             }
+            Self::Sync(SyncError::Secret(error)) => Self::SecretUnreadable(error.clone()).message(),
             Self::Sync(SyncError::Refused(cause)) => cause.clone(),
             Self::Queue(QueueError::Misconfigured(cause)) => {
                 format!("the function is misconfigured: {cause}")
@@ -241,7 +255,7 @@ impl Failure {
             Self::BackSync(BackSyncError::ILertUnavailable { cause, .. }) => {
                 format!("{cause}; the scheduled pass brings it to iLert within a minute or two")
             }
-            Self::BackSync(BackSyncError::ServiceNow(error)) => Self::Sync(error.clone()).message(),
+            Self::BackSync(BackSyncError::ServiceNow(error)) => Self::from(error.clone()).message(),
             Self::BackSync(_) => self.to_string(),
         }
     }

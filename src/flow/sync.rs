@@ -142,8 +142,8 @@ impl Outcome {
 /// again later may succeed. Every lower failure becomes one of these here, and only here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SyncError {
-    /// ServiceNow or Secrets Manager is throttled, down, asleep or too slow for the budget:
-    /// nothing was half-written, and delivering the event again later is safe.
+    /// ServiceNow is throttled, down, asleep or too slow for the budget: nothing was
+    /// half-written, and delivering the event again later is safe.
     #[error("{cause}")]
     Unavailable {
         cause: String,
@@ -152,15 +152,10 @@ pub enum SyncError {
     /// ServiceNow refused in a way a retry will not fix.
     #[error("{0}")]
     Refused(String),
-    /// The function's configuration (its secret) is wrong.
+    /// The secret, read again after ServiceNow refused the cached credentials, could not be
+    /// read: answered as any failure to read it is.
     #[error("{0}")]
-    Misconfigured(String),
-}
-
-impl SyncError {
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable { .. })
-    }
+    Secret(SecretError),
 }
 
 impl From<ServiceNowError> for SyncError {
@@ -194,13 +189,7 @@ impl From<ServiceNowError> for SyncError {
 
 impl From<SecretError> for SyncError {
     fn from(error: SecretError) -> Self {
-        match error {
-            SecretError::Misconfigured(cause) => Self::Misconfigured(cause),
-            SecretError::Unavailable(cause) => Self::Unavailable {
-                cause,
-                retry_after: DEFAULT_RETRY_AFTER,
-            },
-        }
+        Self::Secret(error)
     }
 }
 
