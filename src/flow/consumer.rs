@@ -8,14 +8,12 @@
 //! queue, so it never blocks its alert.
 
 use crate::adapters::queue::{EventQueue, QueuedEvent};
-use crate::adapters::secrets::{ConnectionCache, SecretSource};
+use crate::adapters::secrets::SecretSource;
 use crate::adapters::servicenow::IncidentTable;
-use crate::domain::alert::AlertEvent;
-use crate::domain::decision::ignored_by_policy;
-use crate::domain::settings::{InvalidSetting, Settings};
 use crate::flow::budget::{epoch_ms, Budget, Spending};
 use crate::flow::edge::Failure;
-use crate::flow::sync::{IncidentSync, Outcome};
+use crate::flow::intake::{Intake, Read};
+use crate::flow::sync::Outcome;
 use crate::ops::telemetry::{Ending, Metrics, Summary};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use std::collections::HashSet;
@@ -34,27 +32,22 @@ const SHORTEST_USEFUL_RECORD: Duration = Duration::from_secs(1);
 const LONGEST_INVOCATION: Duration = Duration::from_secs(900);
 
 pub struct QueueConsumer<S, T, Q> {
-    connections: Arc<ConnectionCache<S>>,
-    sync: Arc<IncidentSync<S, T>>,
-    defaults: Result<Settings, InvalidSetting>,
+    /// The same way from event to outcome as the webhook's.
+    intake: Arc<Intake<S, T>>,
     queue: Arc<Q>,
     time_budget: Duration,
     metrics: Metrics,
 }
 
 impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
-    pub fn new(
-        connections: Arc<ConnectionCache<S>>,
-        sync: Arc<IncidentSync<S, T>>,
-        defaults: Result<Settings, InvalidSetting>,
+    pub(crate) fn new(
+        intake: Arc<Intake<S, T>>,
         queue: Arc<Q>,
         time_budget: Duration,
         metrics: Metrics,
     ) -> Self {
         Self {
-            connections,
-            sync,
-            defaults,
+            intake,
             queue,
             time_budget,
             metrics,
@@ -153,27 +146,18 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
     ) -> Result<Outcome, Failure> {
         let body = record.body.as_deref().unwrap_or_default();
         let queued = QueuedEvent::from_message(group, body).map_err(Failure::UnreadableMessage)?;
-        let defaults = self
-            .defaults
-            .as_ref()
-            .map_err(|problem| Failure::BadDefaults(problem.clone()))?;
         // The webhook checked both before it queued them; only a change of the deployment's
         // defaults in between, or a message that did not come from it, fails here.
-        let settings = defaults.with_query(&queued.settings)?;
-        let event = AlertEvent::parse(queued.event.as_bytes())?;
-        summary.alert_id = Some(event.id.to_string());
-        summary.event_type = Some(event.kind.name().to_owned());
-        if let Some(reason) = ignored_by_policy(&event, &settings) {
-            return Ok(Outcome::ignored(reason));
+        let read = self
+            .intake
+            .read(&queued.settings, Ok(queued.event.as_bytes()), summary)?;
+        match read {
+            Read::Ignored(outcome) => Ok(outcome),
+            Read::Event(read) => {
+                let (event, settings) = *read;
+                self.intake.apply(&event, &settings, None, budget).await
+            }
         }
-        let connection = budget
-            .secrets_manager(self.connections.get())
-            .await
-            .map_err(Failure::SecretUnreadable)?;
-        Ok(self
-            .sync
-            .apply(&event, &settings, connection, budget)
-            .await?)
     }
 
     /// Moves a record that can never be applied to the dead-letter queue, so it no longer

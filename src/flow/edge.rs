@@ -7,14 +7,14 @@ use crate::adapters::ilert::ILertApi;
 use crate::adapters::queue::{EventQueue, QueueError, QueuedEvent, SqsQueue};
 use crate::adapters::secrets::{Connection, ConnectionCache, SecretError, SecretSource};
 use crate::adapters::servicenow::{IncidentTable, SysId};
-use crate::domain::alert::{AlertEvent, InvalidEvent};
+use crate::domain::alert::InvalidEvent;
 use crate::domain::back_sync::BackSynced;
-use crate::domain::decision::ignored_by_policy;
 use crate::domain::settings::{InvalidSetting, Settings};
 use crate::flow::auth::{authenticate, authenticate_push, Unauthorized};
 use crate::flow::back_sync::{BackSync, BackSyncError, PassReport};
 use crate::flow::budget::{Budget, DEFAULT_TIME_BUDGET};
 use crate::flow::consumer::QueueConsumer;
+use crate::flow::intake::{Intake, Read};
 use crate::flow::sync::{Action, IncidentRef, IncidentSync, Outcome, SyncError};
 use crate::ops::telemetry::{pass_finished, Ending, Metrics, Summary};
 use http::{header, HeaderValue, Method, StatusCode};
@@ -55,9 +55,9 @@ pub struct UnreadableUrl(pub String);
 pub struct WebhookHandler<S, T, Q = SqsQueue> {
     connections: Arc<ConnectionCache<S>>,
     sync: Arc<IncidentSync<S, T>>,
+    /// From an event to its outcome, shared with the queue's consumer.
+    intake: Arc<Intake<S, T>>,
     back_sync: Arc<BackSync<T>>,
-    /// The deployment's defaults, or why `DEFAULT_SETTINGS` is unusable.
-    defaults: Result<Settings, InvalidSetting>,
     /// Queued delivery's queue; `None` in direct delivery.
     queue: Option<Arc<Q>>,
     /// Why the deployment's own configuration cannot work, answered 500 to every caller
@@ -295,15 +295,20 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
         let connections = Arc::new(connections);
         let incidents = Arc::new(incidents);
         let back_sync = Arc::new(BackSync::new(Arc::clone(&incidents), ilert));
+        let sync = Arc::new(IncidentSync::new(
+            Arc::clone(&connections),
+            incidents,
+            Arc::clone(&back_sync),
+        ));
         Self {
-            sync: Arc::new(IncidentSync::new(
+            intake: Arc::new(Intake::new(
                 Arc::clone(&connections),
-                incidents,
-                Arc::clone(&back_sync),
+                Arc::clone(&sync),
+                defaults,
             )),
+            sync,
             back_sync,
             connections,
-            defaults,
             queue: None,
             misconfiguration: None,
             time_budget: DEFAULT_TIME_BUDGET,
@@ -329,9 +334,7 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
     pub fn consumer(&self) -> Option<QueueConsumer<S, T, Q>> {
         let queue = Arc::clone(self.queue.as_ref()?);
         Some(QueueConsumer::new(
-            Arc::clone(&self.connections),
-            Arc::clone(&self.sync),
-            self.defaults.clone(),
+            Arc::clone(&self.intake),
             queue,
             self.time_budget,
             self.metrics.clone(),
@@ -346,10 +349,8 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
     }
 
     /// How long a creator waits before reading back the alert's incidents (see `sync`).
-    pub fn with_settle_delay(mut self, settle_delay: Duration) -> Self {
-        Arc::get_mut(&mut self.sync)
-            .expect("the settle delay is set before the consumer shares the synchronisation")
-            .set_settle_delay(settle_delay);
+    pub fn with_settle_delay(self, settle_delay: Duration) -> Self {
+        self.sync.set_settle_delay(settle_delay);
         self
     }
 
@@ -435,23 +436,13 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
         if let Some(UnreadableUrl(problem)) = request.extensions().get::<UnreadableUrl>() {
             return Err(Failure::UnreadableUrl(problem.clone()));
         }
-        let settings = self.settings_for(request)?;
-        if request.extensions().get::<UndecodableBody>().is_some() {
-            return Err(Failure::UndecodableBody);
-        }
-        let body = request.body();
-        if body.len() > MAX_BODY_BYTES {
-            return Err(Failure::TooLarge(body.len()));
-        }
-        let event = AlertEvent::parse(body)?;
-        summary.alert_id = Some(event.id.to_string());
-        summary.event_type = Some(event.kind.name().to_owned());
-        if let Some(reason) = ignored_by_policy(&event, &settings) {
-            return Ok(Outcome::ignored(reason));
-        }
+        let query = request.uri().query().unwrap_or_default();
+        let (event, settings) = match self.intake.read(query, checked_body(request), summary)? {
+            Read::Ignored(outcome) => return Ok(outcome),
+            Read::Event(read) => *read,
+        };
         if let Some(queue) = &self.queue {
-            let queued =
-                QueuedEvent::new(&event.id, body, request.uri().query().unwrap_or_default());
+            let queued = QueuedEvent::new(&event.id, request.body(), query);
             return match tokio::time::timeout(budget.remaining(), queue.send(&queued)).await {
                 Ok(Ok(())) => Ok(Outcome::queued()),
                 Ok(Err(problem)) => Err(Failure::Queue(problem)),
@@ -460,10 +451,9 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
                 ))),
             };
         }
-        Ok(self
-            .sync
-            .apply(&event, &settings, connection, budget)
-            .await?)
+        self.intake
+            .apply(&event, &settings, Some(connection), budget)
+            .await
     }
 
     /// ServiceNow's push, top to bottom: authenticate (the secret's `servicenow_token`) →
@@ -519,15 +509,18 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
         pass_finished(&report, budget.spending(), started.elapsed(), &self.metrics);
         report
     }
+}
 
-    /// The alert action's settings: its webhook URL's query string over the defaults.
-    fn settings_for(&self, request: &WebhookRequest) -> Result<Settings, Failure> {
-        let defaults = self
-            .defaults
-            .as_ref()
-            .map_err(|problem| Failure::BadDefaults(problem.clone()))?;
-        Ok(defaults.with_query(request.uri().query().unwrap_or_default())?)
+/// The webhook's own verdict on its body: undecodable base64, or too large to be an event.
+fn checked_body(request: &WebhookRequest) -> Result<&[u8], Failure> {
+    if request.extensions().get::<UndecodableBody>().is_some() {
+        return Err(Failure::UndecodableBody);
     }
+    let body = request.body();
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Failure::TooLarge(body.len()));
+    }
+    Ok(body)
 }
 
 /// `200 {"action": …, "incident": {"number", "sys_id"}, "reason": …}`.

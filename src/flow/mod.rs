@@ -11,4 +11,5 @@ pub mod budget;
 pub mod consumer;
 pub mod directory;
 pub mod edge;
+pub mod intake;
 pub mod sync;

@@ -16,6 +16,7 @@ use crate::domain::settings::Settings;
 use crate::flow::back_sync::BackSync;
 use crate::flow::budget::{Backoff, Budget};
 use crate::flow::directory::UserDirectory;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -215,7 +216,8 @@ pub struct IncidentSync<S, T> {
     users: UserDirectory,
     /// The way back, which knows who iLert's echoes of its own actions name.
     back_sync: Arc<BackSync<T>>,
-    settle_delay: Duration,
+    /// In milliseconds: set through a shared reference, so no builder order can fail.
+    settle_delay_ms: AtomicU64,
 }
 
 impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
@@ -230,15 +232,16 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
             table,
             users: UserDirectory::default(),
             back_sync,
-            settle_delay: DEFAULT_SETTLE_DELAY,
+            settle_delay_ms: AtomicU64::new(DEFAULT_SETTLE_DELAY.as_millis() as u64),
         }
     }
 
     /// How long a creator waits before it reads back the alert's incidents: long enough for
     /// a concurrent insert that took its number earlier to commit. Zero reads back at once;
     /// whoever reads back later still merges what it finds.
-    pub fn set_settle_delay(&mut self, settle_delay: Duration) {
-        self.settle_delay = settle_delay;
+    pub fn set_settle_delay(&self, settle_delay: Duration) {
+        self.settle_delay_ms
+            .store(settle_delay.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Brings the alert's incident in line with the event, retrying what a retry can fix
@@ -525,10 +528,11 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
 
     /// Waits the settle delay if the budget allows it; whether it waited.
     async fn settle(&self, budget: &Budget) -> bool {
-        if self.settle_delay.is_zero() || !budget.allows_wait(self.settle_delay) {
+        let settle_delay = Duration::from_millis(self.settle_delay_ms.load(Ordering::Relaxed));
+        if settle_delay.is_zero() || !budget.allows_wait(settle_delay) {
             return false;
         }
-        tokio::time::sleep(self.settle_delay).await;
+        tokio::time::sleep(settle_delay).await;
         true
     }
 
