@@ -2,6 +2,7 @@
 //! incidents. See the README for what it promises; `flow::edge` is where a call starts.
 
 pub mod adapters;
+pub mod config;
 pub mod domain;
 pub mod flow;
 pub mod ops;

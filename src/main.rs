@@ -5,19 +5,17 @@ use ilert_servicenow::adapters::aws::load_config;
 use ilert_servicenow::adapters::http;
 use ilert_servicenow::adapters::ilert::ILertApi;
 use ilert_servicenow::adapters::lambda;
-use ilert_servicenow::adapters::queue::{queued_delivery, SqsQueue};
-use ilert_servicenow::adapters::secrets::{cache_ttl_from, AwsSecretsManager, ConnectionCache};
+use ilert_servicenow::adapters::queue::SqsQueue;
+use ilert_servicenow::adapters::secrets::{AwsSecretsManager, ConnectionCache};
 use ilert_servicenow::adapters::servicenow::TableApi;
+use ilert_servicenow::config::Config;
 use ilert_servicenow::domain::settings::Settings;
-use ilert_servicenow::flow::budget::{time_budget_from, DEFAULT_TIME_BUDGET};
 use ilert_servicenow::flow::edge::WebhookHandler;
-use ilert_servicenow::flow::sync::{settle_delay_from, DEFAULT_SETTLE_DELAY};
 use ilert_servicenow::ops::secret::{self, SecretStore};
 use ilert_servicenow::ops::telemetry::Metrics;
 use ilert_servicenow::ops::{check, send};
 use lambda_runtime::Error;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// In AWS Lambda (no command): serves iLert webhook calls. Elsewhere, with the Lambda's
 /// environment (SERVICENOW_SECRET_ID and the AWS variables): operator commands.
@@ -111,14 +109,18 @@ async fn main() -> Result<(), Error> {
         Some(Command::Check {
             create_test_incident,
         }) => {
-            let close_code = Settings::from_environment(std::env::vars())
-                .map(|settings| settings.close_code)
+            let config = Config::from_environment(std::env::vars());
+            let close_code = config
+                .defaults
+                .as_ref()
+                .map(|settings| settings.close_code.clone())
                 .unwrap_or_else(|_| Settings::default().close_code);
             let http = http::client();
             let passed = check::run(
                 AwsSecretsManager::from_config(&load_config(http.clone()).await),
                 &TableApi::new(http.clone()),
                 &ILertApi::new(http),
+                &config.all_problems(),
                 &close_code,
                 create_test_incident,
                 &mut std::io::stdout(),
@@ -127,6 +129,7 @@ async fn main() -> Result<(), Error> {
             std::process::exit(if passed { 0 } else { 1 });
         }
         Some(Command::Send { file, query }) => {
+            ilert_servicenow::ops::telemetry::init_command_logs();
             let text = match std::fs::read_to_string(&file) {
                 Ok(text) => text,
                 Err(error) => {
@@ -159,51 +162,36 @@ async fn serve_lambda() -> Result<(), Error> {
     served
 }
 
-/// The function as Lambda runs it, configured from the environment.
+/// The function as Lambda runs it, configured from the environment, read once.
 async fn lambda_handler() -> WebhookHandler<AwsSecretsManager, TableApi> {
-    let ttl = cache_ttl_from(std::env::var("SECRET_CACHE_TTL_SECONDS").ok().as_deref())
-        .unwrap_or_else(|problem| {
-            tracing::warn!("{problem}; using the default");
-            ConnectionCache::<AwsSecretsManager>::DEFAULT_TTL
-        });
-    let time_budget = time_budget_from(std::env::var("TIME_BUDGET_SECONDS").ok().as_deref())
-        .unwrap_or_else(|problem| {
-            tracing::warn!("{problem}; using the default");
-            DEFAULT_TIME_BUDGET
-        });
-    let delivery = queued_delivery(
-        std::env::var("DELIVERY").ok().as_deref(),
-        std::env::var("QUEUE_URL").ok().as_deref(),
-        std::env::var("DEAD_LETTER_QUEUE_URL").ok().as_deref(),
-    );
-    // Queued delivery applies one alert's events one at a time: no concurrent creations to
-    // wait for, unless asked.
-    let default_settle = match delivery {
-        Ok(Some(_)) => Duration::ZERO,
-        _ => DEFAULT_SETTLE_DELAY,
-    };
-    let settle_delay = settle_delay_from(std::env::var("SETTLE_DELAY_MS").ok().as_deref())
-        .map(|delay| delay.unwrap_or(default_settle))
-        .unwrap_or_else(|problem| {
-            tracing::warn!("{problem}; using the default");
-            default_settle
-        });
+    let config = Config::from_environment(std::env::vars());
+    for problem in config.all_problems() {
+        tracing::error!(%problem, "the deployment's configuration cannot be used; every call is answered 500 until it is fixed");
+    }
     // One HTTP client, so one TLS configuration and one root store, for every service.
     let http = http::client();
     let aws = load_config(http.clone()).await;
     let handler = WebhookHandler::new(
-        ConnectionCache::new(AwsSecretsManager::from_config(&aws), ttl),
+        ConnectionCache::new(
+            AwsSecretsManager::from_config(&aws),
+            config.secret_cache_ttl,
+        ),
         TableApi::new(http.clone()),
         ILertApi::new(http),
-        Settings::from_environment(std::env::vars()),
+        config.defaults.clone(),
     )
-    .with_time_budget(time_budget)
-    .with_settle_delay(settle_delay);
-    match delivery {
-        Ok(None) => handler,
-        Ok(Some((queue_url, dead_letter_url))) => {
-            handler.with_queue(SqsQueue::new(&aws, queue_url, dead_letter_url))
-        }
-        Err(problem) => handler.with_misconfiguration(problem),
+    .with_time_budget(config.time_budget)
+    .with_settle_delay(config.settle_delay);
+    let handler = match &config.queues {
+        Some(queues) => handler.with_queue(SqsQueue::new(
+            &aws,
+            queues.queue_url.clone(),
+            queues.dead_letter_url.clone(),
+        )),
+        None => handler,
+    };
+    match config.misconfiguration() {
+        Some(problem) => handler.with_misconfiguration(problem),
+        None => handler,
     }
 }

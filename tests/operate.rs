@@ -651,3 +651,40 @@ async fn a_password_rotation_can_be_piped() {
     assert_eq!(stored(&moto, id).await.unwrap()["password"], ROTATED);
     assert!(!rotated.stdout.contains(ROTATED));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_prints_a_line_for_each_variable_the_function_cannot_use() {
+    let app = TestApp::spawn().await;
+    let mut environment = app.function_environment();
+    environment.push(("TIME_BUDGET_SECONDS", "ten".into()));
+    environment.push(("DEFAULT_SETTINGS", "asignment_group=Network".into()));
+    environment.push(("DEFAULT_REGION", "eu-west-1".into()));
+    let checked = run_with(environment, &["check"], "").await;
+    assert_eq!(checked.code, Some(1), "{}", checked.stdout);
+    let problems: Vec<&str> = checked
+        .stdout
+        .lines()
+        .filter(|line| line.starts_with("FAIL configuration"))
+        .collect();
+    assert_eq!(problems.len(), 2, "{}", checked.stdout);
+    assert!(problems[0].contains("TIME_BUDGET_SECONDS"), "{problems:?}");
+    assert!(problems[1].contains("DEFAULT_SETTINGS"), "{problems:?}");
+    assert!(
+        line(&checked, "reach instance").starts_with("OK"),
+        "the other steps still run: {}",
+        checked.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_shows_a_variable_it_cannot_use_and_its_500() {
+    let app = TestApp::spawn().await;
+    let mut environment = app.function_environment();
+    environment.push(("SECRET_CACHE_TTL_SECONDS", "5m".into()));
+    let sent = run_with(environment, &["send", "events/01-alert-created.json"], "").await;
+    assert_eq!(sent.code, Some(1), "{}{}", sent.stdout, sent.stderr);
+    assert!(sent.stdout.contains("500"), "{}", sent.stdout);
+    assert!(sent.stdout.contains("SECRET_CACHE_TTL_SECONDS"), "{}", sent.stdout);
+    assert!(sent.stderr.contains("SECRET_CACHE_TTL_SECONDS"), "logged: {}", sent.stderr);
+    assert!(app.servicenow.incidents().is_empty(), "nothing was written");
+}

@@ -243,8 +243,9 @@ impl Source {
 
 impl Settings {
     /// The deployment's defaults: `DEFAULT_SETTINGS` (a query string, as in a webhook URL)
-    /// over the built-in defaults. A `DEFAULT_<NAME>` variable, the first release's way, is
-    /// refused with where its value goes now rather than ignored.
+    /// over the built-in defaults. A `DEFAULT_<SETTING>` variable, the first release's way,
+    /// is refused with where its value goes now rather than ignored; any other `DEFAULT_…`
+    /// belongs to someone else and is left alone.
     pub fn from_environment(
         variables: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, InvalidSetting> {
@@ -261,18 +262,15 @@ impl Settings {
                 continue;
             }
             let name = name.to_ascii_lowercase();
-            let hint = if SETTING_NAMES.contains(&name.as_str()) {
-                format!("put `{name}=…` into {DEFAULT_SETTINGS}")
-            } else {
-                format!(
-                    "it is not a setting either; known: {}",
-                    SETTING_NAMES.join(", ")
-                )
-            };
+            // Another program's variable (`DEFAULT_REGION`, say) is none of ours.
+            if !SETTING_NAMES.contains(&name.as_str()) {
+                continue;
+            }
             return Err(InvalidSetting(format!(
                 "{variable} is not read: the deployment's defaults are one query string in \
                  {DEFAULT_SETTINGS}, like a webhook URL's (e.g. \
-                 assignment_group=Network&contact_type=monitoring); {hint}"
+                 assignment_group=Network&contact_type=monitoring); put `{name}=…` into \
+                 {DEFAULT_SETTINGS}"
             )));
         }
         let query = defaults.unwrap_or_default();

@@ -24,6 +24,23 @@ pub async fn run<S: SecretSource>(
     source: S,
     table: &TableApi,
     ilert: &ILertApi,
+    configuration_problems: &[String],
+    close_code: &str,
+    create_test_incident: bool,
+    out: &mut impl Write,
+) -> bool {
+    // The function's own variables first: each one it cannot use fails every call.
+    for problem in configuration_problems {
+        report(out, "FAIL", "configuration", problem);
+    }
+    let configured = configuration_problems.is_empty();
+    checked(source, table, ilert, close_code, create_test_incident, out).await && configured
+}
+
+async fn checked<S: SecretSource>(
+    source: S,
+    table: &TableApi,
+    ilert: &ILertApi,
     close_code: &str,
     create_test_incident: bool,
     out: &mut impl Write,

@@ -29,6 +29,17 @@ pub fn init_logs() {
     }
 }
 
+/// For the operator's commands (`send`): warnings and errors on standard error, so that a
+/// problem with the configuration is seen, and standard output keeps the answer.
+pub fn init_command_logs() {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_target(false)
+        .without_time()
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 /// Lambda's level names (`FATAL` is `tracing`'s ERROR); an unknown name is INFO.
 fn level_named(name: &str) -> tracing::Level {
     match name.trim().to_ascii_uppercase().as_str() {

@@ -293,10 +293,10 @@ fn unusable_deployment_defaults_are_refused_naming_the_bad_part() {
         old.contains("put `impact=…` into DEFAULT_SETTINGS"),
         "{old}"
     );
-    let stray = Settings::from_environment([("DEFAULT_COLOUR".to_owned(), "x".to_owned())])
-        .unwrap_err()
-        .to_string();
-    assert!(stray.contains("it is not a setting either"), "{stray}");
+    // Another program's variable is none of the function's business.
+    assert!(
+        Settings::from_environment([("DEFAULT_REGION".to_owned(), "eu-west-1".to_owned())]).is_ok()
+    );
 }
 
 #[test]
