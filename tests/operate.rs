@@ -684,7 +684,15 @@ async fn send_shows_a_variable_it_cannot_use_and_its_500() {
     let sent = run_with(environment, &["send", "events/01-alert-created.json"], "").await;
     assert_eq!(sent.code, Some(1), "{}{}", sent.stdout, sent.stderr);
     assert!(sent.stdout.contains("500"), "{}", sent.stdout);
-    assert!(sent.stdout.contains("SECRET_CACHE_TTL_SECONDS"), "{}", sent.stdout);
-    assert!(sent.stderr.contains("SECRET_CACHE_TTL_SECONDS"), "logged: {}", sent.stderr);
+    assert!(
+        sent.stdout.contains("SECRET_CACHE_TTL_SECONDS"),
+        "{}",
+        sent.stdout
+    );
+    assert!(
+        sent.stderr.contains("SECRET_CACHE_TTL_SECONDS"),
+        "logged: {}",
+        sent.stderr
+    );
     assert!(app.servicenow.incidents().is_empty(), "nothing was written");
 }

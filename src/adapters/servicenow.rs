@@ -61,6 +61,10 @@ pub enum ServiceNowError {
     /// 404: no such record, or an ACL hides it from the integration user.
     #[error("{0}")]
     NotFound(String),
+    /// The write was applied, but without a field the function depends on (a field ACL, a
+    /// business rule or a data policy dropped it and still answered 200).
+    #[error("{0}")]
+    Dropped(String),
 }
 
 /// How to find a user in `sys_user`. Both forms are checked to be safe in a query.
@@ -369,7 +373,7 @@ impl IncidentTable for TableApi {
     ) -> Result<Incident, ServiceNowError> {
         let url = Self::table_url(account, None);
         let result = self.call(account, Method::POST, url, Some(changes)).await?;
-        Ok(incident_from(&result))
+        applied(changes, incident_from(&result), "creation")
     }
 
     async fn update(
@@ -382,7 +386,7 @@ impl IncidentTable for TableApi {
         let result = self
             .call(account, Method::PATCH, url, Some(changes))
             .await?;
-        Ok(incident_from(&result))
+        applied(changes, incident_from(&result), "update")
     }
 
     async fn get(
@@ -452,6 +456,30 @@ impl IncidentTable for TableApi {
         }
         Ok(incidents)
     }
+}
+
+/// The record a write's answer shows, if it shows every field the write set that the
+/// function depends on. A field ACL, business rule or data policy can drop a field and still
+/// answer 200: that is a refusal, not a success.
+fn applied(
+    changes: &IncidentChanges,
+    written: Incident,
+    what: &str,
+) -> Result<Incident, ServiceNowError> {
+    let dropped = changes.not_applied_in(&written);
+    if dropped.is_empty() {
+        return Ok(written);
+    }
+    Err(ServiceNowError::Dropped(format!(
+        "ServiceNow accepted the {what} of {} but did not apply {}: a field ACL, business rule \
+         or data policy dropped it; give the integration user write access to these fields",
+        if written.number.is_empty() {
+            "the incident"
+        } else {
+            &written.number
+        },
+        dropped.join(", ")
+    )))
 }
 
 /// Incident numbers share a prefix and grow in length over time (INC0009999, INC0010000), so

@@ -183,6 +183,7 @@ impl From<ServiceNowError> for SyncError {
             ServiceNowError::Unauthorized(cause)
             | ServiceNowError::Refused(cause)
             | ServiceNowError::NotFound(cause)
+            | ServiceNowError::Dropped(cause)
             | ServiceNowError::Intermittent { message: cause, .. } => Self::Refused(cause),
         }
     }
@@ -278,7 +279,21 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                 Err(interrupted) => interrupted,
             };
             budget.count_retry();
-            let (message, retry_after) = match interrupted.error {
+            let error = match interrupted.error {
+                Interruption::LookAgain(reason) => {
+                    let wait = backoff.next_wait(None);
+                    if !budget.allows_wait(wait) {
+                        return Err(SyncError::Unavailable {
+                            cause: reason.to_owned(),
+                            retry_after: DEFAULT_RETRY_AFTER,
+                        });
+                    }
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Interruption::ServiceNow(error) => error,
+            };
+            let (message, retry_after) = match error {
                 ServiceNowError::Unauthorized(refusal) if !credentials_refreshed => {
                     // A password rotated in Secrets Manager reaches a warm function here.
                     credentials_refreshed = true;
@@ -395,7 +410,6 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                         .await
                     {
                         Ok(written) => {
-                            ensure_applied(&changes, &written, "update")?;
                             if let Some(display) = &changes.correlation_display {
                                 let added =
                                     NoteMemory::read(display).added_since(&NoteMemory::read(
@@ -423,12 +437,10 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                     }
                 }
                 Plan::Create(_) if conditions.create_in_doubt => {
-                    return Err(Interrupted::from(ServiceNowError::Transient {
-                        message: "ServiceNow did not answer a create in time, and the incident \
-                                  it may be committing is not visible yet; not creating it twice"
-                            .into(),
-                        retry_after: None,
-                    }));
+                    return Err(Interrupted::look_again(
+                        "ServiceNow did not answer a create in time, and the incident it may be \
+                         committing is not visible yet; not creating it twice",
+                    ));
                 }
                 Plan::Create(changes) => {
                     if event.status == AlertStatus::Resolved && !looked_again {
@@ -452,7 +464,6 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                         }
                         Err(error) => return Err(Interrupted::writing(error, Action::Created)),
                     };
-                    ensure_applied(&changes, &created, "creation")?;
                     created_here = Some(created.sys_id.clone());
                     if self
                         .others_appeared(account, budget, &key, &created)
@@ -465,10 +476,9 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
             };
             return Ok(outcome.created_if_on(created_here.as_deref()));
         }
-        Err(Interrupted::from(ServiceNowError::Transient {
-            message: "the alert's incidents kept changing under concurrent deliveries".into(),
-            retry_after: None,
-        }))
+        Err(Interrupted::look_again(
+            "the alert's incidents kept changing under concurrent deliveries",
+        ))
     }
 
     /// Concurrent writers each rewrite the notes' memory from what they read, so one can
@@ -510,10 +520,10 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                     correlation_display: Some(display),
                     ..IncidentChanges::default()
                 };
-                let written = budget
+                budget
                     .servicenow(self.table.update(account, &fresh.sys_id, &changes))
                     .await?;
-                ensure_applied(&changes, &written, "note memory").map(|()| false)
+                Ok::<_, ServiceNowError>(false)
             };
             match repaired.await {
                 Ok(true) => return,
@@ -595,10 +605,13 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
             match budget
                 .servicenow(self.table.update(account, &winner.sys_id, &changes))
                 .await
-                .and_then(|written| ensure_applied(&changes, &written, "merge").map(|()| written))
             {
                 Ok(written) => written,
-                Err(error @ (ServiceNowError::Refused(_) | ServiceNowError::Unauthorized(_))) => {
+                Err(
+                    error @ (ServiceNowError::Refused(_)
+                    | ServiceNowError::Dropped(_)
+                    | ServiceNowError::Unauthorized(_)),
+                ) => {
                     // Never cancel what could not be carried over: the next lookup tries again.
                     tracing::warn!(winner = %winner.number, cause = %error, "could not merge duplicates");
                     return Ok(winner.clone());
@@ -653,15 +666,30 @@ struct Conditions {
 /// A ServiceNow call that did not finish, and the write it was part of, if any: after a lost
 /// answer the write may have been applied.
 struct Interrupted {
-    error: ServiceNowError,
+    error: Interruption,
     during_write: Option<Action>,
+}
+
+/// Why an attempt stopped: ServiceNow's verdict, or the flow's own reason to look again.
+enum Interruption {
+    ServiceNow(ServiceNowError),
+    /// Nothing failed, but what a lookup shows cannot be acted on yet (a create whose fate is
+    /// unknown, incidents that keep changing): look again after a wait.
+    LookAgain(&'static str),
 }
 
 impl Interrupted {
     fn writing(error: ServiceNowError, write: Action) -> Self {
         Self {
-            error,
+            error: Interruption::ServiceNow(error),
             during_write: Some(write),
+        }
+    }
+
+    fn look_again(reason: &'static str) -> Self {
+        Self {
+            error: Interruption::LookAgain(reason),
+            during_write: None,
         }
     }
 }
@@ -669,30 +697,8 @@ impl Interrupted {
 impl From<ServiceNowError> for Interrupted {
     fn from(error: ServiceNowError) -> Self {
         Self {
-            error,
+            error: Interruption::ServiceNow(error),
             during_write: None,
         }
     }
-}
-
-/// A 2xx that silently dropped a field we depend on is a refusal, not a success.
-pub(crate) fn ensure_applied(
-    changes: &IncidentChanges,
-    written: &Incident,
-    what: &str,
-) -> Result<(), ServiceNowError> {
-    let dropped = changes.not_applied_in(written);
-    if dropped.is_empty() {
-        return Ok(());
-    }
-    Err(ServiceNowError::Refused(format!(
-        "ServiceNow accepted the {what} of {} but did not apply {}: a field ACL, business rule \
-         or data policy dropped it; give the integration user write access to these fields",
-        if written.number.is_empty() {
-            "the incident"
-        } else {
-            &written.number
-        },
-        dropped.join(", ")
-    )))
 }

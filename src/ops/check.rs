@@ -304,6 +304,7 @@ fn explain_probe_failure(
         }
         ServiceNowError::Refused(message)
         | ServiceNowError::NotFound(message)
+        | ServiceNowError::Dropped(message)
         | ServiceNowError::Intermittent { message, .. } => {
             report(out, "OK", "reach instance", "the instance answered");
             report(out, "OK", "authenticate", "the credentials were accepted");
