@@ -3,7 +3,7 @@
 //! the service desk resolves an incident, and the scheduled pass resolves its alert in the
 //! iLert stand-in. Needs no AWS account, no ServiceNow instance and no Docker.
 
-use ilert_servicenow::adapters::api_gateway::{self, HttpApiEvent};
+use ilert_servicenow::adapters::api_gateway::HttpApiEvent;
 use ilert_servicenow::adapters::secrets::{ConnectionCache, StaticSecret};
 use ilert_servicenow::adapters::servicenow::TableApi;
 use ilert_servicenow::domain::settings::Settings;
@@ -149,7 +149,7 @@ where
     T: ilert_servicenow::adapters::servicenow::IncidentTable,
 {
     simulator.clear_requests();
-    let response = api_gateway::answer(handler, event, Context::default()).await;
+    let response = ilert_servicenow::startup::answer_http(handler, event, Context::default()).await;
     let answer: Value = serde_json::from_str(&response.body).unwrap_or_default();
     let requests = simulator.requests();
     let calls: Vec<String> = requests

@@ -8,7 +8,7 @@
 //!
 //! Needs no AWS: moto is taken from PATH, else installed once into target/tools with pip.
 
-use ilert_servicenow::adapters::api_gateway::{self, HttpApiEvent};
+use ilert_servicenow::adapters::api_gateway::HttpApiEvent;
 use ilert_servicenow::adapters::queue::{EventQueue, QueueError, QueuedEvent, SqsQueue};
 use ilert_servicenow::adapters::secrets::{ConnectionCache, StaticSecret};
 use ilert_servicenow::adapters::servicenow::TableApi;
@@ -136,8 +136,12 @@ async fn main() {
                 // would; the deduplication id keeps a retry that did land from counting twice.
                 loop {
                     let sent = Instant::now();
-                    let answer =
-                        api_gateway::answer(&handler, event.clone(), Context::default()).await;
+                    let answer = ilert_servicenow::startup::answer_http(
+                        &handler,
+                        event.clone(),
+                        Context::default(),
+                    )
+                    .await;
                     answers.push((answer.status_code, sent.elapsed(), id.clone()));
                     if answer.status_code != 503 {
                         break;

@@ -1,19 +1,18 @@
-//! Wiring only: the Lambda entry point, and the commands for operating the function.
+//! Wiring only: in Lambda the function `startup` composes, elsewhere the commands for
+//! operating it.
 
 use clap::{Parser, Subcommand};
 use ilert_servicenow::adapters::aws::load_config;
 use ilert_servicenow::adapters::http;
 use ilert_servicenow::adapters::ilert::ILertApi;
-use ilert_servicenow::adapters::lambda;
-use ilert_servicenow::adapters::queue::SqsQueue;
-use ilert_servicenow::adapters::secrets::{AwsSecretsManager, ConnectionCache};
+use ilert_servicenow::adapters::secrets::AwsSecretsManager;
 use ilert_servicenow::adapters::servicenow::TableApi;
 use ilert_servicenow::config::Config;
 use ilert_servicenow::domain::settings::Settings;
-use ilert_servicenow::flow::edge::WebhookHandler;
 use ilert_servicenow::ops::secret::{self, SecretStore};
 use ilert_servicenow::ops::telemetry::Metrics;
 use ilert_servicenow::ops::{check, send};
+use ilert_servicenow::startup;
 use lambda_runtime::Error;
 use std::path::PathBuf;
 
@@ -137,7 +136,7 @@ async fn main() -> Result<(), Error> {
                     std::process::exit(1);
                 }
             };
-            let handler = lambda_handler().await;
+            let handler = startup::function_from_environment().await;
             let query = query.unwrap_or_default();
             match send::run(&handler, &text, &query, &mut std::io::stdout()).await {
                 Ok(true) => Ok(()),
@@ -153,45 +152,13 @@ async fn main() -> Result<(), Error> {
 
 async fn serve_lambda() -> Result<(), Error> {
     ilert_servicenow::ops::telemetry::init_logs();
-    let handler = lambda_handler().await.with_metrics(Metrics::Stdout);
+    let handler = startup::function_from_environment()
+        .await
+        .with_metrics(Metrics::Stdout);
     // The first event needs the secret (and, with the back-sync on, who its iLert key acts
     // as): read them while the runtime waits for that event.
     let prefetch = handler.prefetch();
     let consumer = handler.consumer();
-    let (served, ()) = tokio::join!(lambda::serve(&handler, consumer.as_ref()), prefetch);
+    let (served, ()) = tokio::join!(startup::serve(&handler, consumer.as_ref()), prefetch);
     served
-}
-
-/// The function as Lambda runs it, configured from the environment, read once.
-async fn lambda_handler() -> WebhookHandler<AwsSecretsManager, TableApi> {
-    let config = Config::from_environment(std::env::vars());
-    for problem in config.all_problems() {
-        tracing::error!(%problem, "the deployment's configuration cannot be used; every call is answered 500 until it is fixed");
-    }
-    // One HTTP client, so one TLS configuration and one root store, for every service.
-    let http = http::client();
-    let aws = load_config(http.clone()).await;
-    let handler = WebhookHandler::new(
-        ConnectionCache::new(
-            AwsSecretsManager::from_config(&aws),
-            config.secret_cache_ttl,
-        ),
-        TableApi::new(http.clone()),
-        ILertApi::new(http),
-        config.defaults.clone(),
-    )
-    .with_time_budget(config.time_budget)
-    .with_settle_delay(config.settle_delay);
-    let handler = match &config.queues {
-        Some(queues) => handler.with_queue(SqsQueue::new(
-            &aws,
-            queues.queue_url.clone(),
-            queues.dead_letter_url.clone(),
-        )),
-        None => handler,
-    };
-    match config.misconfiguration() {
-        Some(problem) => handler.with_misconfiguration(problem),
-        None => handler,
-    }
 }

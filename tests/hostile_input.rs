@@ -4,7 +4,6 @@
 mod support;
 
 use base64::Engine;
-use ilert_servicenow::adapters::api_gateway;
 use ilert_servicenow::adapters::api_gateway::HttpApiEvent;
 use lambda_runtime::Context;
 use serde_json::{json, Value};
@@ -168,7 +167,8 @@ async fn every_hostile_body_is_a_4xx_that_reaches_nothing() {
     assert!(cases.len() > 80, "{} cases", cases.len());
 
     for (name, event) in cases {
-        let answer = api_gateway::answer(&app.handler, event, Context::default()).await;
+        let answer =
+            ilert_servicenow::startup::answer_http(&app.handler, event, Context::default()).await;
         let body: Value = serde_json::from_str(&answer.body)
             .unwrap_or_else(|_| panic!("{name}: the answer is JSON"));
         assert!(
@@ -195,7 +195,12 @@ async fn deep_nesting_in_a_field_ilert_may_add_later_neither_crashes_nor_blocks_
         "[".repeat(10_000),
         "]".repeat(10_000)
     );
-    let answer = api_gateway::answer(&app.handler, request(body, false), Context::default()).await;
+    let answer = ilert_servicenow::startup::answer_http(
+        &app.handler,
+        request(body, false),
+        Context::default(),
+    )
+    .await;
     assert_eq!(
         answer.status_code, 200,
         "unknown fields are ignored, however deep"
@@ -206,7 +211,12 @@ async fn deep_nesting_in_a_field_ilert_may_add_later_neither_crashes_nor_blocks_
 async fn a_valid_base64_body_is_decoded_and_handled() {
     let app = TestApp::spawn().await;
     let body = base64::engine::general_purpose::STANDARD.encode(valid_body().to_string());
-    let answer = api_gateway::answer(&app.handler, request(body, true), Context::default()).await;
+    let answer = ilert_servicenow::startup::answer_http(
+        &app.handler,
+        request(body, true),
+        Context::default(),
+    )
+    .await;
     assert_eq!(answer.status_code, 200);
     assert_eq!(app.servicenow.incidents().len(), 1);
 }
@@ -215,11 +225,13 @@ async fn a_valid_base64_body_is_decoded_and_handled() {
 async fn a_body_over_the_limit_is_413_and_a_bad_base64_body_is_400_saying_so() {
     let app = TestApp::spawn().await;
     let big = request(with_field("details", json!("x".repeat(300 * 1024))), false);
-    let answer = api_gateway::answer(&app.handler, big, Context::default()).await;
+    let answer =
+        ilert_servicenow::startup::answer_http(&app.handler, big, Context::default()).await;
     assert_eq!(answer.status_code, 413);
 
     let garbled = request("%%%".into(), true);
-    let answer = api_gateway::answer(&app.handler, garbled, Context::default()).await;
+    let answer =
+        ilert_servicenow::startup::answer_http(&app.handler, garbled, Context::default()).await;
     assert_eq!(answer.status_code, 400);
     let body: Value = serde_json::from_str(&answer.body).unwrap();
     assert!(
@@ -233,6 +245,7 @@ async fn a_bad_body_without_credentials_is_401_not_400() {
     let app = TestApp::spawn().await;
     let mut garbled = request("%%%".into(), true);
     garbled.headers.remove("authorization");
-    let answer = api_gateway::answer(&app.handler, garbled, Context::default()).await;
+    let answer =
+        ilert_servicenow::startup::answer_http(&app.handler, garbled, Context::default()).await;
     assert_eq!(answer.status_code, 401);
 }

@@ -5,7 +5,7 @@
 
 mod support;
 
-use ilert_servicenow::adapters::api_gateway::{self, HttpApiEvent};
+use ilert_servicenow::adapters::api_gateway::HttpApiEvent;
 use ilert_servicenow::flow::sync::DEFAULT_SETTLE_DELAY;
 use lambda_runtime::Context;
 use serde_json::json;
@@ -254,7 +254,8 @@ async fn settings_typed_raw_into_the_url_are_applied_exactly_as_written() {
         r#"short_description="{priority}"|{summary}&assignment_group=<Network>&category=a\b^c`d"#
             .into(),
     );
-    let answer = api_gateway::answer(&app.handler, event, Context::default()).await;
+    let answer =
+        ilert_servicenow::startup::answer_http(&app.handler, event, Context::default()).await;
     assert_eq!(answer.status_code, 200, "{}", answer.body);
     let incident = app.incident();
     assert_eq!(

@@ -4,17 +4,25 @@
 //! an ordinary 400), and it reads every field of the event into a full request model, where
 //! the webhook needs five.
 
-use crate::adapters::queue::EventQueue;
-use crate::adapters::secrets::SecretSource;
-use crate::adapters::servicenow::IncidentTable;
-use crate::flow::edge::{
-    UndecodableBody, UnreadableUrl, WebhookHandler, WebhookRequest, WebhookResponse,
-};
 use base64::Engine;
 use http::{HeaderName, HeaderValue};
-use lambda_runtime::Context;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+
+/// A webhook call, whichever door it came through: the body as bytes.
+pub type WebhookRequest = http::Request<Vec<u8>>;
+/// The answer: always JSON that says what happened, for iLert's alert log.
+pub type WebhookResponse = http::Response<String>;
+
+/// Marks a request whose body API Gateway flagged as base64 but which does not decode; set
+/// here, answered 400 after authentication like any other bad body.
+#[derive(Debug, Clone, Copy)]
+pub struct UndecodableBody;
+
+/// Marks a request whose URL could not be read as one (its settings would be lost), with
+/// why; set here, answered 400 after authentication.
+#[derive(Debug, Clone)]
+pub struct UnreadableUrl(pub String);
 
 /// What the webhook reads of an API Gateway HTTP API (payload format 2.0) event.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -55,21 +63,6 @@ pub struct HttpApiResponse {
     pub headers: HashMap<String, String>,
     pub body: String,
     pub is_base64_encoded: bool,
-}
-
-/// Answers one API Gateway event with the handler.
-pub async fn answer<S: SecretSource, T: IncidentTable, Q: EventQueue>(
-    handler: &WebhookHandler<S, T, Q>,
-    event: HttpApiEvent,
-    context: Context,
-) -> HttpApiResponse {
-    let response = handler
-        .handle(
-            into_request(event),
-            crate::adapters::lambda::deadline_of(&context),
-        )
-        .await;
-    into_api_gateway_response(response)
 }
 
 /// The webhook call an event describes.
@@ -130,7 +123,8 @@ fn within_uri(uri: &str) -> String {
     encoded
 }
 
-fn into_api_gateway_response(response: WebhookResponse) -> HttpApiResponse {
+/// The answer API Gateway turns into the caller's HTTP response.
+pub fn into_api_gateway_response(response: WebhookResponse) -> HttpApiResponse {
     let (parts, body) = response.into_parts();
     let headers = parts
         .headers

@@ -2,18 +2,19 @@
 //! URL) for the webhook and ServiceNow's push, a batch of queued events from the SQS event
 //! source mapping, or EventBridge's schedule for the back-sync pass.
 
-use crate::adapters::api_gateway::{self, HttpApiEvent, HttpApiResponse, RequestContext};
-use crate::adapters::queue::EventQueue;
-use crate::adapters::secrets::SecretSource;
-use crate::adapters::servicenow::IncidentTable;
-use crate::flow::budget::epoch_ms;
-use crate::flow::consumer::QueueConsumer;
-use crate::flow::edge::WebhookHandler;
+use crate::adapters::api_gateway::{HttpApiEvent, HttpApiResponse, RequestContext};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use lambda_runtime::{service_fn, Context, Error, LambdaEvent};
+use lambda_runtime::Context;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::convert::Infallible;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Now, in ms since the epoch: how Lambda gives deadlines and SQS gives send times.
+pub fn epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
 
 /// One invocation's payload. An SQS batch is told by its `Records`, EventBridge's schedule by
 /// its `source` and `detail-type`; anything else is an HTTP event.
@@ -84,60 +85,6 @@ pub enum Answer {
     Http(HttpApiResponse),
     /// What a back-sync pass did; EventBridge does not read it, a person invoking it does.
     Pass(serde_json::Value),
-}
-
-/// Polls the Lambda Runtime API for events until the environment is shut down.
-pub async fn serve<S: SecretSource, T: IncidentTable, Q: EventQueue>(
-    webhook: &WebhookHandler<S, T, Q>,
-    consumer: Option<&QueueConsumer<S, T, Q>>,
-) -> Result<(), Error> {
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| async move {
-        // Boxed: the runtime moves the invocation's future several times, and the whole
-        // flow's state machine is kilobytes (profiled: a tenth of the CPU was memcpy).
-        let answering = Box::pin(answer(webhook, consumer, event.payload, event.context));
-        Ok::<_, Infallible>(answering.await)
-    }))
-    .await
-}
-
-async fn answer<S: SecretSource, T: IncidentTable, Q: EventQueue>(
-    webhook: &WebhookHandler<S, T, Q>,
-    consumer: Option<&QueueConsumer<S, T, Q>>,
-    payload: Payload,
-    context: Context,
-) -> Answer {
-    match payload {
-        Payload::Http(event) => Answer::Http(api_gateway::answer(webhook, event, context).await),
-        Payload::Scheduled => {
-            let report = webhook.back_sync_pass(deadline_of(&context)).await;
-            Answer::Pass(serde_json::json!({
-                "open_alerts": report.open_alerts,
-                "behind": report.behind,
-                "accepted": report.accepted,
-                "resolved": report.resolved,
-                "unchanged": report.unchanged,
-                "failed": report.failed,
-                "deferred": report.deferred,
-                "failure": report.failure.as_ref().map(|failure| failure.kind()),
-            }))
-        }
-        Payload::Queue(batch) => match consumer {
-            Some(consumer) => Answer::Queue(consumer.consume(batch, deadline_of(&context)).await),
-            None => {
-                // Only an event source mapping left behind by a change of `Delivery` sends
-                // these: hand every record back rather than lose it.
-                tracing::error!(
-                    records = batch.records.len(),
-                    "an SQS batch arrived in direct delivery (DELIVERY is not queued); handing it back"
-                );
-                let mut response = SqsBatchResponse::default();
-                for record in batch.records {
-                    response.add_failure(record.message_id.unwrap_or_default());
-                }
-                Answer::Queue(response)
-            }
-        },
-    }
 }
 
 /// Lambda never hands over an invocation this long after its deadline: its longest timeout

@@ -7,7 +7,7 @@ use crate::adapters::secrets::SecretError;
 use crate::adapters::servicenow::ServiceNowError;
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Kept free at the end of a Lambda invocation to build and send the answer.
 pub const SAFETY_MARGIN: Duration = Duration::from_millis(1500);
@@ -18,12 +18,7 @@ pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(5);
 /// Not worth starting another attempt with less than this left.
 const SHORTEST_USEFUL_ATTEMPT: Duration = Duration::from_millis(250);
 
-/// Now, in ms since the epoch: how Lambda gives deadlines and SQS gives send times.
-pub fn epoch_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
-}
+pub use crate::adapters::lambda::epoch_ms;
 
 /// The deadline of one invocation, and what it has spent so far.
 #[derive(Debug)]
@@ -191,10 +186,7 @@ mod tests {
         assert!(capped.remaining() <= Duration::from_secs(10));
         assert!(capped.remaining() > Duration::from_secs(9));
 
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let now_ms = epoch_ms();
         let short = Budget::new(Duration::from_secs(10), Some(now_ms + 4_000));
         assert!(short.remaining() <= Duration::from_millis(2_500));
         assert!(short.remaining() > Duration::from_millis(2_000));

@@ -22,10 +22,9 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A webhook call, whichever door it came through: the body as bytes.
-pub type WebhookRequest = http::Request<Vec<u8>>;
-/// The answer: always JSON that says what happened, for iLert's alert log.
-pub type WebhookResponse = http::Response<String>;
+pub use crate::adapters::api_gateway::{
+    UndecodableBody, UnreadableUrl, WebhookRequest, WebhookResponse,
+};
 
 /// What a caller is told to wait when Secrets Manager or SQS could not answer.
 const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -39,16 +38,6 @@ pub const PUSH_PATH: &str = "/servicenow";
 /// The most a scheduled pass spends; Lambda's deadline cuts it shorter. Passes are a minute
 /// apart and must not overlap.
 const PASS_TIME_CAP: Duration = Duration::from_secs(45);
-
-/// Marks a request whose body API Gateway flagged as base64 but which does not decode; set
-/// by the Lambda adapter, answered 400 after authentication like any other bad body.
-#[derive(Debug, Clone, Copy)]
-pub struct UndecodableBody;
-
-/// Marks a request whose URL could not be read as one (its settings would be lost), with
-/// why; set by the Lambda adapter, answered 400 after authentication.
-#[derive(Debug, Clone)]
-pub struct UnreadableUrl(pub String);
 
 /// The function's HTTP door. In direct delivery it brings each event to ServiceNow before it
 /// answers; in queued delivery it puts the event on the queue and answers 202.

@@ -1,7 +1,7 @@
 //! `ilert-servicenow send FILE [QUERY]`: one event through the real handler against the
 //! configured instance, as iLert would send it. Never prints a secret.
 
-use crate::adapters::api_gateway::{self, HttpApiEvent, HttpDescription, RequestContext};
+use crate::adapters::api_gateway::{HttpApiEvent, HttpDescription, RequestContext};
 use crate::adapters::secrets::SecretSource;
 use crate::adapters::servicenow::TableApi;
 use crate::domain::alert::shorten;
@@ -61,7 +61,7 @@ pub async fn run<S: SecretSource>(
     context.deadline = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| (d + Duration::from_secs(20)).as_millis() as u64);
-    let answer = api_gateway::answer(handler, event, context).await;
+    let answer = crate::startup::answer_http(handler, event, context).await;
     let _ = writeln!(
         out,
         "{} {}",
