@@ -6,6 +6,7 @@
 mod support;
 
 use http::header;
+use ilert_servicenow::ops::telemetry::Metrics;
 use serde_json::{json, Value};
 use simulator::{ILertFault, ILertSimulator, ServiceNowSimulator};
 use std::time::{Duration, Instant};
@@ -18,10 +19,25 @@ struct BackSyncApp {
     ilert: ILertSimulator,
 }
 
+/// Every fault injected into iLert was met, as into ServiceNow (`support::FaultsMet`).
+impl Drop for BackSyncApp {
+    fn drop(&mut self) {
+        let pending = self.ilert.faults_pending();
+        if pending > 0 && !std::thread::panicking() {
+            panic!("{pending} fault(s) injected into iLert were never met by a request");
+        }
+    }
+}
+
 impl BackSyncApp {
     async fn spawn() -> Self {
+        Self::spawn_measured(Metrics::Off).await
+    }
+
+    /// With its metrics written where the test can read them.
+    async fn spawn_measured(metrics: Metrics) -> Self {
         let ilert = ILertSimulator::start(ILERT_KEY).await.unwrap();
-        let app = TestApp::spawn_both_ways(&ilert).await;
+        let app = TestApp::spawn_both_ways(&ilert).await.with_metrics(metrics);
         Self { app, ilert }
     }
 
@@ -590,12 +606,8 @@ async fn five_hundred_incidents_closed_at_once_are_all_synced_within_ilerts_rate
 
 #[tokio::test]
 async fn a_pass_tells_the_log_and_metrics_what_it_did_for_each_alert() {
-    let app = BackSyncApp::spawn().await;
-    let metrics = ilert_servicenow::ops::telemetry::Metrics::Captured(Default::default());
-    let app = BackSyncApp {
-        app: app.app.with_metrics(metrics.clone()),
-        ilert: app.ilert,
-    };
+    let metrics = Metrics::Captured(Default::default());
+    let app = BackSyncApp::spawn_measured(metrics.clone()).await;
     let number = app.open(9501).await;
     app.desk_sets(&number, "6");
 
@@ -620,7 +632,7 @@ async fn a_pass_tells_the_log_and_metrics_what_it_did_for_each_alert() {
     assert_eq!(summary["fields"]["ilert_requests"], 2);
     assert!(!logs.text().contains(ILERT_KEY) && !logs.text().contains(PUSH_TOKEN));
 
-    let ilert_servicenow::ops::telemetry::Metrics::Captured(buffer) = &metrics else {
+    let Metrics::Captured(buffer) = &metrics else {
         unreachable!()
     };
     let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
@@ -645,12 +657,8 @@ fn the_template_schedules_the_pass_every_minute_and_routes_the_push() {
 
 #[tokio::test]
 async fn a_push_tells_its_summary_line_and_metrics_what_it_did() {
-    let app = BackSyncApp::spawn().await;
-    let metrics = ilert_servicenow::ops::telemetry::Metrics::Captured(Default::default());
-    let app = BackSyncApp {
-        app: app.app.with_metrics(metrics.clone()),
-        ilert: app.ilert,
-    };
+    let metrics = Metrics::Captured(Default::default());
+    let app = BackSyncApp::spawn_measured(metrics.clone()).await;
     let number = app.open(9601).await;
     app.desk_sets(&number, "2");
 
@@ -671,7 +679,7 @@ async fn a_push_tells_its_summary_line_and_metrics_what_it_did() {
     assert_eq!(summary["fields"]["incident"], number.as_str());
     assert_eq!(summary["fields"]["ilert_requests"], 2, "read, then accept");
 
-    let ilert_servicenow::ops::telemetry::Metrics::Captured(buffer) = &metrics else {
+    let Metrics::Captured(buffer) = &metrics else {
         unreachable!()
     };
     let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();

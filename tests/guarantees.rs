@@ -347,6 +347,9 @@ async fn secrets_manager_failing_until_the_budget_runs_out_is_a_503() {
     assert_eq!(answer.status, 503, "{}", answer.text);
     assert!(answer.retry_after.is_some());
     assert!(app.servicenow.requests().is_empty());
+    // Down for longer than the budget: more failures than reads, on purpose.
+    assert!(app.secrets.failures_pending() < 20, "it was asked");
+    app.secrets.clear_failures();
 }
 
 #[tokio::test]

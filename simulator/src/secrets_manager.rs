@@ -91,6 +91,24 @@ impl SecretsManagerSimulator {
             .push_back((status, error_type));
     }
 
+    /// Failures queued with `fail_next` that no call has met yet.
+    pub fn failures_pending(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .failures
+            .len()
+    }
+
+    /// Forgets the failures no call has met: Secrets Manager is back to normal.
+    pub fn clear_failures(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .failures
+            .clear();
+    }
+
     /// Connections opened to it, and the time it spent answering.
     pub fn stats(&self) -> &ServerStats {
         &self.stats

@@ -37,13 +37,13 @@ pub struct TestApp {
 }
 
 /// A fault a test injects is a fault the test proves it met: when the test's app goes, every
-/// fault injected into its instance must have been taken by a request (or cleared on
-/// purpose with `clear_faults`).
-pub struct FaultsMet(ServiceNowSimulator);
+/// fault injected into its instance or its Secrets Manager must have been taken by a request
+/// (or cleared on purpose).
+pub struct FaultsMet(ServiceNowSimulator, SecretsManagerSimulator);
 
 impl Drop for FaultsMet {
     fn drop(&mut self) {
-        let pending = self.0.faults_pending();
+        let pending = self.0.faults_pending() + self.1.failures_pending();
         if pending > 0 && !std::thread::panicking() {
             panic!(
                 "{pending} injected fault(s) were never met by a request: the test did not \
@@ -81,7 +81,7 @@ impl TestApp {
         secrets.put(SECRET_ID, &secret.to_string());
         let handler = handler_reading(&secrets, SECRET_ID, settings);
         Self {
-            faults_met: FaultsMet(servicenow.clone()),
+            faults_met: FaultsMet(servicenow.clone(), secrets.clone()),
             servicenow,
             secrets,
             handler,
@@ -105,7 +105,7 @@ impl TestApp {
     /// its own secret cache and HTTP client.
     pub async fn another_environment(&self) -> Self {
         Self {
-            faults_met: FaultsMet(self.servicenow.clone()),
+            faults_met: FaultsMet(self.servicenow.clone(), self.secrets.clone()),
             servicenow: self.servicenow.clone(),
             secrets: self.secrets.clone(),
             handler: handler_reading(&self.secrets, SECRET_ID, Settings::default())
