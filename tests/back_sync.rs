@@ -63,6 +63,18 @@ impl BackSyncApp {
             .to_owned()
     }
 
+    /// An incident of `alert_id` as someone else made it, whatever the function answers.
+    async fn open_unchecked(&self, alert_id: u64) -> String {
+        self.ilert.add_alert(alert_id, "PENDING");
+        let key = format!("ilert:{alert_id}");
+        self.servicenow().insert(&[
+            ("correlation_id", &key),
+            ("correlation_display", "iLert"),
+            ("short_description", "PENDING Host is DOWN"),
+            ("state", "1"),
+        ])
+    }
+
     /// What the service desk does in ServiceNow's form.
     fn desk_sets(&self, number: &str, state: &str) {
         let mut fields = vec![("state", state)];
@@ -692,17 +704,16 @@ async fn a_push_tells_its_summary_line_and_metrics_what_it_did() {
 }
 
 #[tokio::test]
-async fn a_query_term_the_instance_drops_is_filtered_or_stops_the_pass_but_never_misleads_it() {
+async fn a_query_the_instance_widens_stops_the_pass_and_misleads_nothing() {
     let app = BackSyncApp::spawn().await;
     let open = app.open(9701).await;
+    // The pass asks by key alone and reads the states itself: a state the instance will not
+    // filter on changes nothing.
+    app.servicenow().hide_from_queries("state");
     let taken = app.open(9702).await;
     app.desk_sets(&taken, "2");
-    // A term on `state` the instance cannot use: it answers the alerts' incidents in every
-    // state, which the pass filters.
-    app.servicenow().hide_from_queries("state");
     let filtered = app.pass().await;
     assert_eq!((filtered.behind, filtered.accepted), (1, 1), "{filtered:?}");
-    assert_eq!(app.ilert.alert_status(9702).as_deref(), Some("ACCEPTED"));
     assert_eq!(
         app.ilert.alert_status(9701).as_deref(),
         Some("PENDING"),
@@ -722,4 +733,92 @@ async fn a_query_term_the_instance_drops_is_filtered_or_stops_the_pass_but_never
         !ilert_calls(&app.ilert).iter().any(|c| c.starts_with("PUT")),
         "nothing acted on"
     );
+}
+
+#[tokio::test]
+async fn only_the_incident_that_stays_speaks_for_its_alert() {
+    let app = BackSyncApp::spawn().await;
+    let stays = app.open(9801).await;
+    // A duplicate no event has merged yet, which the desk cancels by hand.
+    let duplicate = app.servicenow().insert(&[
+        ("correlation_id", "ilert:9801"),
+        ("correlation_display", "iLert"),
+        ("short_description", "PENDING Host is DOWN"),
+        ("state", "1"),
+    ]);
+    app.desk_sets(&duplicate, "8");
+
+    let report = app.pass().await;
+    assert_eq!(report.behind, 0, "{report:?}");
+    let pushed = app
+        .push(&app.sys_id(&duplicate), Some(&bearer(PUSH_TOKEN)))
+        .await;
+    assert_eq!(pushed.body["action"], "unchanged", "{}", pushed.text);
+    assert!(pushed.body["reason"]
+        .as_str()
+        .unwrap()
+        .contains("duplicate"));
+    assert_eq!(app.ilert.alert_status(9801).as_deref(), Some("PENDING"));
+
+    app.desk_sets(&stays, "2");
+    assert_eq!(app.pass().await.accepted, 1);
+    assert_eq!(app.ilert.alert_status(9801).as_deref(), Some("ACCEPTED"));
+}
+
+#[tokio::test]
+async fn an_event_naming_the_keys_user_that_finds_the_incident_behind_is_applied_whole() {
+    let app = BackSyncApp::spawn().await;
+    let number = app.open(9901).await;
+    app.desk_sets(&number, "2");
+    app.pass().await;
+    let [accept_echo] = app.ilert.take_echoes().try_into().unwrap();
+    // Later someone resolves the alert in iLert; the body still names the key's user as
+    // assignee, as it does after the back-sync's accept. The incident is behind: no echo.
+    let mut resolved = accept_echo;
+    resolved["eventType"] = json!("alert-resolved");
+    resolved["status"] = json!("RESOLVED");
+    resolved["eventId"] = json!("a-person-resolved");
+    let answer = app
+        .app
+        .send(with_body(event("04-alert-resolved"), resolved.to_string()))
+        .await;
+    assert_eq!(answer.body["action"], "updated", "{}", answer.text);
+    assert_eq!(app.incident(&number)["state"], "6");
+    assert!(
+        app.app
+            .notes(&number)
+            .iter()
+            .any(|n| n.contains("Resolved in iLert")),
+        "{:?}",
+        app.app.notes(&number)
+    );
+}
+
+#[tokio::test]
+async fn a_push_to_a_misconfigured_deployment_is_a_500_and_its_401_names_its_own_token() {
+    let ilert = ILertSimulator::start(ILERT_KEY).await.unwrap();
+    let app = TestApp::spawn_both_ways(&ilert).await;
+    let app = TestApp {
+        handler: app
+            .handler
+            .with_misconfiguration("TIME_BUDGET_SECONDS must be a number".into()),
+        ..app
+    };
+    let app = BackSyncApp { app, ilert };
+    let number = app.open_unchecked(9951).await;
+    let refused = app.push(&app.sys_id(&number), Some("Bearer nope")).await;
+    assert_eq!(refused.status, 401);
+    let message = refused.body["message"].as_str().unwrap();
+    assert!(
+        message.contains("servicenow_token") && !message.contains("webhook token"),
+        "{message}"
+    );
+    let misconfigured = app
+        .push(&app.sys_id(&number), Some(&bearer(PUSH_TOKEN)))
+        .await;
+    assert_eq!(misconfigured.status, 500, "{}", misconfigured.text);
+    assert!(misconfigured.text.contains("TIME_BUDGET_SECONDS"));
+    assert!(app.ilert.requests().is_empty(), "nothing reached iLert");
+    let pass = app.pass().await;
+    assert_eq!(pass.failure.map(|f| f.kind()), Some("misconfigured"));
 }

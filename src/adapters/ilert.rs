@@ -221,11 +221,7 @@ impl ILertApi {
             .await
             .map_err(|error| transient("could not be reached", error))?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|value| value.to_str().ok()?.trim().parse().ok())
-            .map(Duration::from_secs);
+        let retry_after = crate::adapters::servicenow::retry_after(response.headers());
         let body = response
             .bytes()
             .await

@@ -5,7 +5,6 @@ mod oauth;
 
 use crate::adapters::secrets::ServiceNowAccount;
 use crate::domain::alert::shorten;
-use crate::domain::back_sync::MAPPED_STATES;
 use crate::domain::incident::{CorrelationId, Incident, IncidentChanges, IncidentState};
 use crate::domain::settings::Email;
 use oauth::CachedToken;
@@ -129,10 +128,9 @@ pub trait IncidentTable: Send + Sync {
         sys_id: &SysId,
     ) -> impl Future<Output = Result<Option<Incident>, ServiceNowError>> + Send;
 
-    /// The incidents of these alerts (their exact keys) in a state that asks something of
-    /// the alert: In Progress, Resolved, Closed or Canceled. What the back-sync pass asks
-    /// for the alerts still open in iLert.
-    fn in_mapped_states(
+    /// Every incident of these alerts (their exact keys), oldest (lowest number) first: what
+    /// the back-sync pass asks for the alerts still open in iLert.
+    fn of_alerts(
         &self,
         account: &ServiceNowAccount,
         keys: &[CorrelationId],
@@ -236,7 +234,7 @@ fn instance_url(account: &ServiceNowAccount, path: &[&str]) -> Url {
 }
 
 /// `Retry-After` in seconds; ServiceNow does not send the HTTP-date form.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
@@ -244,8 +242,12 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .trim()
         .parse::<u64>()
         .ok()
-        .map(Duration::from_secs)
+        // A server's number is no reason to wait beyond SQS's longest hiding, nor to overflow.
+        .map(|seconds| Duration::from_secs(seconds.min(LONGEST_RETRY_AFTER_SECONDS)))
 }
+
+/// The longest `Retry-After` honoured: twelve hours, SQS's longest visibility timeout.
+const LONGEST_RETRY_AFTER_SECONDS: u64 = 12 * 3600;
 
 /// Sends a request; transport failures are transient.
 async fn send(
@@ -406,7 +408,7 @@ impl IncidentTable for TableApi {
         }
     }
 
-    async fn in_mapped_states(
+    async fn of_alerts(
         &self,
         account: &ServiceNowAccount,
         keys: &[CorrelationId],
@@ -415,19 +417,15 @@ impl IncidentTable for TableApi {
             return Ok(Vec::new());
         }
         let list: Vec<&str> = keys.iter().map(CorrelationId::as_str).collect();
+        // Merged duplicates are moved aside, so an alert has one incident, rarely a few (a race
+        // not merged yet, a duplicate canceled by hand).
         let limit = keys.len() * 3;
         let mut url = Self::table_url(account, None);
         url.query_pairs_mut()
             .append_pair(
                 "sysparm_query",
-                &format!(
-                    "correlation_idIN{}^stateIN{}^ORDERBYnumber",
-                    list.join(","),
-                    MAPPED_STATES.join(",")
-                ),
+                &format!("correlation_idIN{}^ORDERBYnumber", list.join(",")),
             )
-            // Merged duplicates are moved aside, so an alert has one such incident, rarely a
-            // few while a race is merged.
             .append_pair("sysparm_limit", &limit.to_string());
         let result = self.call(account, Method::GET, url, None).await?;
         let records = result.as_array().ok_or_else(|| {
@@ -436,24 +434,21 @@ impl IncidentTable for TableApi {
             )
         })?;
         let mut incidents: Vec<Incident> = records.iter().map(incident_from).collect();
-        // A term the instance could not use was dropped, widening the query. Without the key
-        // term the answer is any incidents, cut by sysparm_limit: nothing in it can be
-        // trusted. Without the state term it is still these alerts' incidents, only in every
-        // state: what is not mapped is filtered out here, unless the limit may have cut some.
+        // As with a lookup: a term the instance could not use was dropped, and the answer is
+        // any incidents, cut by sysparm_limit; one without a key asked for proves it, and then
+        // nothing in it can be trusted.
         let strangers = incidents
             .iter()
             .filter(|incident| !list.contains(&incident.correlation_id.as_str()))
             .count();
-        let cut = incidents.len() >= limit;
-        incidents.retain(|incident| MAPPED_STATES.contains(&incident.state.code()));
-        if strangers > 0 || (cut && incidents.len() < limit) {
+        if strangers > 0 || incidents.len() >= limit {
             return Err(ServiceNowError::Refused(format!(
-                "ServiceNow ignored part of the back-sync's query ({} incident(s) it excludes \
-                 came back): the integration user probably may not read incident.correlation_id \
-                 or incident.state (a field ACL); grant it read access",
-                records.len() - incidents.len()
+                "ServiceNow ignored part of the back-sync's query ({strangers} incident(s) \
+                 without a key asked for came back): the integration user probably may not read \
+                 incident.correlation_id (a field ACL); grant it read access"
             )));
         }
+        incidents.sort_by(|a, b| oldest_first(&a.number, &b.number));
         Ok(incidents)
     }
 }

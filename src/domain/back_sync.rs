@@ -16,9 +16,6 @@
 use crate::domain::alert::{AlertId, AlertStatus};
 use crate::domain::incident::{CorrelationId, Incident, IncidentState, PREFIX};
 
-/// The states whose incidents may ask something of their alert, as ServiceNow numbers them.
-pub const MAPPED_STATES: [&str; 4] = ["2", "6", "7", "8"];
-
 /// What an incident asks of its alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {

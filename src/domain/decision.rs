@@ -155,7 +155,7 @@ fn decide_first_event(
     if let Assignee::Found(sys_id) = &people.assignee {
         changes.assigned_to = Some(sys_id.clone());
     }
-    if let Some(note) = note(event, settings, people).filter(|_| !people.echo_of_back_sync) {
+    if let Some(note) = note(event, settings, people) {
         changes.correlation_display =
             Some(NoteMemory::read("").remember(&NoteFingerprint::of(&event_identity(event))));
         note.write_into(&mut changes);
@@ -199,17 +199,14 @@ fn decide_update(
     }
 
     if let Assignee::Found(sys_id) = &people.assignee {
-        if was_active && !people.echo_of_back_sync && incident.assigned_to != *sys_id {
+        if was_active && incident.assigned_to != *sys_id {
             changes.assigned_to = Some(sys_id.clone());
         }
     }
 
     // Comments are kept even on a resolved incident (a post-mortem line is worth having);
     // other notes describe the alert's progress and would only confuse once it is over.
-    // iLert's echo of the function's own accept or resolve says nothing the desk does not
-    // know: it followed the desk's own change.
-    let note_still_relevant =
-        (was_active || event.kind == EventKind::CommentAdded) && !people.echo_of_back_sync;
+    let note_still_relevant = was_active || event.kind == EventKind::CommentAdded;
     if let Some(note) = note(event, settings, people).filter(|_| note_still_relevant) {
         let memory = NoteMemory::read(&incident.correlation_display);
         let fingerprint = NoteFingerprint::of(&event_identity(event));
@@ -219,8 +216,10 @@ fn decide_update(
         }
     }
 
-    // An echo writes only what the incident still lacks of the alert's state; the desk's
-    // change that caused it already put it there, so normally nothing at all.
+    // iLert's echo of the back-sync's own accept or resolve follows the desk's change, which
+    // already put the incident there: it says nothing the desk does not know, and writes
+    // nothing. An event naming the key's user that finds the incident behind it is no echo
+    // (a person using that key, a resolve after the back-sync's accept): it is applied whole.
     if people.echo_of_back_sync && changes.state.is_none() {
         return Plan::Unchanged;
     }

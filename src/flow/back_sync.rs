@@ -53,7 +53,7 @@ const THROTTLED_WAIT_SECONDS: (u64, u64) = (10, 30);
 /// How long the key's user is trusted, and how long a failure to learn it is remembered (a
 /// webhook must not wait on iLert every time).
 const KEY_USER_TTL: Duration = Duration::from_secs(3600);
-const KEY_USER_FAILURE_MEMORY: Duration = Duration::from_secs(60);
+const KEY_USER_FAILURE_MEMORY: Duration = Duration::from_secs(10);
 /// The most a webhook waits to learn the key's user, to recognise an echo.
 const KEY_USER_WAIT: Duration = Duration::from_millis(1500);
 /// Not worth starting an alert with less time than this left: it would be cut off half-way.
@@ -65,6 +65,9 @@ pub enum BackSyncError {
     /// The secret has no `ilert_api_key`: the way back is off.
     #[error("the back-sync is off: the secret has no `ilert_api_key`")]
     Off,
+    /// The deployment's configuration cannot be used (see `config`).
+    #[error("the deployment's configuration: {0}")]
+    Misconfigured(String),
     /// iLert is unreachable, failing or throttling: the next pass tries again.
     #[error("{cause}")]
     ILertUnavailable {
@@ -77,6 +80,9 @@ pub enum BackSyncError {
     /// iLert refused in a way another try will not change.
     #[error("{0}")]
     ILertRefused(String),
+    /// iLert has no such alert, or the key's user may not see its alert source.
+    #[error("{0}")]
+    ILertNotFound(String),
     /// ServiceNow could not be read.
     #[error("{0}")]
     ServiceNow(SyncError),
@@ -86,10 +92,11 @@ impl BackSyncError {
     /// A short name for the kind of failure, stable for log queries and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Off => "misconfigured",
+            Self::Off | Self::Misconfigured(_) => "misconfigured",
             Self::ILertUnavailable { .. } => "ilert_unavailable",
             Self::ILertKeyRefused(_) => "ilert_key_refused",
             Self::ILertRefused(_) => "ilert_refused",
+            Self::ILertNotFound(_) => "ilert_not_found",
             Self::ServiceNow(SyncError::Unavailable { .. }) => "unavailable",
             Self::ServiceNow(SyncError::Refused(_)) => "servicenow_refused",
             Self::ServiceNow(SyncError::Secret(SecretError::Misconfigured(_))) => "misconfigured",
@@ -130,9 +137,8 @@ impl From<ILertError> for BackSyncError {
                 retry_after: Duration::from_secs(THROTTLED_WAIT_SECONDS.1),
             },
             ILertError::KeyRefused(message) => Self::ILertKeyRefused(message),
-            ILertError::NotFound(message) | ILertError::Refused(message) => {
-                Self::ILertRefused(message)
-            }
+            ILertError::NotFound(message) => Self::ILertNotFound(message),
+            ILertError::Refused(message) => Self::ILertRefused(message),
         }
     }
 }
@@ -329,12 +335,19 @@ impl<T: IncidentTable> BackSync<T> {
             .values()
             .map(|(id, _)| CorrelationId::for_alert(id))
             .collect();
-        let mut behind: HashMap<String, Behind> = HashMap::new();
+        let mut behind = Vec::new();
         for chunk in keys.chunks(OPEN_ALERTS_PAGE) {
             let incidents = budget
-                .servicenow(self.table.in_mapped_states(&connection.servicenow, chunk))
+                .servicenow(self.table.of_alerts(&connection.servicenow, chunk))
                 .await?;
+            // Several incidents of one alert (a race not merged yet, a duplicate the desk
+            // canceled by hand): only the one that stays speaks for the alert, the lowest
+            // number, as the merge keeps it. They come oldest first.
+            let mut seen = std::collections::HashSet::new();
             for incident in incidents {
+                if !seen.insert(incident.correlation_id.clone()) {
+                    continue;
+                }
                 let Ok(wanted) = wanted_in_ilert(&incident) else {
                     continue;
                 };
@@ -342,26 +355,16 @@ impl<T: IncidentTable> BackSync<T> {
                     continue;
                 };
                 let action = back_action(wanted.status, in_ilert);
-                if action == BackAction::LeaveAlone {
-                    continue;
-                }
-                // Several incidents of one alert (a race not yet merged): the furthest wins.
-                let further = behind
-                    .get(alert.as_str())
-                    .is_none_or(|known| known.action == BackAction::Accept);
-                if further {
-                    behind.insert(
-                        alert.to_string(),
-                        Behind {
-                            alert,
-                            action,
-                            incident,
-                        },
-                    );
+                if action != BackAction::LeaveAlone {
+                    behind.push(Behind {
+                        alert,
+                        action,
+                        incident,
+                    });
                 }
             }
         }
-        Ok(behind.into_values().collect())
+        Ok(behind)
     }
 
     /// The push from ServiceNow's business rule: the incident with this sys_id, read from
@@ -393,6 +396,20 @@ impl<T: IncidentTable> BackSync<T> {
             Err(reason) => return unchanged(incident, None, reason),
         };
         let alert_id = Some(wanted.alert.to_string());
+        let key = CorrelationId::for_alert(&wanted.alert);
+        let of_alert = budget
+            .servicenow(self.table.of_alerts(&connection.servicenow, &[key]))
+            .await?;
+        if of_alert
+            .first()
+            .is_some_and(|stays| stays.sys_id != incident.sys_id)
+        {
+            return unchanged(
+                incident,
+                alert_id,
+                "a duplicate: the alert's incident that stays, the lowest number, speaks for it",
+            );
+        }
         let allowance = Allowance::new(ILERT_CALLS_PER_PUSH);
         let read = self
             .call_ilert(budget, &allowance, || {
@@ -407,7 +424,7 @@ impl<T: IncidentTable> BackSync<T> {
                     retry_after: Duration::from_secs(60),
                 })
             }
-            Err(BackSyncError::ILertRefused(_)) => {
+            Err(BackSyncError::ILertNotFound(_)) => {
                 return unchanged(
                     incident,
                     alert_id,
@@ -455,12 +472,14 @@ impl<T: IncidentTable> BackSync<T> {
         let wanted = behind.action.target();
         let mut action = behind.action;
         let mut backoff = Backoff::new();
-        let mut sent_before = false;
+        // Whether a call of this function's went without an answer, so may have been applied.
+        let mut maybe_applied = false;
+        let mut refused_before = false;
         let synced = loop {
             if action == BackAction::LeaveAlone {
                 // Already there: by this function's own call whose answer was lost, or by
                 // someone else's.
-                break if sent_before {
+                break if maybe_applied {
                     behind.action.synced()
                 } else {
                     BackSynced::Unchanged
@@ -478,16 +497,21 @@ impl<T: IncidentTable> BackSync<T> {
                 Err(ILertError::Transient {
                     message,
                     retry_after,
-                }) => Some((message, backoff.next_wait(retry_after))),
+                }) => {
+                    maybe_applied = true;
+                    Some((message, backoff.next_wait(retry_after)))
+                }
                 Err(ILertError::Throttled(message)) => {
                     let (least, most) = THROTTLED_WAIT_SECONDS;
                     Some((message, Duration::from_secs(fastrand::u64(least..=most))))
                 }
-                // Not a transition any more (someone was quicker): read and see.
-                Err(ILertError::Refused(_)) if !sent_before => None,
+                // Not a transition any more (someone was quicker): read and see, once.
+                Err(ILertError::Refused(_)) if !refused_before => {
+                    refused_before = true;
+                    None
+                }
                 Err(error) => return Err(self.failed(behind, error.into())),
             };
-            sent_before = true;
             if let Some((cause, wait)) = wait {
                 budget.count_retry();
                 if !budget.allows_wait(wait) {

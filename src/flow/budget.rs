@@ -54,7 +54,7 @@ impl Budget {
 
     /// Whether waiting `wait` still leaves time for a useful attempt.
     pub fn allows_wait(&self, wait: Duration) -> bool {
-        self.remaining() > wait + SHORTEST_USEFUL_ATTEMPT
+        self.remaining() > wait.saturating_add(SHORTEST_USEFUL_ATTEMPT)
     }
 
     /// One ServiceNow request within what is left of the budget, counted with its time.
@@ -215,6 +215,12 @@ mod tests {
             distinct.len() > 6,
             "full jitter spreads the waits: {waits:?}"
         );
+    }
+
+    #[test]
+    fn no_wait_however_long_overflows_the_budget() {
+        let budget = Budget::new(Duration::from_secs(5), None);
+        assert!(!budget.allows_wait(Duration::MAX));
     }
 
     #[test]

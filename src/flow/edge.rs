@@ -65,6 +65,9 @@ pub(crate) enum Failure {
     MethodNotAllowed(Method),
     #[error("unauthorized: {0}")]
     Unauthorized(#[from] Unauthorized),
+    /// ServiceNow's push without its own token.
+    #[error("unauthorized push: {0}")]
+    PushUnauthorized(Unauthorized),
     #[error("the body is {0} bytes")]
     TooLarge(usize),
     #[error("{0}")]
@@ -114,7 +117,7 @@ impl Failure {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(_) | Self::PushUnauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidEvent(_)
             | Self::UndecodableBody
@@ -123,13 +126,17 @@ impl Failure {
             | Self::UnreadableMessage(_)
             | Self::InvalidPush(_) => StatusCode::BAD_REQUEST,
             Self::UnknownIncident(_) => StatusCode::NOT_FOUND,
-            Self::BackSync(BackSyncError::Off) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::BackSync(BackSyncError::Off | BackSyncError::Misconfigured(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             Self::BackSync(BackSyncError::ILertUnavailable { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Self::BackSync(BackSyncError::ILertKeyRefused(_) | BackSyncError::ILertRefused(_)) => {
-                StatusCode::BAD_GATEWAY
-            }
+            Self::BackSync(
+                BackSyncError::ILertKeyRefused(_)
+                | BackSyncError::ILertRefused(_)
+                | BackSyncError::ILertNotFound(_),
+            ) => StatusCode::BAD_GATEWAY,
             Self::BackSync(BackSyncError::ServiceNow(error)) => Self::from(error.clone()).status(),
             Self::Sync(SyncError::Secret(error)) => Self::SecretUnreadable(error.clone()).status(),
             Self::BadDefaults(_)
@@ -149,7 +156,7 @@ impl Failure {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Self::MethodNotAllowed(_) => "method_not_allowed",
-            Self::Unauthorized(_) => "unauthorized",
+            Self::Unauthorized(_) | Self::PushUnauthorized(_) => "unauthorized",
             Self::TooLarge(_) => "too_large",
             Self::InvalidEvent(_) | Self::UndecodableBody | Self::UnreadableMessage(_) => {
                 "invalid_event"
@@ -208,6 +215,11 @@ impl Failure {
             Self::Unauthorized(_) => "missing or wrong credentials: send the webhook token as \
                  `Authorization: Bearer <token>`"
                 .to_owned(),
+            // Never the webhook's token: what ServiceNow holds must not open the webhook.
+            Self::PushUnauthorized(_) => "missing or wrong credentials: ServiceNow's push sends \
+                 the secret's `servicenow_token`, as a bearer token or as the password of its \
+                 REST message's Basic auth profile"
+                .to_owned(),
             Self::TooLarge(size) => format!(
                 "the body is {size} bytes; an iLert event is at most {MAX_BODY_BYTES} bytes"
             ),
@@ -259,7 +271,7 @@ impl Failure {
             Self::MethodNotAllowed(_) => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
             }
-            Self::Unauthorized(_) => {
+            Self::Unauthorized(_) | Self::PushUnauthorized(_) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             _ => {}
@@ -455,7 +467,11 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
         summary: &mut Summary,
     ) -> Result<Outcome, Failure> {
         summary.push = true;
-        authenticate_push(request.headers(), connection.push_token.as_ref())?;
+        authenticate_push(request.headers(), connection.push_token.as_ref())
+            .map_err(Failure::PushUnauthorized)?;
+        if let Some(problem) = &self.misconfiguration {
+            return Err(Failure::Deployment(problem.clone()));
+        }
         let body = request.body();
         if body.len() > MAX_PUSH_BYTES {
             return Err(Failure::TooLarge(body.len()));
@@ -489,6 +505,13 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
         let budget = Budget::new(PASS_TIME_CAP, lambda_deadline_ms);
         let started = std::time::Instant::now();
         let report = match budget.secrets_manager(self.connections.get()).await {
+            Ok(_) if self.misconfiguration.is_some() => PassReport {
+                failure: self
+                    .misconfiguration
+                    .clone()
+                    .map(BackSyncError::Misconfigured),
+                ..PassReport::default()
+            },
             Ok(connection) => self.back_sync.pass(&connection, &budget).await,
             Err(error) => PassReport {
                 failure: Some(BackSyncError::ServiceNow(SyncError::from(error))),

@@ -226,14 +226,14 @@ async fn check_back_sync(
             .iter()
             .map(|(id, _)| CorrelationId::for_alert(id))
             .collect();
-        match table.in_mapped_states(&connection.servicenow, &keys).await {
+        match table.of_alerts(&connection.servicenow, &keys).await {
             Ok(incidents) => report(
                 out,
                 "OK",
                 "back-sync reads",
                 &format!(
-                    "{} alert(s) open in iLert; {} of their incidents are In Progress, Resolved, \
-                     Closed or Canceled (the pass acts on those ahead of their alert)",
+                    "{} alert(s) open in iLert, {} incident(s) of them in ServiceNow (the pass \
+                     acts on those the desk moved ahead of their alert)",
                     open.len(),
                     incidents.len()
                 ),

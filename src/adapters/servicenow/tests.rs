@@ -82,6 +82,15 @@ fn retry_after_is_read_in_seconds() {
     assert_eq!(retry_after(&headers), Some(Duration::from_secs(12)));
     headers.insert(
         reqwest::header::RETRY_AFTER,
+        "18446744073709551615".parse().unwrap(),
+    );
+    assert_eq!(
+        retry_after(&headers),
+        Some(Duration::from_secs(12 * 3600)),
+        "capped, never an overflow"
+    );
+    headers.insert(
+        reqwest::header::RETRY_AFTER,
         "Wed, 21 Oct 2026 07:28:00 GMT".parse().unwrap(),
     );
     assert_eq!(retry_after(&headers), None);
