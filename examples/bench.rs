@@ -377,8 +377,6 @@ fn function_command(binary: &Path, args: &[&str], runtime_api: &str, stand: &Sta
         .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", stand.secrets.url())
         .env("SERVICENOW_SECRET_ID", SECRET_ID)
         .env("SSL_CERT_FILE", &stand.ca_file)
-        // The settle delay is a deliberate wait, not work: the figures show the work.
-        .env("SETTLE_DELAY_MS", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     command

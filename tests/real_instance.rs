@@ -157,6 +157,28 @@ async fn six_concurrent_first_events_with_numbers_taken_before_commit_end_on_one
     }
 }
 
+/// The settle delay is waited only on evidence of a race (a resolve that finds nothing):
+/// an ordinary create reads back at once, since the creator that commits last reads back
+/// after every other insert committed and merges what it finds.
+#[tokio::test]
+async fn a_create_answers_without_waiting_the_settle_delay_and_still_reads_back() {
+    let settle_delay = Duration::from_secs(3);
+    let app = TestApp::spawn().await.with_settle_delay(settle_delay);
+    let started = Instant::now();
+    let answer = app.deliver("01-alert-created").await;
+    let took = started.elapsed();
+    assert_eq!(answer.body["action"], "created", "{}", answer.text);
+    assert!(
+        took < settle_delay / 2,
+        "a create waited a standing delay: answered after {took:?}"
+    );
+    assert_eq!(
+        app.methods(),
+        ["GET", "POST", "GET"],
+        "a lookup, the create, and one read-back"
+    );
+}
+
 /// The slower of two concurrent inserts takes the lower number and commits last, so the
 /// faster one reads back only itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,8 +32,9 @@ const MAX_PASSES: usize = 5;
 /// Read-backs of the notes' memory after a write that added to it: each one that finds a
 /// fingerprint erased by a concurrent writer puts it back and reads again.
 const MEMORY_READ_BACKS: usize = 3;
-/// How long a creator waits before it reads back: longer than a concurrent insert that
-/// took its number earlier takes to commit on a busy instance.
+/// How long a resolve that finds no incident waits before it looks again: longer than the
+/// create of a flapping alert, delivered at the same moment, takes to commit on a busy
+/// instance.
 pub const DEFAULT_SETTLE_DELAY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,8 +196,8 @@ impl From<SecretError> for SyncError {
     }
 }
 
-/// `SETTLE_DELAY_MS`: how long a creator waits before reading back, in milliseconds; `None`
-/// when unset.
+/// `SETTLE_DELAY_MS`: how long a resolve that finds no incident waits before it looks
+/// again, in milliseconds; `None` when unset.
 pub fn settle_delay_from(value: Option<&str>) -> Result<Option<Duration>, String> {
     match value.map(str::trim) {
         None | Some("") => Ok(None),
@@ -237,9 +238,9 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         }
     }
 
-    /// How long a creator waits before it reads back the alert's incidents: long enough for
-    /// a concurrent insert that took its number earlier to commit. Zero reads back at once;
-    /// whoever reads back later still merges what it finds.
+    /// How long a resolve that finds no incident waits before it looks again, rather than
+    /// open a second incident beside a create being committed right now. Zero looks at once;
+    /// whoever sees several incidents later still merges them.
     pub fn set_settle_delay(&self, settle_delay: Duration) {
         self.settle_delay_ms
             .store(settle_delay.as_millis() as u64, Ordering::Relaxed);
@@ -546,9 +547,10 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         true
     }
 
-    /// After a create: whether any other incident carries the alert's key, read back after
-    /// the settle delay. Numbers are taken before inserts commit, so a concurrent insert may
-    /// hold a lower number and still be invisible for a moment; reading back late sees it.
+    /// After a create: whether any other incident carries the alert's key, read back at once.
+    /// Numbers are taken before inserts commit, so a concurrent insert may hold a lower number
+    /// and still be invisible now; no wait is needed for that, since its creator reads back
+    /// after its own commit, which is after ours, sees both and merges them.
     async fn others_appeared(
         &self,
         account: &ServiceNowAccount,
@@ -556,7 +558,6 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         key: &CorrelationId,
         created: &Incident,
     ) -> Result<bool, Interrupted> {
-        self.settle(budget).await;
         let all = budget
             .servicenow(self.table.find(account, key))
             .await

@@ -114,8 +114,9 @@ impl TestApp {
         }
     }
 
-    /// How long a creator waits before reading back (`SETTLE_DELAY_MS`); the tests' default
-    /// is none, so that they run fast and prove convergence without it.
+    /// How long a resolve that finds no incident waits before it looks again
+    /// (`SETTLE_DELAY_MS`); the tests' default is none, so that they run fast and prove
+    /// convergence without it.
     pub fn with_settle_delay(self, settle_delay: Duration) -> Self {
         Self {
             handler: self.handler.with_settle_delay(settle_delay),
