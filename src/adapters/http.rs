@@ -30,6 +30,17 @@ const SYSTEM_BUNDLES: &[&str] = &[
     "/etc/ssl/cert.pem",
 ];
 
+/// A path below whatever path `base` itself has (an instance or API behind a proxy prefix).
+/// `base` was checked to be an http(s) URL when the secret was read.
+pub fn url_below(base: &reqwest::Url, path: &[&str]) -> reqwest::Url {
+    let mut url = base.clone();
+    url.path_segments_mut()
+        .expect("an http(s) URL has a path")
+        .pop_if_empty()
+        .extend(path);
+    url
+}
+
 /// The process's HTTP client: TLS through the roots loaded once, bounded waits, and a small
 /// pool so warm invocations reuse their connections. A request that hangs is cut off well
 /// inside the invocation's 5 s budget, so one more try fits.

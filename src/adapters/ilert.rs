@@ -2,6 +2,7 @@
 //! key acts as. Over the process's one HTTP client; the base URL comes from the secret, so
 //! tests aim it at a stand-in.
 
+use crate::adapters::http::url_below;
 use crate::adapters::secrets::ILertAccount;
 use crate::domain::alert::{shorten, AlertId, AlertStatus, Person};
 use reqwest::{Method, StatusCode, Url};
@@ -235,12 +236,7 @@ impl ILertApi {
 
 /// A path below the API's base URL.
 fn api_url(account: &ILertAccount, path: &[&str]) -> Url {
-    let mut url = account.api_url.clone();
-    url.path_segments_mut()
-        .expect("ilert_api_url is an http(s) URL, which has a path")
-        .pop_if_empty()
-        .extend(path);
-    url
+    url_below(&account.api_url, path)
 }
 
 fn alert_from(body: &[u8]) -> Result<ILertAlert, ILertError> {

@@ -3,6 +3,7 @@
 
 mod oauth;
 
+use crate::adapters::http::url_below;
 use crate::adapters::secrets::ServiceNowAccount;
 use crate::domain::alert::shorten;
 use crate::domain::incident::{CorrelationId, Incident, IncidentChanges, IncidentState};
@@ -225,12 +226,7 @@ impl TableApi {
 
 /// A path on the instance, below whatever path `instance_url` itself has.
 fn instance_url(account: &ServiceNowAccount, path: &[&str]) -> Url {
-    let mut url = account.instance_url.clone();
-    url.path_segments_mut()
-        .expect("instance_url is an http(s) URL, which has a path")
-        .pop_if_empty()
-        .extend(path);
-    url
+    url_below(&account.instance_url, path)
 }
 
 /// `Retry-After` in seconds; ServiceNow does not send the HTTP-date form.
