@@ -41,6 +41,22 @@ pub fn url_below(base: &reqwest::Url, path: &[&str]) -> reqwest::Url {
     url
 }
 
+/// `Retry-After` in seconds; neither ServiceNow nor iLert sends the HTTP-date form.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        // A server's number is no reason to wait beyond SQS's longest hiding, nor to overflow.
+        .map(|seconds| Duration::from_secs(seconds.min(LONGEST_RETRY_AFTER_SECONDS)))
+}
+
+/// The longest `Retry-After` honoured: twelve hours, SQS's longest visibility timeout.
+const LONGEST_RETRY_AFTER_SECONDS: u64 = 12 * 3600;
+
 /// The process's HTTP client: TLS through the roots loaded once, bounded waits, and a small
 /// pool so warm invocations reuse their connections. A request that hangs is cut off well
 /// inside the invocation's 5 s budget, so one more try fits.

@@ -2,7 +2,7 @@
 //! key acts as. Over the process's one HTTP client; the base URL comes from the secret, so
 //! tests aim it at a stand-in.
 
-use crate::adapters::http::url_below;
+use crate::adapters::http::{retry_after, url_below};
 use crate::adapters::secrets::ILertAccount;
 use crate::domain::alert::{shorten, AlertId, AlertStatus, Person};
 use reqwest::{Method, StatusCode, Url};
@@ -222,7 +222,7 @@ impl ILertApi {
             .await
             .map_err(|error| transient("could not be reached", error))?;
         let status = response.status();
-        let retry_after = crate::adapters::servicenow::retry_after(response.headers());
+        let retry_after = retry_after(response.headers());
         let body = response
             .bytes()
             .await

@@ -3,7 +3,7 @@
 
 mod oauth;
 
-use crate::adapters::http::url_below;
+use crate::adapters::http::{retry_after, url_below};
 use crate::adapters::secrets::ServiceNowAccount;
 use crate::domain::alert::shorten;
 use crate::domain::incident::{CorrelationId, Incident, IncidentChanges, IncidentState};
@@ -228,22 +228,6 @@ impl TableApi {
 fn instance_url(account: &ServiceNowAccount, path: &[&str]) -> Url {
     url_below(&account.instance_url, path)
 }
-
-/// `Retry-After` in seconds; ServiceNow does not send the HTTP-date form.
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        // A server's number is no reason to wait beyond SQS's longest hiding, nor to overflow.
-        .map(|seconds| Duration::from_secs(seconds.min(LONGEST_RETRY_AFTER_SECONDS)))
-}
-
-/// The longest `Retry-After` honoured: twelve hours, SQS's longest visibility timeout.
-const LONGEST_RETRY_AFTER_SECONDS: u64 = 12 * 3600;
 
 /// Sends a request; transport failures are transient.
 async fn send(
