@@ -10,13 +10,15 @@ mod secrets_manager;
 mod server;
 mod servicenow;
 mod sqs;
+mod sqs_send;
 mod tls;
 pub mod tools;
 
 pub use ilert::{ILertFault, ILertRequest, ILertSimulator};
-pub use runtime_api::{process_cpu_time, RuntimeApiSimulator};
+pub use runtime_api::{process_cpu_time, Invocation, RuntimeApiSimulator};
 pub use secrets_manager::SecretsManagerSimulator;
 pub use server::ServerStats;
 pub use servicenow::{Fault, JournalEntry, ReceivedRequest, ServiceNowSimulator};
 pub use sqs::{EventSource, FifoQueues, Moto};
+pub use sqs_send::{SentMessage, SqsSendSimulator};
 pub use tls::TestCa;

@@ -13,6 +13,18 @@ pub struct RuntimeApiSimulator {
     address: SocketAddr,
     state: Arc<Mutex<RuntimeState>>,
     event_ready: Arc<tokio::sync::Notify>,
+    finished: Arc<tokio::sync::Notify>,
+}
+
+/// One invocation, as its caller and Lambda's bill see it.
+pub struct Invocation {
+    /// The function's answer (`None` if it never came).
+    pub answer: Option<String>,
+    /// When the caller had the answer.
+    pub answered_at: std::time::Instant,
+    /// From the hand-over to the function's next poll: what Lambda bills (before rounding up
+    /// to the millisecond), whenever within it the answer was sent.
+    pub ran: std::time::Duration,
 }
 
 #[derive(Default)]
@@ -24,20 +36,31 @@ struct RuntimeState {
     watched: Option<u32>,
     cpu_at_first_poll: Option<std::time::Duration>,
     next_id: u64,
+    /// The invocation handed out and not finished yet, and when it was handed out.
+    running: Option<(String, std::time::Instant)>,
+    /// How long each finished invocation ran: from its hand-over to the function's next poll,
+    /// which is what Lambda bills (before rounding up to the millisecond).
+    ran: BTreeMap<String, std::time::Duration>,
 }
 
 impl RuntimeApiSimulator {
     pub async fn start() -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(RuntimeState::default()));
         let event_ready = Arc::new(tokio::sync::Notify::new());
-        let (shared, ready) = (Arc::clone(&state), Arc::clone(&event_ready));
+        let finished = Arc::new(tokio::sync::Notify::new());
+        let (shared, ready, done) = (
+            Arc::clone(&state),
+            Arc::clone(&event_ready),
+            Arc::clone(&finished),
+        );
         let address = serve(
             ANY_LOOPBACK_PORT.into(),
             Arc::default(),
             None,
             move |method, path, _query, _headers, body| {
-                let (state, ready) = (Arc::clone(&shared), Arc::clone(&ready));
-                async move { Some(runtime_api(&state, &ready, &method, &path, &body).await) }
+                let (state, ready, done) =
+                    (Arc::clone(&shared), Arc::clone(&ready), Arc::clone(&done));
+                async move { Some(runtime_api(&state, &ready, &done, &method, &path, &body).await) }
             },
         )
         .await?;
@@ -45,6 +68,7 @@ impl RuntimeApiSimulator {
             address,
             state,
             event_ready,
+            finished,
         })
     }
 
@@ -77,22 +101,53 @@ impl RuntimeApiSimulator {
 
     /// Hands `event` to the function and waits for its answer.
     pub async fn invoke(&self, event: String) -> Option<String> {
+        self.hand_over(event).1.await.ok()
+    }
+
+    /// Hands `event` to the function, waits for its answer and then for the function to ask
+    /// for the next event.
+    pub async fn invoke_to_next_poll(&self, event: String) -> Invocation {
+        let (id, answer) = self.hand_over(event);
+        let answer = answer.await.ok();
+        let answered_at = std::time::Instant::now();
+        loop {
+            let finished = self.finished.notified();
+            if let Some(ran) = self
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .ran
+                .remove(&id)
+            {
+                return Invocation {
+                    answer,
+                    answered_at,
+                    ran,
+                };
+            }
+            finished.await;
+        }
+    }
+
+    fn hand_over(&self, event: String) -> (String, tokio::sync::oneshot::Receiver<String>) {
         let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
-        {
+        let id = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             state.next_id += 1;
             let id = format!("bench-{:012}", state.next_id);
             state.waiting.insert(id.clone(), answer_tx);
-            state.pending.push_back((id, event));
-        }
+            state.pending.push_back((id.clone(), event));
+            id
+        };
         self.event_ready.notify_one();
-        answer_rx.await.ok()
+        (id, answer_rx)
     }
 }
 
 async fn runtime_api(
     state: &Mutex<RuntimeState>,
     ready: &tokio::sync::Notify,
+    finished: &tokio::sync::Notify,
     method: &Method,
     path: &str,
     body: &[u8],
@@ -105,10 +160,21 @@ async fn runtime_api(
                 state.first_poll = Some(std::time::Instant::now());
                 state.cpu_at_first_poll = state.watched.map(process_cpu_time);
             }
+            if let Some((id, handed_at)) = state.running.take() {
+                state.ran.insert(id, handed_at.elapsed());
+                finished.notify_waiters();
+            }
         }
         loop {
             let notified = ready.notified();
-            let next = lock().pending.pop_front();
+            let next = {
+                let mut state = lock();
+                let next = state.pending.pop_front();
+                if let Some((id, _)) = &next {
+                    state.running = Some((id.clone(), std::time::Instant::now()));
+                }
+                next
+            };
             if let Some((id, event)) = next {
                 let deadline_ms = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
