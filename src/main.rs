@@ -8,7 +8,6 @@ use ilert_servicenow::adapters::ilert::ILertApi;
 use ilert_servicenow::adapters::secrets::AwsSecretsManager;
 use ilert_servicenow::adapters::servicenow::TableApi;
 use ilert_servicenow::config::Config;
-use ilert_servicenow::domain::settings::Settings;
 use ilert_servicenow::ops::secret::{self, SecretStore};
 use ilert_servicenow::ops::telemetry::Metrics;
 use ilert_servicenow::ops::{check, send};
@@ -109,18 +108,16 @@ async fn main() -> Result<(), Error> {
             create_test_incident,
         }) => {
             let config = Config::from_environment(std::env::vars());
-            let close_code = config
-                .defaults
-                .as_ref()
-                .map(|settings| settings.close_code.clone())
-                .unwrap_or_else(|_| Settings::default().close_code);
+            // Unusable defaults are reported as a configuration problem; the rest of the
+            // check goes on with the built-in ones.
+            let defaults = config.defaults.clone().unwrap_or_default();
             let http = http::client();
             let passed = check::run(
                 AwsSecretsManager::from_config(&load_config(http.clone()).await),
                 &TableApi::new(http.clone()),
                 &ILertApi::new(http),
                 &config.all_problems(),
-                &close_code,
+                &defaults,
                 create_test_incident,
                 &mut std::io::stdout(),
             )

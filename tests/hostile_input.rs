@@ -249,3 +249,78 @@ async fn a_bad_body_without_credentials_is_401_not_400() {
         ilert_servicenow::startup::answer_http(&app.handler, garbled, Context::default()).await;
     assert_eq!(answer.status_code, 401);
 }
+
+/// Webhook URLs whose settings try to reach what they must not (the function's own fields,
+/// system fields, the encoded query, more fields than allowed) or cannot be read: each is a
+/// 400 naming the setting, before anything reaches ServiceNow.
+#[tokio::test]
+async fn every_hostile_custom_field_setting_is_a_400_that_reaches_nothing() {
+    let app = TestApp::spawn().await;
+    let too_many = (0..21)
+        .map(|n| format!("field.u_{n}=x"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let long_name = format!("field.u_{}=x", "a".repeat(79));
+    let cases: Vec<(&str, String)> = vec![
+        ("the state", "field.state=7".into()),
+        ("the key", "field.correlation_id=ilert:1".into()),
+        (
+            "the notes' memory",
+            "field.correlation_display=iLert".into(),
+        ),
+        ("a journal", "field.work_notes=x".into()),
+        ("the priority", "field.priority=1".into()),
+        ("a system field", "field.sys_created_by=admin".into()),
+        ("the number", "field.number=INC0000001".into()),
+        (
+            "an encoded query in the name",
+            "field.u_x%5EORDERBYnumber=x".into(),
+        ),
+        ("an operator in the name", "field.u_x%3Dy=x".into()),
+        ("a dotted name", "field.u_x.y=x".into()),
+        ("an empty name", "field.=x".into()),
+        ("uppercase", "field.U_X=x".into()),
+        ("a NUL in the name", "field.u_x%00=x".into()),
+        ("a name of 81 characters", long_name),
+        ("21 fields", too_many),
+        ("an unknown placeholder", "field.u_x=%7Bpassword%7D".into()),
+        ("an empty label name", "field.u_x=%7Blabel.%7D".into()),
+        (
+            "a brace in a label name",
+            "field.u_x=%7Blabel.%7Bx%7D%7D".into(),
+        ),
+        ("an unclosed brace", "field.u_x=%7Bsummary".into()),
+        ("a control character in the value", "field.u_x=a%07b".into()),
+        (
+            "a value of 2,001 characters",
+            format!("field.u_x={}", "v".repeat(2001)),
+        ),
+        ("not UTF-8", "field.u_x=%FF%FE".into()),
+        (
+            "update_fields reaching the state",
+            "update_fields=state".into(),
+        ),
+        (
+            "update_fields with a query",
+            "field.u_x=1&update_fields=u_x%5Estate".into(),
+        ),
+        (
+            "update_fields naming no field",
+            "update_fields=u_nothing".into(),
+        ),
+        ("a field given twice", "field.u_x=1&field.u_x=2".into()),
+    ];
+    for (name, query) in cases {
+        let answer = app.send(event_at("01-alert-created", &query)).await;
+        assert_eq!(answer.status, 400, "{name}: {}", answer.text);
+        let message = answer.body["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("field") || message.contains("setting"),
+            "{name}: {message}"
+        );
+        assert!(
+            app.servicenow.requests().is_empty(),
+            "{name}: reached ServiceNow"
+        );
+    }
+}

@@ -89,6 +89,63 @@ async fn check_passes_every_step_against_a_working_instance() {
     );
 }
 
+/// `check` reads every custom field `DEFAULT_SETTINGS` sets on the newest incident: a
+/// misspelt one (or one the user may not read) is named before iLert's first event meets it.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_tries_every_custom_field_of_the_defaults() {
+    let app = TestApp::spawn().await;
+    app.servicenow.add_column("u_environment");
+    app.servicenow.add_column("u_team");
+    let with_defaults = |defaults: &str| {
+        let mut environment = app.function_environment();
+        environment.push(("DEFAULT_SETTINGS", defaults.to_owned()));
+        environment
+    };
+    let none_yet = run_with(
+        with_defaults("field.u_environment=production"),
+        &["check"],
+        "",
+    )
+    .await;
+    assert!(
+        line(&none_yet, "custom fields").starts_with("SKIP"),
+        "{}",
+        none_yet.stdout
+    );
+
+    app.servicenow
+        .insert(&[("state", "7"), ("short_description", "old, closed")]);
+    let fine = run_with(
+        with_defaults("field.u_environment=production&field.u_team=%7Blabel.team%7D"),
+        &["check"],
+        "",
+    )
+    .await;
+    let fields = line(&fine, "custom fields");
+    assert!(
+        fields.starts_with("OK") && fields.contains("u_environment, u_team"),
+        "{}",
+        fine.stdout
+    );
+    assert!(fine.success, "{}", fine.stdout);
+
+    let misspelt = run_with(
+        with_defaults("field.u_environment=production&field.u_enviroment=x"),
+        &["check"],
+        "",
+    )
+    .await;
+    let fields = line(&misspelt, "custom fields");
+    assert!(
+        fields.starts_with("FAIL")
+            && fields.contains("u_enviroment not on incidents")
+            && fields.contains("DEFAULT_SETTINGS"),
+        "{}",
+        misspelt.stdout
+    );
+    assert!(!misspelt.success);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn check_without_incidents_skips_the_write_and_suggests_a_test_incident() {
     let app = TestApp::spawn().await;

@@ -1,8 +1,11 @@
-//! Event bytes → parse → decide, against no incident and against one in every state.
+//! Settings and event bytes → parse → decide, against no incident and against one in every
+//! state. The input's first line is a webhook URL's query string (the alert action's
+//! settings, `field.<name>` templates included), the rest the event's body.
 //!
 //! Beyond "nothing panics", it checks the rules that protect a ServiceNow instance: a created
-//! incident carries exactly the alert's key, values fit ServiceNow's field lengths, Closed and
-//! Canceled incidents are never written, and once a plan is applied the same event decides
+//! incident carries exactly the alert's key, values fit ServiceNow's field lengths, custom
+//! fields never touch a field the function writes itself and stay within their limit, Closed
+//! and Canceled incidents are never written, and once a plan is applied the same event decides
 //! `Unchanged` (a redelivery writes nothing).
 #![no_main]
 
@@ -16,7 +19,34 @@ fn chars(value: &Option<String>) -> usize {
     value.as_ref().map_or(0, |text| text.chars().count())
 }
 
-fuzz_target!(|body: &[u8]| {
+/// Fields a `field.<name>` setting must never reach.
+const FUNCTION_FIELDS: [&str; 12] = [
+    "state",
+    "correlation_id",
+    "correlation_display",
+    "work_notes",
+    "comments",
+    "close_code",
+    "close_notes",
+    "short_description",
+    "description",
+    "impact",
+    "urgency",
+    "assigned_to",
+];
+
+fuzz_target!(|input: &[u8]| {
+    let (query, body) = match input.iter().position(|&b| b == b'\n') {
+        Some(end) => (&input[..end], &input[end + 1..]),
+        None => (&[][..], input),
+    };
+    let Ok(query) = std::str::from_utf8(query) else {
+        return;
+    };
+    let Ok(settings) = Settings::default().with_query(query) else {
+        return;
+    };
+    assert!(settings.custom_fields.len() <= 20);
     let Ok(event) = AlertEvent::parse(body) else {
         return;
     };
@@ -27,7 +57,6 @@ fuzz_target!(|body: &[u8]| {
         .expect("the key's prefix");
     assert!(!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()));
 
-    let settings = Settings::default();
     let now = std::time::SystemTime::now();
     let existing = Incident {
         sys_id: "0123456789abcdef0123456789abcdef".into(),
@@ -42,6 +71,7 @@ fuzz_target!(|body: &[u8]| {
         close_code: String::new(),
         close_notes: String::new(),
         updated_by: String::new(),
+        custom: Default::default(),
     };
     let mut situations = vec![None];
     for code in ["1", "2", "3", "6", "7", "8", "101"] {
@@ -92,6 +122,10 @@ fuzz_target!(|body: &[u8]| {
         assert!(chars(&changes.correlation_id) <= 100);
         assert!(chars(&changes.correlation_display) <= 100);
         assert!(chars(&changes.description) <= 4000);
+        for (name, value) in &changes.custom {
+            assert!(!FUNCTION_FIELDS.contains(&name.as_str()) && !name.starts_with("sys_"));
+            assert!(!value.trim().is_empty() && value.chars().count() <= 4000);
+        }
 
         let after = current.as_ref().unwrap_or(&existing).after(changes);
         assert_eq!(

@@ -6,7 +6,9 @@ mod oauth;
 use crate::adapters::http::{retry_after, url_below};
 use crate::adapters::secrets::ServiceNowAccount;
 use crate::domain::alert::shorten;
-use crate::domain::incident::{CorrelationId, Incident, IncidentChanges, IncidentState};
+use crate::domain::incident::{
+    CorrelationId, CustomFieldLoss, Incident, IncidentChanges, IncidentState,
+};
 use crate::domain::settings::Email;
 use oauth::CachedToken;
 use reqwest::{Method, StatusCode, Url};
@@ -172,11 +174,31 @@ impl TableApi {
     }
 
     fn table_url(account: &ServiceNowAccount, sys_id: Option<&str>) -> Url {
+        Self::table_url_showing(account, sys_id, &[])
+    }
+
+    /// The URL of a write: its answer shows the lookup's fields and the custom fields it
+    /// sets, so that what did not stick can be told.
+    fn write_url(
+        account: &ServiceNowAccount,
+        sys_id: Option<&str>,
+        changes: &IncidentChanges,
+    ) -> Url {
+        let custom: Vec<&str> = changes.custom.keys().map(String::as_str).collect();
+        Self::table_url_showing(account, sys_id, &custom)
+    }
+
+    fn table_url_showing(account: &ServiceNowAccount, sys_id: Option<&str>, extra: &[&str]) -> Url {
         let mut path = vec!["api", "now", "table", "incident"];
         path.extend(sys_id);
         let mut url = instance_url(account, &path);
+        let fields: Vec<&str> = Incident::LOOKUP_FIELDS
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect();
         url.query_pairs_mut()
-            .append_pair("sysparm_fields", &Incident::LOOKUP_FIELDS.join(","))
+            .append_pair("sysparm_fields", &fields.join(","))
             .append_pair("sysparm_exclude_reference_link", "true");
         url
     }
@@ -280,6 +302,25 @@ impl TableApi {
         })?;
         Ok(records.first().map(incident_from))
     }
+
+    /// The most recently updated incident, active or not, showing `extra` fields besides the
+    /// usual ones, if there is any incident: which of them the table has and the user may
+    /// read (ServiceNow leaves the others out of the record).
+    pub async fn newest_showing(
+        &self,
+        account: &ServiceNowAccount,
+        extra: &[&str],
+    ) -> Result<Option<Incident>, ServiceNowError> {
+        let mut url = Self::table_url_showing(account, None, extra);
+        url.query_pairs_mut()
+            .append_pair("sysparm_query", "ORDERBYDESCsys_updated_on")
+            .append_pair("sysparm_limit", "1");
+        let result = self.call(account, Method::GET, url, None).await?;
+        let records = result.as_array().ok_or_else(|| {
+            ServiceNowError::NotTableApi("ServiceNow's answer has no list of records".into())
+        })?;
+        Ok(records.first().map(incident_from))
+    }
 }
 
 impl IncidentTable for TableApi {
@@ -353,7 +394,7 @@ impl IncidentTable for TableApi {
         account: &ServiceNowAccount,
         changes: &IncidentChanges,
     ) -> Result<Incident, ServiceNowError> {
-        let url = Self::table_url(account, None);
+        let url = Self::write_url(account, None, changes);
         let result = self.call(account, Method::POST, url, Some(changes)).await?;
         applied(changes, incident_from(&result), "creation")
     }
@@ -364,7 +405,7 @@ impl IncidentTable for TableApi {
         sys_id: &str,
         changes: &IncidentChanges,
     ) -> Result<Incident, ServiceNowError> {
-        let url = Self::table_url(account, Some(sys_id));
+        let url = Self::write_url(account, Some(sys_id), changes);
         let result = self
             .call(account, Method::PATCH, url, Some(changes))
             .await?;
@@ -443,7 +484,7 @@ fn applied(
 ) -> Result<Incident, ServiceNowError> {
     let dropped = changes.not_applied_in(&written);
     if dropped.is_empty() {
-        return Ok(written);
+        return custom_applied(changes, written, what);
     }
     Err(ServiceNowError::Dropped(format!(
         "ServiceNow accepted the {what} of {} but did not apply {}: a field ACL, business rule \
@@ -454,6 +495,41 @@ fn applied(
             &written.number
         },
         dropped.join(", ")
+    )))
+}
+
+/// The record, if it shows every custom field (`field.<name>`) the write set: ServiceNow
+/// ignores a field the table does not have, or the user may not write, and answers 200.
+fn custom_applied(
+    changes: &IncidentChanges,
+    written: Incident,
+    what: &str,
+) -> Result<Incident, ServiceNowError> {
+    let lost = changes.custom_not_applied_in(&written);
+    if lost.is_empty() {
+        return Ok(written);
+    }
+    let causes: Vec<String> = lost
+        .iter()
+        .map(|(name, loss)| match loss {
+            CustomFieldLoss::NotShown => format!(
+                "`{name}` is not in its answer: incident has no such column, or the integration \
+                 user may not read it (check the name in field.{name})"
+            ),
+            CustomFieldLoss::Empty => format!(
+                "`{name}` came back empty: the integration user may not write it (a field ACL), \
+                 or a business rule cleared it"
+            ),
+        })
+        .collect();
+    Err(ServiceNowError::Dropped(format!(
+        "ServiceNow accepted the {what} of {} but did not keep every custom field: {}",
+        if written.number.is_empty() {
+            "the incident"
+        } else {
+            &written.number
+        },
+        causes.join("; ")
     )))
 }
 
@@ -587,6 +663,14 @@ fn incident_from(record: &Value) -> Incident {
         close_code: field("close_code"),
         close_notes: field("close_notes"),
         updated_by: field("sys_updated_by"),
+        // Whatever else the answer shows: the custom fields a write asked to see.
+        custom: record
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(name, _)| !Incident::LOOKUP_FIELDS.contains(&name.as_str()))
+            .map(|(name, _)| (name.clone(), field(name)))
+            .collect(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! checked strictly so that a malformed body is refused before anything reaches ServiceNow.
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// Longest alert id accepted: enough for any u64, short enough to keep the correlation id
@@ -249,6 +250,12 @@ pub struct AlertEvent {
     pub responders: Vec<Responder>,
     pub comment: Option<String>,
     pub links: Vec<Link>,
+    /// The alert's labels (`labels: {"team": "payments"}`), where iLert sends them, for
+    /// `{label.<name>}` in templates.
+    pub labels: BTreeMap<String, String>,
+    /// The alert's custom details (`customDetails`), where iLert sends them, for
+    /// `{custom.<name>}` in templates: strings as they are, other values as JSON.
+    pub custom_details: BTreeMap<String, String>,
 }
 
 impl AlertEvent {
@@ -300,6 +307,8 @@ impl AlertEvent {
             responders: wire.responders.unwrap_or_default(),
             comment: wire.comment.filter(|c| !c.trim().is_empty()),
             links: wire.links.unwrap_or_default(),
+            labels: wire.labels,
+            custom_details: wire.custom_details,
         })
     }
 
@@ -429,6 +438,30 @@ struct WireEvent {
     comment: Option<String>,
     #[serde(default, deserialize_with = "objects")]
     links: Option<Vec<Link>>,
+    #[serde(default, deserialize_with = "texts_by_name")]
+    labels: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "texts_by_name")]
+    custom_details: BTreeMap<String, String>,
+}
+
+/// An object's members as text, for templates: a string as it is, any other value as JSON,
+/// `null` left out. Anything but an object reads as none: these fields are only ever used
+/// to fill a template, never to decide, so their shape never costs the alert.
+fn texts_by_name<'de, D: serde::Deserializer<'de>>(
+    de: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let Some(serde_json::Value::Object(members)) = Option::<serde_json::Value>::deserialize(de)?
+    else {
+        return Ok(BTreeMap::new());
+    };
+    Ok(members
+        .into_iter()
+        .filter_map(|(name, value)| match value {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(text) => Some((name, text)),
+            other => Some((name, other.to_string())),
+        })
+        .collect())
 }
 
 /// serde reads a struct from a JSON array too (`["x"]` as `{name: "x"}`); an iLert object
@@ -556,6 +589,26 @@ mod tests {
             EventKind::from_event_type("incident-resolved"),
             EventKind::Resolved
         );
+    }
+
+    #[test]
+    fn labels_and_custom_details_are_read_as_text_and_never_cost_the_alert() {
+        let event = AlertEvent::parse(
+            br#"{"id":"1","status":"PENDING","labels":{"team":"payments","tier":1},
+                "customDetails":{"region":"eu","hosts":["a","b"],"gone":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(event.labels["team"], "payments");
+        assert_eq!(event.labels["tier"], "1");
+        assert_eq!(event.custom_details["region"], "eu");
+        assert_eq!(event.custom_details["hosts"], r#"["a","b"]"#);
+        assert!(!event.custom_details.contains_key("gone"));
+        // Only ever used to fill templates: an odd shape reads as none.
+        let odd = AlertEvent::parse(
+            br#"{"id":"1","status":"PENDING","labels":["team"],"customDetails":"x"}"#,
+        )
+        .unwrap();
+        assert!(odd.labels.is_empty() && odd.custom_details.is_empty());
     }
 
     #[test]

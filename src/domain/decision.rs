@@ -7,7 +7,7 @@ use crate::domain::incident::{
     CorrelationId, Incident, IncidentChanges, IncidentState, NoteFingerprint, NoteMemory,
     CORRELATION_DISPLAY, CORRELATION_FIELD_MAX_CHARS,
 };
-use crate::domain::render::{close_notes, description, note, title};
+use crate::domain::render::{close_notes, custom_field, description, note, title};
 use crate::domain::settings::{OnAccept, OnComment, OnOther, OnResolve, Settings};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -139,6 +139,7 @@ fn decide_first_event(
         caller_id: people.caller.clone(),
         ..IncidentChanges::default()
     };
+    changes.custom = custom_fields(event, settings, settings.custom_fields.keys());
     for (field, value) in &settings.passthrough {
         if *field == "assigned_to" {
             changes.assigned_to = Some(value.clone());
@@ -225,13 +226,32 @@ fn decide_update(
     }
 
     if changes.is_empty() {
-        Plan::Unchanged
-    } else {
-        Plan::Update {
-            sys_id: incident.sys_id.clone(),
-            changes,
-        }
+        return Plan::Unchanged;
     }
+    // Kept up to date by every write the event makes anyway; their own value is not read,
+    // so a change of it alone writes nothing.
+    changes.custom = custom_fields(event, settings, settings.update_fields.iter());
+    Plan::Update {
+        sys_id: incident.sys_id.clone(),
+        changes,
+    }
+}
+
+/// The named custom fields' values for this event; one that renders empty is left out
+/// rather than written empty (an absent label must not clear what the field holds), and a
+/// fixed setting of the same field (`assignment_group`) wins over its `field.<name>`.
+fn custom_fields<'a>(
+    event: &AlertEvent,
+    settings: &Settings,
+    names: impl Iterator<Item = &'a String>,
+) -> std::collections::BTreeMap<String, String> {
+    names
+        .filter(|name| !settings.passthrough.iter().any(|(fixed, _)| fixed == name))
+        .filter_map(|name| {
+            let value = custom_field(event, settings, settings.custom_fields.get(name)?);
+            (!value.is_empty()).then(|| (name.clone(), value))
+        })
+        .collect()
 }
 
 /// Whether the alert was reported within `create_resolved_within` of `now`. An alert whose

@@ -3,6 +3,7 @@
 
 use crate::domain::alert::AlertId;
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// ServiceNow's default length of `correlation_id` and `correlation_display`.
 pub const CORRELATION_FIELD_MAX_CHARS: usize = 100;
@@ -99,6 +100,9 @@ pub struct Incident {
     pub close_notes: String,
     /// Who changed it last (`sys_updated_by`), for the back-sync's log line.
     pub updated_by: String,
+    /// Custom fields (`field.<name>` settings) as a write's answer showed them; a field the
+    /// answer left out is absent.
+    pub custom: BTreeMap<String, String>,
 }
 
 impl Incident {
@@ -122,6 +126,7 @@ impl Incident {
         if let Some(state) = &changes.state {
             next.state = IncidentState::from_code(state);
         }
+        next.custom.extend(changes.custom.clone());
         next
     }
 
@@ -171,7 +176,10 @@ pub struct IncidentChanges {
     pub assigned_to: Option<String>,
     /// Fields set as an alert action's settings give them (assignment group, category, …).
     #[serde(flatten)]
-    pub passthrough: std::collections::BTreeMap<String, String>,
+    pub passthrough: BTreeMap<String, String>,
+    /// The instance's own fields, from `field.<name>` settings, rendered.
+    #[serde(flatten)]
+    pub custom: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -208,6 +216,35 @@ impl IncidentChanges {
             .map(|(field, _, _)| field)
             .collect()
     }
+
+    /// The custom fields this write set that `written` does not show: left out of the answer
+    /// (the incident has no such column, or the user may not read it), or empty (the user may
+    /// not write it, or a business rule cleared it). Only presence is checked: a reference or
+    /// choice field reads back as the value ServiceNow stored, which need not be the text
+    /// written, and a long text comes back cut to the column's length.
+    pub fn custom_not_applied_in(&self, written: &Incident) -> Vec<(String, CustomFieldLoss)> {
+        self.custom
+            .iter()
+            .filter(|(_, value)| !value.trim().is_empty())
+            .filter_map(|(name, _)| {
+                let loss = match written.custom.get(name) {
+                    None => CustomFieldLoss::NotShown,
+                    Some(value) if value.trim().is_empty() => CustomFieldLoss::Empty,
+                    Some(_) => return None,
+                };
+                Some((name.clone(), loss))
+            })
+            .collect()
+    }
+}
+
+/// How a custom field written did not come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomFieldLoss {
+    /// The answer does not have the field at all.
+    NotShown,
+    /// The answer shows it empty.
+    Empty,
 }
 
 /// What `correlation_display` starts with on every incident this function creates.
@@ -357,10 +394,58 @@ mod tests {
             close_code: String::new(),
             close_notes: String::new(),
             updated_by: String::new(),
+            custom: Default::default(),
         };
         assert_eq!(changes.not_applied_in(&written), ["state"]);
         written.state = IncidentState::Resolved;
         assert!(changes.not_applied_in(&written).is_empty());
+    }
+
+    #[test]
+    fn a_custom_field_counts_as_kept_when_it_comes_back_with_any_value() {
+        let changes = IncidentChanges {
+            custom: [
+                ("u_environment", "production"),
+                ("u_owner", "Jane Doe"),
+                ("u_team", "payments"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into(),
+            ..Default::default()
+        };
+        let mut written = Incident {
+            sys_id: "a".into(),
+            number: "INC1".into(),
+            state: IncidentState::New,
+            short_description: String::new(),
+            correlation_id: String::new(),
+            correlation_display: String::new(),
+            impact: String::new(),
+            urgency: String::new(),
+            assigned_to: String::new(),
+            close_code: String::new(),
+            close_notes: String::new(),
+            updated_by: String::new(),
+            // A reference field reads back as the sys_id ServiceNow stored, not the name.
+            custom: [
+                ("u_owner", "5137153cc611227c000bbd1bd8cd2005"),
+                ("u_team", ""),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into(),
+        };
+        assert_eq!(
+            changes.custom_not_applied_in(&written),
+            [
+                ("u_environment".to_owned(), CustomFieldLoss::NotShown),
+                ("u_team".to_owned(), CustomFieldLoss::Empty)
+            ]
+        );
+        written
+            .custom
+            .insert("u_environment".into(), "production".into());
+        written.custom.insert("u_team".into(), "payments".into());
+        assert!(changes.custom_not_applied_in(&written).is_empty());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::domain::alert::{shorten, AlertEvent, AlertStatus, EventKind, Priority
 use crate::domain::decision::{Assignee, People};
 use crate::domain::incident::IncidentChanges;
 use crate::domain::settings::{OnComment, OnOther, OnResolve, Settings};
-use crate::domain::template::Placeholder;
+use crate::domain::template::{Placeholder, Template};
 
 /// ServiceNow's default length of `short_description`.
 const SHORT_DESCRIPTION_MAX_CHARS: usize = 160;
@@ -17,7 +17,7 @@ fn placeholder(
     event: &AlertEvent,
     status: AlertStatus,
     settings: &Settings,
-    name: Placeholder,
+    name: &Placeholder,
 ) -> String {
     let text = |value: Option<&str>| value.unwrap_or_default().to_owned();
     match name {
@@ -33,6 +33,8 @@ fn placeholder(
         Placeholder::Links => links(event).join("\n"),
         Placeholder::Comment => text(event.comment.as_deref()),
         Placeholder::Actor => event.actor().unwrap_or_default(),
+        Placeholder::Label(key) => text(event.labels.get(key).map(String::as_str)),
+        Placeholder::Custom(key) => text(event.custom_details.get(key).map(String::as_str)),
     }
 }
 
@@ -99,6 +101,13 @@ pub(crate) fn description(event: &AlertEvent, settings: &Settings) -> String {
         text.push('\n');
     }
     shorten(text.trim_end(), LONG_TEXT_MAX_CHARS)
+}
+
+/// A custom field's value (`field.<name>=<template>`), trimmed and cut to ServiceNow's
+/// longest ordinary text.
+pub(crate) fn custom_field(event: &AlertEvent, settings: &Settings, template: &Template) -> String {
+    let rendered = template.render(|name| placeholder(event, event.status, settings, name));
+    shorten(rendered.trim(), LONG_TEXT_MAX_CHARS)
 }
 
 /// A journal entry: internal work note or customer-visible comment.

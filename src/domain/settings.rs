@@ -8,6 +8,7 @@
 //! because iLert shows it in the alert's log to whoever set up the alert action.
 
 use crate::domain::template::Template;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
@@ -108,8 +109,51 @@ pub const PASSTHROUGH_FIELDS: [&str; 10] = [
     "company",
 ];
 
-/// Every setting's name, as it appears in the webhook URL and in `DEFAULT_SETTINGS`.
-pub const SETTING_NAMES: [&str; 27] = [
+/// What a custom field's setting starts with: `field.u_environment=production`.
+pub const FIELD_PREFIX: &str = "field.";
+
+/// At most this many `field.<name>` settings, as Kibana's ServiceNow connector allows.
+pub const MAX_CUSTOM_FIELDS: usize = 20;
+
+/// ServiceNow's longest column name.
+const MAX_COLUMN_CHARS: usize = 80;
+
+/// Fields the function writes itself, and the setting (or the reason) that governs each: a
+/// `field.<name>` setting may not name them, or two settings would fight over one field.
+const FIELDS_OF_THE_FUNCTION: [(&str, &str); 16] = [
+    ("state", "on_accept and on_resolve decide it"),
+    ("correlation_id", "it ties the incident to its alert"),
+    ("correlation_display", "it remembers the notes written"),
+    (
+        "work_notes",
+        "on_accept, on_resolve, on_comment and on_other decide them",
+    ),
+    ("comments", "on_comment decides them"),
+    ("close_code", "use the setting close_code"),
+    ("close_notes", "use the setting close_notes"),
+    ("short_description", "use the setting short_description"),
+    ("description", "use the setting description"),
+    (
+        "impact",
+        "use the settings impact, priority_high and priority_low",
+    ),
+    (
+        "urgency",
+        "use the settings urgency, priority_high and priority_low",
+    ),
+    ("priority", "ServiceNow computes it from impact and urgency"),
+    ("caller_id", "use the setting caller_id"),
+    (
+        "assigned_to",
+        "use the settings assigned_to and assign_on_accept",
+    ),
+    ("number", "ServiceNow numbers incidents itself"),
+    ("active", "ServiceNow derives it from the state"),
+];
+
+/// Every setting's name, as it appears in the webhook URL and in `DEFAULT_SETTINGS`, besides
+/// `field.<name>`.
+pub const SETTING_NAMES: [&str; 28] = [
     "caller_id",
     "impact",
     "urgency",
@@ -137,6 +181,7 @@ pub const SETTING_NAMES: [&str; 27] = [
     "on_other",
     "create_on_resolved",
     "create_resolved_within_hours",
+    "update_fields",
 ];
 
 /// A year: older alerts are not worth a ticket when all they say is that they are resolved.
@@ -179,6 +224,12 @@ pub struct Settings {
     /// alert was reported at most this long ago: a flapping alert's create, delivered at the
     /// same time or later, then lands on a resolved incident. Zero: never.
     pub create_resolved_within: Duration,
+    /// `field.<name>=<template>`: any other column of the incident (an instance's own
+    /// `u_environment`, say), set on creation; by column name.
+    pub custom_fields: BTreeMap<String, Template>,
+    /// `update_fields=<name>,…`: custom fields also written with every update the function
+    /// makes (a change of their value alone writes nothing).
+    pub update_fields: BTreeSet<String>,
 }
 
 impl Default for Settings {
@@ -208,6 +259,8 @@ impl Default for Settings {
             on_other: OnOther::WorkNote,
             create_on_resolved: false,
             create_resolved_within: Duration::from_secs(24 * 3600),
+            custom_fields: BTreeMap::new(),
+            update_fields: BTreeSet::new(),
         }
     }
 }
@@ -288,9 +341,10 @@ impl Settings {
         let mut settings = self.clone();
         let mut seen: Vec<String> = Vec::new();
         for (name, value) in query_pairs(query, source)? {
-            if !SETTING_NAMES.contains(&name.as_str()) {
+            if !SETTING_NAMES.contains(&name.as_str()) && !name.starts_with(FIELD_PREFIX) {
                 return Err(InvalidSetting(format!(
-                    "unknown setting `{name}` in {}; known settings: {}",
+                    "unknown setting `{name}` in {}; known settings: {}, and {FIELD_PREFIX}<column> \
+                     for any other field of the incident",
                     source.place(),
                     SETTING_NAMES.join(", ")
                 )));
@@ -303,6 +357,30 @@ impl Settings {
             }
             settings.set(&name, &value, source)?;
             seen.push(name);
+        }
+        if settings.custom_fields.len() > MAX_CUSTOM_FIELDS {
+            return Err(InvalidSetting(format!(
+                "{} custom fields are set ({}), at most {MAX_CUSTOM_FIELDS} are allowed; counting \
+                 {DEFAULT_SETTINGS} and the webhook URL together",
+                settings.custom_fields.len(),
+                settings
+                    .custom_fields
+                    .keys()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        if let Some(orphan) = settings
+            .update_fields
+            .iter()
+            .find(|name| !settings.custom_fields.contains_key(*name))
+        {
+            return Err(InvalidSetting(format!(
+                "setting `update_fields` names `{orphan}`, which no `{FIELD_PREFIX}{orphan}` \
+                 sets (in {} or {DEFAULT_SETTINGS})",
+                source.place()
+            )));
         }
         Ok(settings)
     }
@@ -326,6 +404,17 @@ impl Settings {
         }
         let text = value.trim();
         let optional_text = || (!text.is_empty()).then(|| text.to_owned());
+        if let Some(column) = name.strip_prefix(FIELD_PREFIX) {
+            check_column(column).map_err(|why| {
+                InvalidSetting(format!("{} cannot be used: {why}", source.label(name)))
+            })?;
+            match parse_template(text, &refuse)? {
+                Some(template) => self.custom_fields.insert(column.to_owned(), template),
+                // Empty: the deployment's default for this field is not wanted here.
+                None => self.custom_fields.remove(column),
+            };
+            return Ok(());
+        }
         match name {
             "caller_id" => self.caller_id = parse_user(text).map_err(|_| refuse(USER_FORMS))?,
             "impact" => self.impact = Some(parse_level(text).ok_or_else(|| refuse("1, 2 or 3"))?),
@@ -358,6 +447,17 @@ impl Settings {
                     })?
             }
             "ilert_url" => self.alert_url = parse_alert_url(text).map_err(|_| refuse(URL_FORM))?,
+            "update_fields" => {
+                self.update_fields = text
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|name| !name.is_empty())
+                    .map(|name| check_column(name).map(|()| name.to_owned()))
+                    .collect::<Result<_, _>>()
+                    .map_err(|why| {
+                        refuse(&format!("a comma-separated list of custom fields ({why})"))
+                    })?
+            }
             "on_accept" => {
                 self.on_accept = choose(
                     text,
@@ -468,6 +568,37 @@ fn query_pairs(query: &str, source: Source) -> Result<Vec<(String, String)>, Inv
             Ok((name, value))
         })
         .collect()
+}
+
+/// A column a `field.<name>` setting may set: a ServiceNow column name the function does not
+/// write itself. `Err` says why not.
+fn check_column(column: &str) -> Result<(), String> {
+    let well_formed = column.len() <= MAX_COLUMN_CHARS
+        && column.starts_with(|c: char| c.is_ascii_lowercase())
+        && column
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !well_formed {
+        return Err(format!(
+            "{:?} is not a ServiceNow column name (a lowercase letter, then lowercase letters, \
+             digits and `_`, at most {MAX_COLUMN_CHARS} characters, e.g. u_environment)",
+            crate::domain::alert::shorten(column, 90)
+        ));
+    }
+    if let Some((_, why)) = FIELDS_OF_THE_FUNCTION
+        .iter()
+        .find(|(own, _)| *own == column)
+    {
+        return Err(format!(
+            "`{column}` is written by the function itself ({why})"
+        ));
+    }
+    if column.starts_with("sys_") {
+        return Err(format!(
+            "`{column}` is a system field ServiceNow keeps itself"
+        ));
+    }
+    Ok(())
 }
 
 const USER_FORMS: &str = "a sys_id (32 hex digits), an email, or a user's display name";

@@ -2,7 +2,7 @@
 //! `{{` and `}}` for braces. Parsed when the settings are read, so a typo is a 400 at once.
 
 /// The values a template can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placeholder {
     Status,
     Summary,
@@ -16,6 +16,10 @@ pub enum Placeholder {
     Links,
     Comment,
     Actor,
+    /// `{label.<name>}`: one of the alert's labels; empty when the alert has none by that name.
+    Label(String),
+    /// `{custom.<name>}`: one of the alert's custom details; empty when absent.
+    Custom(String),
 }
 
 impl Placeholder {
@@ -38,8 +42,25 @@ impl Placeholder {
         Self::ALL
             .iter()
             .map(|(name, _)| format!("{{{name}}}"))
+            .chain(["{label.<name>}".to_owned(), "{custom.<name>}".to_owned()])
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    fn named(name: &str) -> Option<Self> {
+        if let Some((_, known)) = Self::ALL.iter().find(|(known, _)| *known == name) {
+            return Some(known.clone());
+        }
+        // A label's or detail's own name: any text but braces, as iLert allows
+        // (`app.kubernetes.io/name`), within reason.
+        let usable = |key: &str| {
+            !key.trim().is_empty() && key.chars().count() <= 100 && !key.contains(['{', '}'])
+        };
+        match name.split_once('.') {
+            Some(("label", key)) if usable(key) => Some(Self::Label(key.to_owned())),
+            Some(("custom", key)) if usable(key) => Some(Self::Custom(key.to_owned())),
+            _ => None,
+        }
     }
 }
 
@@ -69,17 +90,26 @@ impl Template {
                     text.push('}');
                 }
                 '{' => {
-                    let name: String = chars.by_ref().take_while(|&c| c != '}').collect();
-                    let placeholder = Placeholder::ALL
-                        .iter()
-                        .find(|(known, _)| *known == name)
-                        .map(|(_, p)| *p)
-                        .ok_or_else(|| {
-                            format!(
-                                "has an unknown placeholder {{{name}}}; known: {}",
-                                Placeholder::names()
-                            )
-                        })?;
+                    let mut name = String::new();
+                    let mut closed = false;
+                    for c in chars.by_ref() {
+                        if c == '}' {
+                            closed = true;
+                            break;
+                        }
+                        name.push(c);
+                    }
+                    if !closed {
+                        return Err(format!(
+                            "has a `{{` without its `}}` (write `{{{{` for a brace): {{{name}"
+                        ));
+                    }
+                    let placeholder = Placeholder::named(&name).ok_or_else(|| {
+                        format!(
+                            "has an unknown placeholder {{{name}}}; known: {}",
+                            Placeholder::names()
+                        )
+                    })?;
                     if !text.is_empty() {
                         segments.push(Segment::Text(std::mem::take(&mut text)));
                     }
@@ -95,12 +125,12 @@ impl Template {
         Ok(Self(segments))
     }
 
-    pub fn render(&self, value: impl Fn(Placeholder) -> String) -> String {
+    pub fn render(&self, value: impl Fn(&Placeholder) -> String) -> String {
         self.0
             .iter()
             .map(|segment| match segment {
                 Segment::Text(text) => text.clone(),
-                Segment::Value(placeholder) => value(*placeholder),
+                Segment::Value(placeholder) => value(placeholder),
             })
             .collect()
     }

@@ -3,9 +3,10 @@
 //! secret turns it on. Never prints a secret.
 
 use crate::adapters::ilert::{ILertApi, ILertError};
-use crate::adapters::secrets::{Connection, SecretError, SecretSource};
+use crate::adapters::secrets::{Connection, SecretError, SecretSource, ServiceNowAccount};
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError, TableApi};
 use crate::domain::incident::{CorrelationId, Incident, IncidentChanges, CORRELATION_DISPLAY};
+use crate::domain::settings::{Settings, DEFAULT_SETTINGS};
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,7 +26,7 @@ pub async fn run<S: SecretSource>(
     table: &TableApi,
     ilert: &ILertApi,
     configuration_problems: &[String],
-    close_code: &str,
+    defaults: &Settings,
     create_test_incident: bool,
     out: &mut impl Write,
 ) -> bool {
@@ -34,14 +35,14 @@ pub async fn run<S: SecretSource>(
         report(out, "FAIL", "configuration", problem);
     }
     let configured = configuration_problems.is_empty();
-    checked(source, table, ilert, close_code, create_test_incident, out).await && configured
+    checked(source, table, ilert, defaults, create_test_incident, out).await && configured
 }
 
 async fn checked<S: SecretSource>(
     source: S,
     table: &TableApi,
     ilert: &ILertApi,
-    close_code: &str,
+    defaults: &Settings,
     create_test_incident: bool,
     out: &mut impl Write,
 ) -> bool {
@@ -86,6 +87,9 @@ async fn checked<S: SecretSource>(
             return false;
         }
     };
+
+    let custom_fields: Vec<&str> = defaults.custom_fields.keys().map(String::as_str).collect();
+    let fields_readable = check_custom_fields(table, account, &custom_fields, out).await;
 
     // A lookup by key that the instance widens (a field ACL on correlation_id) would make
     // every event look like a first one.
@@ -137,9 +141,77 @@ async fn checked<S: SecretSource>(
     }
 
     if create_test_incident && passed {
-        passed = create_and_resolve_test_incident(table, &connection, close_code, out).await;
+        passed =
+            create_and_resolve_test_incident(table, &connection, &defaults.close_code, out).await;
     }
-    check_back_sync(table, ilert, &connection, out).await && passed
+    check_back_sync(table, ilert, &connection, out).await && passed && fields_readable
+}
+
+/// The custom fields `DEFAULT_SETTINGS` sets (`field.<name>`): read on the newest incident,
+/// each must be there. ServiceNow leaves out a column the table does not have or the user
+/// may not read; whether the user may write one shows only when a write tries (the first
+/// event's answer names a field that did not stick).
+async fn check_custom_fields(
+    table: &TableApi,
+    account: &ServiceNowAccount,
+    names: &[&str],
+    out: &mut impl Write,
+) -> bool {
+    if names.is_empty() {
+        return true;
+    }
+    match table.newest_showing(account, names).await {
+        Ok(None) => {
+            report(
+                out,
+                "SKIP",
+                "custom fields",
+                &format!(
+                    "no incident to read {} on; the first event's answer names any that does \
+                     not stick",
+                    names.join(", ")
+                ),
+            );
+            true
+        }
+        Ok(Some(incident)) => {
+            let missing: Vec<&str> = names
+                .iter()
+                .copied()
+                .filter(|name| !incident.custom.contains_key(*name))
+                .collect();
+            if missing.is_empty() {
+                report(
+                    out,
+                    "OK",
+                    "custom fields",
+                    &format!(
+                        "{} read on {} (write access shows with the first event)",
+                        names.join(", "),
+                        incident.number
+                    ),
+                );
+                true
+            } else {
+                report(
+                    out,
+                    "FAIL",
+                    "custom fields",
+                    &format!(
+                        "{} not on incidents: no such column, or the integration user may not \
+                         read it; check the name in {DEFAULT_SETTINGS} (field.<name>) and the \
+                         field's ACLs",
+                        missing.join(", ")
+                    ),
+                );
+                false
+            }
+        }
+        Err(error) => {
+            report(out, "FAIL", "custom fields", &error.to_string());
+            false
+        }
+    }
 }
 
 /// The way back: the iLert key and who it acts as, the pass's query, and the push's token.

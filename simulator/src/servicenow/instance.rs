@@ -175,12 +175,14 @@ impl ServiceNowState {
             .map(String::as_str)
             == Some("true");
         let unreadable = self.quirks.unreadable.clone();
+        let custom = self.custom_columns.clone();
         let project = |incident: &StoredIncident| {
             Value::Object(record_of(
                 incident,
                 fields.as_deref(),
                 exclude_links,
                 &unreadable,
+                &custom,
             ))
         };
         if path.trim_end_matches('/') == "/api/now/table/sys_user" && method == Method::GET {
@@ -246,7 +248,7 @@ impl ServiceNowState {
                         fields: record,
                         journal: Vec::new(),
                     };
-                    merge(&mut pending, values);
+                    merge(&mut pending, values, &self.custom_columns);
                     if let Some(refusal) = self.business_rules(&pending.fields) {
                         return refusal.response();
                     }
@@ -286,9 +288,14 @@ impl ServiceNowState {
     fn query(&self, encoded: &str) -> Vec<usize> {
         let records: Vec<&BTreeMap<String, String>> =
             self.incidents.iter().map(|i| &i.fields).collect();
+        let columns: Vec<&str> = INCIDENT_FIELDS
+            .iter()
+            .copied()
+            .chain(self.custom_columns.iter().map(String::as_str))
+            .collect();
         matching(
             &records,
-            INCIDENT_FIELDS,
+            &columns,
             &self.quirks.invisible_to_queries(),
             encoded,
         )
@@ -314,11 +321,23 @@ impl ServiceNowState {
         if let Some(refusal) = data_policy(fields) {
             return Some(refusal);
         }
+        if let Some(blank) = self
+            .mandatory_columns
+            .iter()
+            .find(|column| fields.get(*column).is_none_or(|v| v.trim().is_empty()))
+        {
+            return Some(Refusal {
+                detail: format!(
+                    "Data Policy Exception: The following fields are mandatory: {blank}"
+                )
+                .into(),
+            });
+        }
         let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or_default();
         let members = self.groups.get(field("assignment_group"))?;
         let assignee = field("assigned_to");
         (!assignee.is_empty() && !members.iter().any(|m| m == assignee)).then_some(Refusal {
-            detail: "Assigned to user is not a member of the Assignment group",
+            detail: "Assigned to user is not a member of the Assignment group".into(),
         })
     }
 
@@ -338,11 +357,11 @@ impl ServiceNowState {
             Some("7" | "8")
         ) {
             return Err(Refusal {
-                detail: "ACL Exception Update Failed due to security constraints",
+                detail: "ACL Exception Update Failed due to security constraints".into(),
             });
         }
         let mut pending = current.clone();
-        merge(&mut pending, values);
+        merge(&mut pending, values, &self.custom_columns);
         if let Some(refusal) = self.business_rules(&pending.fields) {
             return Err(refusal);
         }
@@ -416,13 +435,13 @@ impl ServiceNowState {
 /// business rule, as `detail` says.
 #[derive(Debug)]
 pub(super) struct Refusal {
-    pub(super) detail: &'static str,
+    pub(super) detail: std::borrow::Cow<'static, str>,
 }
 
 impl Refusal {
     /// The Table API's answer to the refused write.
     fn response(&self) -> HttpResponse {
-        failure(StatusCode::FORBIDDEN, "Operation Failed", self.detail)
+        failure(StatusCode::FORBIDDEN, "Operation Failed", &self.detail)
     }
 }
 
@@ -732,7 +751,7 @@ pub(super) fn unreadable_payload() -> HttpResponse {
 
 /// Applies written values the way an instance stores them: as strings, journal fields as new
 /// entries, unknown fields ignored, `priority` recomputed.
-pub(super) fn merge(incident: &mut StoredIncident, values: Map<String, Value>) {
+pub(super) fn merge(incident: &mut StoredIncident, values: Map<String, Value>, custom: &[String]) {
     for (field, value) in values {
         let text = match value {
             Value::String(s) => s,
@@ -743,19 +762,25 @@ pub(super) fn merge(incident: &mut StoredIncident, values: Map<String, Value>) {
             if !text.is_empty() {
                 incident.journal.push(JournalEntry { field, text });
             }
-        } else if writable(&field) {
+        } else if writable(&field, custom) {
             incident.fields.insert(field, text);
         }
     }
     derive_fields(&mut incident.fields);
 }
 
-/// Whether a write can set `field`: an incident field the instance does not compute itself
-/// (`priority`, `active`) or keep for itself (`sys_id`, `sys_updated_on`, ...).
-pub(super) fn writable(field: &str) -> bool {
-    INCIDENT_FIELDS.contains(&field)
+/// Whether a write can set `field`: an incident field (the base table's or one of the
+/// instance's own `custom` columns) the instance does not compute itself (`priority`,
+/// `active`) or keep for itself (`sys_id`, `sys_updated_on`, ...).
+pub(super) fn writable(field: &str, custom: &[String]) -> bool {
+    is_column(field, custom)
         && !["priority", "active"].contains(&field)
         && !field.starts_with("sys_")
+}
+
+/// Whether incidents have this column: the base table's, or one the instance added.
+pub(super) fn is_column(field: &str, custom: &[String]) -> bool {
+    INCIDENT_FIELDS.contains(&field) || custom.iter().any(|c| c == field)
 }
 
 /// What the instance computes itself: `priority` from impact and urgency, `active` from the
@@ -784,7 +809,7 @@ pub(super) fn data_policy(fields: &BTreeMap<String, String>) -> Option<Refusal> 
     let blank = |name: &str| fields.get(name).is_none_or(|v| v.trim().is_empty());
     let resolving = matches!(fields.get("state").map(String::as_str), Some("6" | "7"));
     (resolving && (blank("close_code") || blank("close_notes"))).then_some(Refusal {
-        detail: "Data Policy Exception: The following fields are mandatory: Resolution code, Resolution notes",
+        detail: "Data Policy Exception: The following fields are mandatory: Resolution code, Resolution notes".into(),
     })
 }
 
@@ -795,14 +820,19 @@ pub(super) fn record_of(
     fields: Option<&[String]>,
     exclude_links: bool,
     unreadable: &[String],
+    custom: &[String],
 ) -> Map<String, Value> {
     let wanted: Vec<&str> = match fields {
         Some(list) => list.iter().map(String::as_str).collect(),
-        None => INCIDENT_FIELDS.to_vec(),
+        None => INCIDENT_FIELDS
+            .iter()
+            .copied()
+            .chain(custom.iter().map(String::as_str))
+            .collect(),
     };
     wanted
         .into_iter()
-        .filter(|name| INCIDENT_FIELDS.contains(name))
+        .filter(|name| is_column(name, custom))
         .map(|name| {
             let text = incident.fields.get(name).cloned().unwrap_or_default();
             let value = if JOURNAL_FIELDS.contains(&name) || unreadable.iter().any(|u| u == name) {

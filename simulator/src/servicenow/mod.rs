@@ -107,6 +107,12 @@ struct ServiceNowState {
     quirks: Quirks,
     /// Assignment groups by name or sys_id, with their members' sys_ids.
     groups: BTreeMap<String, Vec<String>>,
+    /// Columns this instance added to incidents (`u_environment`, …): written, read and
+    /// queried like the base table's; any other unknown field is ignored on write and left
+    /// out of records, as a real instance does.
+    custom_columns: Vec<String>,
+    /// Columns a data policy makes mandatory: a write that would leave one blank is refused.
+    mandatory_columns: Vec<String>,
 }
 
 /// The instance's OAuth 2.0 application: one client, the tokens it issued.
@@ -418,10 +424,11 @@ impl ServiceNowSimulator {
 
     /// Every incident as the Table API would return it with all fields (journals empty).
     pub fn incidents(&self) -> Vec<Map<String, Value>> {
-        self.lock()
+        let state = self.lock();
+        state
             .incidents
             .iter()
-            .map(|incident| record_of(incident, None, true, &[]))
+            .map(|incident| record_of(incident, None, true, &[], &state.custom_columns))
             .collect()
     }
 
@@ -442,7 +449,13 @@ impl ServiceNowSimulator {
     pub fn incident_by_number(&self, number: &str) -> Option<Map<String, Value>> {
         let state = self.lock();
         let index = state.index_by_number(number)?;
-        Some(record_of(&state.incidents[index], None, true, &[]))
+        Some(record_of(
+            &state.incidents[index],
+            None,
+            true,
+            &[],
+            &state.custom_columns,
+        ))
     }
 
     /// A change `user_name` makes to the incident on the instance's own form, as a
@@ -458,7 +471,11 @@ impl ServiceNowSimulator {
     ) -> Result<(), String> {
         // A form shows no field it does not have and lets no one type into a computed one;
         // refusing them here keeps a misspelt field in a test from passing unnoticed.
-        if let Some((field, _)) = fields.iter().find(|(field, _)| !instance::writable(field)) {
+        let custom = self.lock().custom_columns.clone();
+        if let Some((field, _)) = fields
+            .iter()
+            .find(|(field, _)| !instance::writable(field, &custom))
+        {
             return Err(format!(
                 "an incident has no field {field} that a user can edit"
             ));
@@ -473,7 +490,7 @@ impl ServiceNowSimulator {
             .ok_or_else(|| format!("no incident {number}"))?;
         state
             .update(index, values, user_name)
-            .map_err(|refusal| refusal.detail.to_owned())
+            .map_err(|refusal| refusal.detail.into_owned())
     }
 
     /// Sets the incident's `sys_updated_on` (`YYYY-MM-DD HH:MM:SS`, UTC), as if its last change
@@ -634,6 +651,17 @@ impl ServiceNowSimulator {
             .quirks
             .hidden_from_queries
             .push(field.to_owned());
+    }
+
+    /// Adds a column to incidents, as an admin adding a `u_…` field to the form does.
+    pub fn add_column(&self, name: &str) {
+        self.lock().custom_columns.push(name.to_owned());
+    }
+
+    /// A data policy that makes `column` mandatory: a write leaving it blank is refused with
+    /// `403 Data Policy Exception`, as on a real instance.
+    pub fn make_mandatory(&self, column: &str) {
+        self.lock().mandatory_columns.push(column.to_owned());
     }
 
     /// A field-level ACL that drops writes to `field` and still answers 200.

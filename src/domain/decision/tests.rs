@@ -585,3 +585,74 @@ fn an_assignment_servicenow_refused_is_left_out_and_the_note_says_why() {
         .unwrap()
         .contains("Not assigned: ServiceNow refused it (Assigned to user is not a member"));
 }
+
+#[test]
+fn custom_fields_are_set_on_creation_from_the_alert_and_fixed_settings_win() {
+    let settings = with(
+        "field.u_environment=production&field.u_alert_key={alert_key}&field.u_team={label.team}\
+         &field.u_region={custom.region}&field.u_missing={label.nope}\
+         &field.assignment_group=FromField&assignment_group=Network",
+    );
+    let mut event = created();
+    event.labels.insert("team".into(), "payments".into());
+    event
+        .custom_details
+        .insert("region".into(), "eu-central-1".into());
+    let create = changes_of(decide(&event, None, &settings));
+    assert_eq!(create.custom["u_environment"], "production");
+    assert_eq!(
+        create.custom["u_alert_key"],
+        "prometheus-HighLatency-api-gateway"
+    );
+    assert_eq!(create.custom["u_team"], "payments");
+    assert_eq!(create.custom["u_region"], "eu-central-1");
+    assert!(
+        !create.custom.contains_key("u_missing"),
+        "an absent label renders empty, and an empty value is not sent"
+    );
+    assert!(!create.custom.contains_key("assignment_group"));
+    let json = serde_json::to_value(&create).unwrap();
+    assert_eq!(
+        json["assignment_group"], "Network",
+        "the fixed setting wins"
+    );
+    assert_eq!(json["u_environment"], "production", "sent as a plain field");
+}
+
+#[test]
+fn custom_fields_ride_along_with_updates_only_when_chosen_and_never_cause_one() {
+    let settings =
+        with("field.u_environment=production&field.u_status={status}&update_fields=u_status");
+    let update = changes_of(super::decide(
+        &acknowledged(),
+        Some(&incident_in("1")),
+        &settings,
+        &People::default(),
+        SystemTime::now(),
+    ));
+    assert_eq!(
+        update.custom.get("u_status").map(String::as_str),
+        Some("ACCEPTED")
+    );
+    assert!(
+        !update.custom.contains_key("u_environment"),
+        "creation only"
+    );
+
+    // Nothing else to write: the custom field alone does not make a write.
+    let mut done = incident_in("2");
+    done.short_description = "ACCEPTED PROBLEM: api-gateway-prod p95 latency > 2s".into();
+    done.correlation_display = NoteMemory::read("").remember(&NoteFingerprint::of(
+        &super::event_identity(&acknowledged()),
+    ));
+    assert_eq!(
+        super::decide(
+            &acknowledged(),
+            Some(&done),
+            &settings,
+            &People::default(),
+            SystemTime::now()
+        ),
+        Plan::Unchanged
+    );
+}

@@ -334,3 +334,110 @@ fn the_resolved_window_is_whole_hours_up_to_a_year() {
         assert!(message.contains("whole number of hours"), "{message}");
     }
 }
+
+#[test]
+fn custom_fields_take_templates_and_any_column_name_servicenow_allows() {
+    let s = query("field.u_environment=production&field.u_alert_key={alert_key}&field.u_team={label.team}&update_fields=u_team")
+        .unwrap();
+    assert_eq!(
+        s.custom_fields.keys().collect::<Vec<_>>(),
+        ["u_alert_key", "u_environment", "u_team"]
+    );
+    assert!(s.update_fields.contains("u_team") && s.update_fields.len() == 1);
+    let rendered = s.custom_fields["u_team"].render(|p| match p {
+        Placeholder::Label(name) => format!("label {name}"),
+        _ => "?".into(),
+    });
+    assert_eq!(rendered, "label team");
+    let unknown = query("field.u_region={region}").unwrap_err();
+    assert!(
+        unknown.contains("field.u_region") && unknown.contains("{custom.<name>}"),
+        "{unknown}"
+    );
+}
+
+#[test]
+fn a_custom_field_name_must_be_a_column_name_the_function_does_not_write() {
+    for (name, expected) in [
+        ("U_Env", "not a ServiceNow column name"),
+        ("9lives", "not a ServiceNow column name"),
+        ("u-env", "not a ServiceNow column name"),
+        ("", "not a ServiceNow column name"),
+        (
+            "state",
+            "written by the function itself (on_accept and on_resolve decide it)",
+        ),
+        ("correlation_id", "written by the function itself"),
+        ("correlation_display", "written by the function itself"),
+        ("work_notes", "written by the function itself"),
+        ("close_code", "use the setting close_code"),
+        ("priority", "computes it"),
+        ("sys_updated_by", "system field"),
+    ] {
+        let message = query(&format!("field.{name}=x")).unwrap_err();
+        assert!(
+            message.contains(&format!("`field.{name}`")) && message.contains(expected),
+            "{name}: {message}"
+        );
+    }
+    let longest = format!("u_{}", "x".repeat(78));
+    assert!(query(&format!("field.{longest}=x")).is_ok());
+    assert!(
+        query(&format!("field.{longest}y=x")).is_err(),
+        "81 characters"
+    );
+}
+
+#[test]
+fn at_most_twenty_custom_fields_counting_the_defaults_and_the_url() {
+    let fields = |range: std::ops::Range<usize>| {
+        range
+            .map(|n| format!("field.u_f{n}=v"))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let defaults =
+        Settings::from_environment([(DEFAULT_SETTINGS.to_owned(), fields(0..15))]).unwrap();
+    assert!(defaults.with_query(&fields(15..20)).is_ok(), "20 in all");
+    let message = defaults
+        .with_query(&fields(15..21))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("21 custom fields") && message.contains("at most 20"),
+        "{message}"
+    );
+    // A URL's empty value drops a default's field, and so makes room.
+    let dropped = defaults
+        .with_query(&format!("{}&field.u_f0=", fields(15..21)))
+        .unwrap();
+    assert!(!dropped.custom_fields.contains_key("u_f0"));
+}
+
+#[test]
+fn update_fields_must_name_custom_fields_that_are_set() {
+    let message = query("field.u_env=prod&update_fields=u_env,u_team").unwrap_err();
+    assert!(
+        message.contains("`u_team`") && message.contains("field.u_team"),
+        "{message}"
+    );
+    let message = query("update_fields=state").unwrap_err();
+    assert!(
+        message.contains("written by the function itself"),
+        "{message}"
+    );
+    let twice = query("field.u_env=a&field.u_env=b").unwrap_err();
+    assert!(twice.contains("given twice"), "{twice}");
+}
+
+#[test]
+fn a_placeholder_left_open_is_refused_not_read_to_the_end() {
+    for q in [
+        "short_description={summary",
+        "description=x {details",
+        "field.u_x={label.team",
+    ] {
+        let message = query(q).unwrap_err();
+        assert!(message.contains("without its `}`"), "{q}: {message}");
+    }
+}
