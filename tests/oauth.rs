@@ -47,7 +47,7 @@ async fn the_token_is_fetched_once_and_reused_across_invocations() {
     assert!(sent.len() >= 8, "{sent:?}");
     assert!(
         sent.iter()
-            .all(|header| header == "Bearer sim-access-token-1"),
+            .all(|header| header.starts_with("Bearer sim-access-token-1-") && *header == sent[0]),
         "every request carried the one token, none Basic: {sent:?}"
     );
     assert_eq!(app.incident()["state"], "6");
@@ -86,9 +86,10 @@ async fn a_revoked_token_is_replaced_once_and_the_event_lands() {
     let answer = app.deliver("02-alert-acknowledged").await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(app.servicenow.token_grants().len(), 2);
-    assert_eq!(
-        authorizations(&app).last().map(String::as_str),
-        Some("Bearer sim-access-token-2"),
+    assert!(
+        authorizations(&app)
+            .last()
+            .is_some_and(|header| header.starts_with("Bearer sim-access-token-2-")),
         "the write went with the new token"
     );
     assert_eq!(app.incident()["state"], "2");

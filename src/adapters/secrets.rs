@@ -5,10 +5,12 @@
 //! is redacted, and parse errors name the key, never its content.
 
 use crate::adapters::aws;
+use crate::domain::settings::check_instance_name;
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -73,6 +75,8 @@ pub const DEFAULT_ILERT_API_URL: &str = "https://api.ilert.com";
 
 #[derive(Debug, Clone)]
 pub struct Connection {
+    /// The connection's name in the secret's `instances`; `default` for a secret of one.
+    pub name: String,
     pub servicenow: ServiceNowAccount,
     pub webhook: WebhookCredentials,
     /// The back-sync's iLert account: `None` when the secret has no `ilert_api_key`, and then
@@ -92,19 +96,134 @@ pub enum SecretError {
     Unavailable(String),
 }
 
-impl Connection {
-    /// Reads the secret's JSON. `secret_name` is only used in messages.
+/// The name of the connection a secret of one holds, and the instance a webhook URL without
+/// `instance=` reaches.
+pub const DEFAULT_INSTANCE: &str = "default";
+
+/// Every ServiceNow connection the secret holds, by name: one named `default` for a secret of
+/// one (the flat form), or those of its `instances`.
+#[derive(Debug, Clone)]
+pub struct Connections {
+    by_name: BTreeMap<String, Arc<Connection>>,
+}
+
+/// A connection name the secret does not hold, or none named where the secret holds several
+/// and none is `default`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnknownInstance(String);
+
+impl Connections {
+    /// Reads the secret's JSON: a connection's keys at the top (the flat form), or
+    /// `instances: {"<name>": {<a connection's keys>}, …}`, where every key at the top
+    /// (besides `instances`) is shared by the connections that do not set it themselves.
+    /// `secret_name` is only used in messages.
     pub fn from_secret(secret: &SecretString, secret_name: &str) -> Result<Self, SecretError> {
         let unusable = |reason: String| {
             SecretError::Misconfigured(format!("secret {secret_name} is unusable: {reason}"))
         };
         // Parse into a map first: serde's type errors quote the offending value, which here
         // could be a password.
-        let fields: Map<String, Value> = match serde_json::from_str(secret.expose_secret()) {
+        let mut fields: Map<String, Value> = match serde_json::from_str(secret.expose_secret()) {
             Ok(Value::Object(fields)) => fields,
             Ok(_) => return Err(unusable("its SecretString is not a JSON object".into())),
             Err(_) => return Err(unusable("its SecretString is not JSON".into())),
         };
+        let Some(instances) = fields.remove("instances") else {
+            let connection = Connection::from_fields(DEFAULT_INSTANCE, &fields, &unusable)?;
+            return Ok(Self {
+                by_name: [(DEFAULT_INSTANCE.to_owned(), Arc::new(connection))].into(),
+            });
+        };
+        let Value::Object(instances) = instances else {
+            return Err(unusable(
+                "key `instances` must be an object of named connections".into(),
+            ));
+        };
+        if instances.is_empty() {
+            return Err(unusable("key `instances` names no connection".into()));
+        }
+        let mut by_name = BTreeMap::new();
+        for (name, own) in instances {
+            if let Err(why) = check_instance_name(&name) {
+                return Err(unusable(format!("in `instances`: {why}")));
+            }
+            let Value::Object(own) = own else {
+                return Err(unusable(format!(
+                    "instance `{name}` must be an object of a connection's keys"
+                )));
+            };
+            let mut merged = fields.clone();
+            merged.extend(own);
+            let in_instance = |reason: String| unusable(format!("instance `{name}`: {reason}"));
+            let connection = Connection::from_fields(&name, &merged, &in_instance)?;
+            by_name.insert(name, Arc::new(connection));
+        }
+        Ok(Self { by_name })
+    }
+
+    /// The connection named `name`.
+    pub fn named(&self, name: &str) -> Result<&Arc<Connection>, UnknownInstance> {
+        self.by_name.get(name).ok_or_else(|| {
+            UnknownInstance(format!(
+                "no ServiceNow instance is named `{name}` in the secret; it holds {}",
+                self.names().join(", ")
+            ))
+        })
+    }
+
+    /// The connection an alert action asks for with `instance=<name>`; without one, the
+    /// secret's only connection or the one named `default`.
+    pub fn pick(&self, instance: Option<&str>) -> Result<&Arc<Connection>, UnknownInstance> {
+        match instance {
+            Some(name) => self.named(name),
+            None if !self.several() => Ok(self.all().next().expect("at least one connection")),
+            None => self.by_name.get(DEFAULT_INSTANCE).ok_or_else(|| {
+                UnknownInstance(format!(
+                    "the secret holds several ServiceNow instances ({}) and none is named \
+                     `{DEFAULT_INSTANCE}`: add instance=<name> to the webhook URL",
+                    self.names().join(", ")
+                ))
+            }),
+        }
+    }
+
+    /// Every connection, by name.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Connection>> {
+        self.by_name.values()
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.by_name.keys().map(String::as_str).collect()
+    }
+
+    /// Whether the secret holds more than one connection (the log then names the one used).
+    pub fn several(&self) -> bool {
+        self.by_name.len() > 1
+    }
+}
+
+impl Connection {
+    /// Reads a secret of one connection (the flat form). `secret_name` is only used in
+    /// messages.
+    pub fn from_secret(secret: &SecretString, secret_name: &str) -> Result<Self, SecretError> {
+        let connections = Connections::from_secret(secret, secret_name)?;
+        if connections.several() {
+            return Err(SecretError::Misconfigured(format!(
+                "secret {secret_name} holds several instances ({}); name one",
+                connections.names().join(", ")
+            )));
+        }
+        let only = connections.all().next().expect("at least one connection");
+        Ok(Connection::clone(only))
+    }
+
+    /// One connection's keys, `fields`, as the connection `name`.
+    fn from_fields(
+        name: &str,
+        fields: &Map<String, Value>,
+        unusable: &impl Fn(String) -> SecretError,
+    ) -> Result<Self, SecretError> {
         let text = |key: &str| -> Result<Option<String>, SecretError> {
             match fields.get(key) {
                 None | Some(Value::Null) => Ok(None),
@@ -173,6 +292,7 @@ impl Connection {
             }),
         };
         Ok(Self {
+            name: name.to_owned(),
             servicenow,
             webhook: WebhookCredentials {
                 token,
@@ -345,7 +465,7 @@ impl SecretSource for StaticSecret {
     }
 }
 
-/// The connection, fetched once per execution environment and kept for `ttl`, so that a
+/// The connections, fetched once per execution environment and kept for `ttl`, so that a
 /// rotated secret is picked up without a restart but not paid for on every request.
 pub struct ConnectionCache<S> {
     source: S,
@@ -356,7 +476,7 @@ pub struct ConnectionCache<S> {
 /// The last read: what it gave, and when it failed if it did.
 #[derive(Default)]
 struct Cached {
-    connection: Option<(Instant, Arc<Connection>)>,
+    connections: Option<(Instant, Arc<Connections>)>,
     failure: Option<(Instant, SecretError)>,
 }
 
@@ -378,12 +498,13 @@ impl<S: SecretSource> ConnectionCache<S> {
         }
     }
 
-    pub async fn get(&self) -> Result<Arc<Connection>, SecretError> {
+    /// Every connection the secret holds.
+    pub async fn all(&self) -> Result<Arc<Connections>, SecretError> {
         // Held across the fetch so that concurrent requests wait for one fetch, not race it.
         let mut cached = self.cached.lock().await;
-        if let Some((fetched_at, connection)) = &cached.connection {
+        if let Some((fetched_at, connections)) = &cached.connections {
             if fetched_at.elapsed() < self.ttl {
-                return Ok(Arc::clone(connection));
+                return Ok(Arc::clone(connections));
             }
         }
         if let Some((failed_at, error)) = &cached.failure {
@@ -398,29 +519,48 @@ impl<S: SecretSource> ConnectionCache<S> {
         self.fetch_into(&mut cached).await
     }
 
-    /// Reads the secret again, bypassing the cache, because `stale` was refused (a rotated
-    /// password). If another request already refreshed it, that copy is used.
-    pub async fn refresh(&self, stale: &Arc<Connection>) -> Result<Arc<Connection>, SecretError> {
-        let mut cached = self.cached.lock().await;
-        if let Some((_, connection)) = &cached.connection {
-            if !Arc::ptr_eq(connection, stale) {
-                return Ok(Arc::clone(connection));
-            }
-        }
-        self.fetch_into(&mut cached).await
+    /// The connection a secret of one holds, or `default` of several: what the operator's
+    /// commands and the tests of one instance use.
+    pub async fn get(&self) -> Result<Arc<Connection>, SecretError> {
+        let connections = self.all().await?;
+        connections
+            .pick(None)
+            .cloned()
+            .map_err(|unknown| SecretError::Misconfigured(unknown.to_string()))
     }
 
-    async fn fetch_into(&self, cached: &mut Cached) -> Result<Arc<Connection>, SecretError> {
+    /// Reads the secret again, bypassing the cache, because `stale` was refused (a rotated
+    /// password), and returns the connection of the same name. If another request already
+    /// refreshed it, that copy is used.
+    pub async fn refresh(&self, stale: &Arc<Connection>) -> Result<Arc<Connection>, SecretError> {
+        let mut cached = self.cached.lock().await;
+        let same_name = |connections: &Connections| {
+            connections
+                .named(&stale.name)
+                .cloned()
+                .map_err(|gone| SecretError::Misconfigured(gone.to_string()))
+        };
+        if let Some((_, connections)) = &cached.connections {
+            let current = same_name(connections)?;
+            if !Arc::ptr_eq(&current, stale) {
+                return Ok(current);
+            }
+        }
+        let connections = self.fetch_into(&mut cached).await?;
+        same_name(&connections)
+    }
+
+    async fn fetch_into(&self, cached: &mut Cached) -> Result<Arc<Connections>, SecretError> {
         let read = match self.source.fetch().await {
-            Ok(secret) => Connection::from_secret(&secret, self.source.secret_name()),
+            Ok(secret) => Connections::from_secret(&secret, self.source.secret_name()),
             Err(error) => Err(error),
         };
         match read {
-            Ok(connection) => {
-                let connection = Arc::new(connection);
-                cached.connection = Some((Instant::now(), Arc::clone(&connection)));
+            Ok(connections) => {
+                let connections = Arc::new(connections);
+                cached.connections = Some((Instant::now(), Arc::clone(&connections)));
                 cached.failure = None;
-                Ok(connection)
+                Ok(connections)
             }
             Err(error) => {
                 cached.failure = Some((Instant::now(), error.clone()));
@@ -559,6 +699,88 @@ mod tests {
         ] {
             let message = error(&json);
             assert!(!message.contains(PASSWORD), "{message}");
+        }
+    }
+
+    fn several(json: &str) -> Result<Connections, String> {
+        Connections::from_secret(&SecretString::from(json.to_owned()), "ilert/servicenow")
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn named_instances_share_the_keys_at_the_top_and_may_set_their_own() {
+        let connections = several(&format!(
+            r#"{{"webhook_token":"shared","ilert_api_key":"k",
+                "instances":{{
+                  "acme-prod":{{"instance_url":"https://acme.service-now.com","username":"u","password":"{PASSWORD}"}},
+                  "acme-test":{{"instance_url":"https://acmetest.service-now.com","username":"t","password":"p","webhook_token":"own"}}}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(connections.names(), ["acme-prod", "acme-test"]);
+        let prod = connections.named("acme-prod").unwrap();
+        let test = connections.named("acme-test").unwrap();
+        assert_eq!(prod.name, "acme-prod");
+        assert_eq!(
+            prod.webhook.token.as_ref().unwrap().expose_secret(),
+            "shared"
+        );
+        assert_eq!(test.webhook.token.as_ref().unwrap().expose_secret(), "own");
+        assert!(prod.ilert.is_some() && test.ilert.is_some());
+        assert_eq!(
+            test.servicenow.instance_url.as_str(),
+            "https://acmetest.service-now.com/"
+        );
+        let message = connections.pick(None).unwrap_err().to_string();
+        assert!(message.contains("acme-prod, acme-test"), "{message}");
+        let unknown = connections.pick(Some("acme")).unwrap_err().to_string();
+        assert!(unknown.contains("`acme`") && unknown.contains("acme-prod, acme-test"));
+    }
+
+    #[test]
+    fn a_flat_secret_is_the_connection_named_default() {
+        let connections = several(
+            r#"{"instance_url":"https://a.service-now.com","username":"u","password":"p","webhook_token":"t"}"#,
+        )
+        .unwrap();
+        assert_eq!(connections.names(), [DEFAULT_INSTANCE]);
+        assert!(!connections.several());
+        assert_eq!(connections.pick(None).unwrap().name, "default");
+        assert!(connections.pick(Some("default")).is_ok());
+    }
+
+    #[test]
+    fn each_instance_is_checked_and_its_problems_name_it() {
+        let base = r#""instance_url":"https://a.service-now.com","username":"u","password":"p""#;
+        for (json, expected) in [
+            (
+                r#"{"webhook_token":"t","instances":{}}"#.to_owned(),
+                "names no connection",
+            ),
+            (
+                r#"{"webhook_token":"t","instances":[]}"#.to_owned(),
+                "must be an object",
+            ),
+            (
+                format!(r#"{{"webhook_token":"t","instances":{{"Acme Prod":{{{base}}}}}}}"#),
+                "not a usable instance name",
+            ),
+            (
+                r#"{"webhook_token":"t","instances":{"acme":"x"}}"#.to_owned(),
+                "instance `acme` must be an object",
+            ),
+            (
+                r#"{"webhook_token":"t","instances":{"acme":{"username":"u","password":"p"}}}"#
+                    .to_owned(),
+                "instance `acme`: key `instance_url` is missing",
+            ),
+            (
+                format!(r#"{{"instances":{{"acme":{{{base}}}}}}}"#),
+                "instance `acme`: key `webhook_token` is missing",
+            ),
+        ] {
+            let message = several(&json).unwrap_err();
+            assert!(message.contains(expected), "{json}: {message}");
+            assert!(!message.contains(PASSWORD));
         }
     }
 

@@ -162,7 +162,7 @@ impl SysId {
 pub struct TableApi {
     http: reqwest::Client,
     /// The OAuth access token, per execution environment.
-    tokens: Arc<Mutex<Option<CachedToken>>>,
+    tokens: Arc<Mutex<std::collections::HashMap<String, CachedToken>>>,
 }
 
 impl TableApi {

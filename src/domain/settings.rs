@@ -153,7 +153,8 @@ const FIELDS_OF_THE_FUNCTION: [(&str, &str); 16] = [
 
 /// Every setting's name, as it appears in the webhook URL and in `DEFAULT_SETTINGS`, besides
 /// `field.<name>`.
-pub const SETTING_NAMES: [&str; 28] = [
+pub const SETTING_NAMES: [&str; 29] = [
+    "instance",
     "caller_id",
     "impact",
     "urgency",
@@ -193,6 +194,9 @@ const MAX_VALUE_CHARS: usize = 2000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
+    /// `instance=<name>`: which of the secret's ServiceNow connections the events go to;
+    /// `None`: the secret's only one, or the one named `default`.
+    pub instance: Option<String>,
     pub caller_id: Option<UserRef>,
     /// Fixed impact; `None` follows the alert's priority.
     pub impact: Option<u8>,
@@ -235,6 +239,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            instance: None,
             caller_id: None,
             impact: None,
             urgency: None,
@@ -416,6 +421,20 @@ impl Settings {
             return Ok(());
         }
         match name {
+            "instance" => {
+                self.instance = match text {
+                    "" => None,
+                    name => Some(
+                        check_instance_name(name)
+                            .map(|()| name.to_owned())
+                            .map_err(|why| {
+                                refuse(&format!(
+                                    "the name of one of the secret's instances ({why})"
+                                ))
+                            })?,
+                    ),
+                }
+            }
             "caller_id" => self.caller_id = parse_user(text).map_err(|_| refuse(USER_FORMS))?,
             "impact" => self.impact = Some(parse_level(text).ok_or_else(|| refuse("1, 2 or 3"))?),
             "urgency" => self.urgency = Some(parse_level(text).ok_or_else(|| refuse("1, 2 or 3"))?),
@@ -537,6 +556,18 @@ impl Settings {
     }
 }
 
+/// The instance a webhook URL's query names (`instance=<name>`), read before the rest: the
+/// connection it names holds the credentials the caller is checked against. `None` without
+/// one, or when the query cannot be read (the full reading then says why).
+pub fn instance_in(query: &str) -> Option<String> {
+    query_pairs(query, Source::Url)
+        .ok()?
+        .into_iter()
+        .find(|(name, _)| name == "instance")
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
 /// The query's `name=value` pairs, percent-decoded (`+` is a space). A pair that does not
 /// decode to UTF-8 is refused by name rather than read with replacement characters.
 fn query_pairs(query: &str, source: Source) -> Result<Vec<(String, String)>, InvalidSetting> {
@@ -568,6 +599,25 @@ fn query_pairs(query: &str, source: Source) -> Result<Vec<(String, String)>, Inv
             Ok((name, value))
         })
         .collect()
+}
+
+/// A connection's name: what `instance=<name>` in a webhook URL says, so plain: lowercase
+/// letters, digits, `-` and `_`, at most 64 characters.
+pub fn check_instance_name(name: &str) -> Result<(), String> {
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} is not a usable instance name (lowercase letters, digits, `-` and `_`, at \
+             most 64 characters, e.g. acme-prod)",
+            name.chars().take(70).collect::<String>()
+        ))
+    }
 }
 
 /// A column a `field.<name>` setting may set: a ServiceNow column name the function does not

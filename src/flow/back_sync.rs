@@ -173,6 +173,32 @@ pub struct PassReport {
     pub failure: Option<BackSyncError>,
 }
 
+impl PassReport {
+    /// Several connections' passes as one: counts summed; the first failure that is not the
+    /// way back being off, else off only if it is off for every connection.
+    pub fn combined(reports: Vec<PassReport>) -> PassReport {
+        let off = |report: &PassReport| matches!(report.failure, Some(BackSyncError::Off));
+        let all_off = !reports.is_empty() && reports.iter().all(off);
+        let mut total = PassReport::default();
+        for report in reports {
+            total.open_alerts += report.open_alerts;
+            total.behind += report.behind;
+            total.accepted += report.accepted;
+            total.resolved += report.resolved;
+            total.unchanged += report.unchanged;
+            total.failed += report.failed;
+            total.deferred += report.deferred;
+            if total.failure.is_none() && !off(&report) {
+                total.failure = report.failure;
+            }
+        }
+        if all_off {
+            total.failure = Some(BackSyncError::Off);
+        }
+        total
+    }
+}
+
 /// iLert calls a pass or push may still make.
 struct Allowance(AtomicU32);
 
@@ -198,10 +224,11 @@ struct Behind {
 }
 
 /// Who the API key acts as, learned once per key.
+/// Who each API key acts as (by the key's fingerprint: each connection may have its own).
 #[derive(Default)]
 struct KeyUser {
-    known: Option<(String, Instant, Person)>,
-    failed: Option<(String, Instant)>,
+    known: std::collections::HashMap<String, (Instant, Person)>,
+    failed: std::collections::HashMap<String, Instant>,
 }
 
 pub struct BackSync<T> {
@@ -630,13 +657,13 @@ impl<T: IncidentTable> BackSync<T> {
         let key = key_fingerprint(ilert);
         {
             let cached = self.key_user.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((for_key, at, user)) = &cached.known {
-                if *for_key == key && at.elapsed() < KEY_USER_TTL {
+            if let Some((at, user)) = cached.known.get(&key) {
+                if at.elapsed() < KEY_USER_TTL {
                     return Ok(user.clone());
                 }
             }
-            if let Some((for_key, at)) = &cached.failed {
-                if *for_key == key && at.elapsed() < KEY_USER_FAILURE_MEMORY {
+            if let Some(at) = cached.failed.get(&key) {
+                if at.elapsed() < KEY_USER_FAILURE_MEMORY {
                     return Err(ILertError::Transient {
                         message: "iLert could not say who the API key acts as a moment ago".into(),
                         retry_after: None,
@@ -655,8 +682,13 @@ impl<T: IncidentTable> BackSync<T> {
             };
         let mut cached = self.key_user.lock().unwrap_or_else(|e| e.into_inner());
         match &learned {
-            Ok(user) => cached.known = Some((key, Instant::now(), user.clone())),
-            Err(_) => cached.failed = Some((key, Instant::now())),
+            Ok(user) => {
+                cached.failed.remove(&key);
+                cached.known.insert(key, (Instant::now(), user.clone()));
+            }
+            Err(_) => {
+                cached.failed.insert(key, Instant::now());
+            }
         }
         learned
     }

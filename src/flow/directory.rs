@@ -17,9 +17,12 @@ use std::time::{Duration, Instant};
 const USER_FOUND_TTL: Duration = Duration::from_secs(3600);
 const USER_NOT_FOUND_TTL: Duration = Duration::from_secs(300);
 
+/// A user as one instance knows them: the same email is another sys_id on another instance.
+type InstanceUser = (String, UserKey);
+
 #[derive(Default)]
 pub struct UserDirectory {
-    found: Mutex<HashMap<UserKey, (Instant, Option<String>)>>,
+    found: Mutex<HashMap<InstanceUser, (Instant, Option<String>)>>,
 }
 
 impl UserDirectory {
@@ -104,7 +107,8 @@ impl UserDirectory {
         key: &UserKey,
         budget: &Budget,
     ) -> Result<Option<String>, ServiceNowError> {
-        let cached = self.found().get(key).and_then(|(at, found)| {
+        let instance_user = (account.instance_url.to_string(), key.clone());
+        let cached = self.found().get(&instance_user).and_then(|(at, found)| {
             let ttl = if found.is_some() {
                 USER_FOUND_TTL
             } else {
@@ -117,11 +121,11 @@ impl UserDirectory {
         }
         let found = budget.servicenow(table.find_user(account, key)).await?;
         self.found()
-            .insert(key.clone(), (Instant::now(), found.clone()));
+            .insert(instance_user, (Instant::now(), found.clone()));
         Ok(found)
     }
 
-    fn found(&self) -> MutexGuard<'_, HashMap<UserKey, (Instant, Option<String>)>> {
+    fn found(&self) -> MutexGuard<'_, HashMap<InstanceUser, (Instant, Option<String>)>> {
         self.found
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -5,11 +5,13 @@
 
 use crate::adapters::ilert::ILertApi;
 use crate::adapters::queue::{EventQueue, QueueError, QueuedEvent, SqsQueue};
-use crate::adapters::secrets::{Connection, ConnectionCache, SecretError, SecretSource};
+use crate::adapters::secrets::{
+    Connection, ConnectionCache, Connections, SecretError, SecretSource, UnknownInstance,
+};
 use crate::adapters::servicenow::{IncidentTable, SysId};
 use crate::domain::alert::InvalidEvent;
 use crate::domain::back_sync::BackSynced;
-use crate::domain::settings::{InvalidSetting, Settings};
+use crate::domain::settings::{instance_in, InvalidSetting, Settings};
 use crate::flow::auth::{authenticate, authenticate_push, Unauthorized};
 use crate::flow::back_sync::{BackSync, BackSyncError, PassReport};
 use crate::flow::budget::{Budget, DEFAULT_TIME_BUDGET};
@@ -76,6 +78,9 @@ pub(crate) enum Failure {
     UndecodableBody,
     #[error("{0}")]
     InvalidSetting(#[from] InvalidSetting),
+    /// `instance=<name>` names no connection of the secret.
+    #[error("{0}")]
+    UnknownInstance(#[from] UnknownInstance),
     #[error("the deployment's default settings: {0}")]
     BadDefaults(InvalidSetting),
     #[error("the deployment's configuration: {0}")]
@@ -122,6 +127,7 @@ impl Failure {
             Self::InvalidEvent(_)
             | Self::UndecodableBody
             | Self::InvalidSetting(_)
+            | Self::UnknownInstance(_)
             | Self::UnreadableUrl(_)
             | Self::UnreadableMessage(_)
             | Self::InvalidPush(_) => StatusCode::BAD_REQUEST,
@@ -164,7 +170,9 @@ impl Failure {
             Self::InvalidPush(_) => "invalid_push",
             Self::UnknownIncident(_) => "unknown_incident",
             Self::BackSync(error) => error.kind(),
-            Self::InvalidSetting(_) | Self::UnreadableUrl(_) => "invalid_setting",
+            Self::InvalidSetting(_) | Self::UnknownInstance(_) | Self::UnreadableUrl(_) => {
+                "invalid_setting"
+            }
             Self::BadDefaults(_)
             | Self::Deployment(_)
             | Self::SecretUnreadable(SecretError::Misconfigured(_))
@@ -226,7 +234,9 @@ impl Failure {
             Self::InvalidEvent(why) => format!("not a usable iLert event: {why}"),
             Self::UndecodableBody => format!("not a usable iLert event: {self}"),
             Self::InvalidSetting(why) => format!("the alert action's settings: {why}"),
-            Self::UnreadableUrl(_) => format!("the alert action's settings: {self}"),
+            Self::UnreadableUrl(_) | Self::UnknownInstance(_) => {
+                format!("the alert action's settings: {self}")
+            }
             Self::UnreadableMessage(why) => format!("not a queued iLert event: {why}"),
             Self::SecretUnreadable(SecretError::Misconfigured(_)) => {
                 "the function cannot read its configuration; its log says why".to_owned()
@@ -370,19 +380,23 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
     /// iLert key acts as (how echoes are recognised). A failure only delays it to the first
     /// event that needs it.
     pub async fn prefetch(&self) {
-        let connection = match self.connection().await {
-            Ok(connection) => connection,
+        let connections = match self.connections.all().await {
+            Ok(connections) => connections,
             Err(problem) => {
                 tracing::warn!(%problem, "could not read the secret yet; the first event will try again");
                 return;
             }
         };
-        if let Some(ilert) = &connection.ilert {
-            let budget = Budget::new(DEFAULT_TIME_BUDGET, None);
-            if let Err(problem) = self.back_sync.key_user(ilert, &budget).await {
-                tracing::warn!(%problem, "could not learn who the iLert API key acts as yet");
-            }
-        }
+        let learned = connections.all().filter_map(|connection| {
+            let ilert = connection.ilert.as_ref()?;
+            Some(async move {
+                let budget = Budget::new(DEFAULT_TIME_BUDGET, None);
+                if let Err(problem) = self.back_sync.key_user(ilert, &budget).await {
+                    tracing::warn!(%problem, instance = %connection.name, "could not learn who the iLert API key acts as yet");
+                }
+            })
+        });
+        futures_util::future::join_all(learned).await;
     }
 
     /// Answers one webhook call. Never fails: every problem is an HTTP answer.
@@ -422,11 +436,17 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
         if request.method() != Method::POST {
             return Err(Failure::MethodNotAllowed(request.method().clone()));
         }
-        let connection = budget
-            .secrets_manager(self.connections.get())
+        let connections = budget
+            .secrets_manager(self.connections.all())
             .await
             .map_err(Failure::SecretUnreadable)?;
-        if request.uri().path().trim_end_matches('/') == PUSH_PATH {
+        let query = request.uri().query().unwrap_or_default();
+        let is_push = request.uri().path().trim_end_matches('/') == PUSH_PATH;
+        let connection = self.chosen(&connections, query, request, is_push)?;
+        if connections.several() {
+            summary.instance = Some(connection.name.clone());
+        }
+        if is_push {
             return self.push(request, &connection, budget, summary).await;
         }
         // Before the body is even looked at: an unauthenticated caller learns nothing.
@@ -437,7 +457,6 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
         if let Some(UnreadableUrl(problem)) = request.extensions().get::<UnreadableUrl>() {
             return Err(Failure::UnreadableUrl(problem.clone()));
         }
-        let query = request.uri().query().unwrap_or_default();
         let (event, settings) = match self.intake.read(query, checked_body(request), summary)? {
             Read::Ignored(outcome) => return Ok(outcome),
             Read::Event(read) => *read,
@@ -455,6 +474,47 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
         self.intake
             .apply(&event, &settings, Some(connection), budget)
             .await
+    }
+
+    /// The connection the call is for: the URL's `instance=<name>`, else the deployment's
+    /// default instance, else the secret's only (or `default`) connection. A name the secret
+    /// does not hold is a 400 naming the ones it does, but only to a caller whose credentials
+    /// some connection accepts: anyone else is a 401 and learns no name.
+    fn chosen(
+        &self,
+        connections: &Connections,
+        query: &str,
+        request: &WebhookRequest,
+        is_push: bool,
+    ) -> Result<Arc<Connection>, Failure> {
+        let asked = instance_in(query).or_else(|| {
+            self.intake
+                .defaults()
+                .and_then(|defaults| defaults.instance.clone())
+        });
+        match connections.pick(asked.as_deref()) {
+            Ok(connection) => Ok(Arc::clone(connection)),
+            Err(unknown) => {
+                let mut refusal = None;
+                for connection in connections.all() {
+                    let checked = if is_push {
+                        authenticate_push(request.headers(), connection.push_token.as_ref())
+                    } else {
+                        authenticate(request.headers(), &connection.webhook)
+                    };
+                    match checked {
+                        Ok(()) => return Err(Failure::UnknownInstance(unknown)),
+                        Err(why) => refusal = refusal.or(Some(why)),
+                    }
+                }
+                let why = refusal.unwrap_or(Unauthorized::Missing);
+                Err(if is_push {
+                    Failure::PushUnauthorized(why)
+                } else {
+                    Failure::Unauthorized(why)
+                })
+            }
+        }
     }
 
     /// ServiceNow's push, top to bottom: authenticate (the secret's `servicenow_token`) →
@@ -498,28 +558,49 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
         })
     }
 
-    /// One scheduled back-sync pass (EventBridge's `Scheduled Event`): logged as one summary
-    /// line with its counts, plus one `back_sync` line per alert it acted on. Never fails:
-    /// what it could not do is the next pass's.
+    /// One scheduled back-sync pass (EventBridge's `Scheduled Event`) over every connection
+    /// of the secret at once, each with its own time budget, so one slow or failing instance
+    /// never holds up another: logged as one summary line per connection with its counts,
+    /// plus one `back_sync` line per alert it acted on. Never fails: what it could not do is
+    /// the next pass's. Returns the connections' counts added up.
     pub async fn back_sync_pass(&self, lambda_deadline_ms: Option<u64>) -> PassReport {
-        let budget = Budget::new(PASS_TIME_CAP, lambda_deadline_ms);
         let started = std::time::Instant::now();
-        let report = match budget.secrets_manager(self.connections.get()).await {
-            Ok(_) if self.misconfiguration.is_some() => PassReport {
-                failure: self
-                    .misconfiguration
-                    .clone()
-                    .map(BackSyncError::Misconfigured),
-                ..PassReport::default()
-            },
-            Ok(connection) => self.back_sync.pass(&connection, &budget).await,
-            Err(error) => PassReport {
-                failure: Some(BackSyncError::ServiceNow(SyncError::from(error))),
-                ..PassReport::default()
-            },
+        let secret_budget = Budget::new(PASS_TIME_CAP, lambda_deadline_ms);
+        let connections = match secret_budget.secrets_manager(self.connections.all()).await {
+            Ok(_) if self.misconfiguration.is_some() => Err(self
+                .misconfiguration
+                .clone()
+                .map(BackSyncError::Misconfigured)),
+            Ok(connections) => Ok(connections),
+            Err(error) => Err(Some(BackSyncError::ServiceNow(SyncError::from(error)))),
         };
-        pass_finished(&report, budget.spending(), started.elapsed(), &self.metrics);
-        report
+        let connections = match connections {
+            Ok(connections) => connections,
+            Err(failure) => {
+                let report = PassReport {
+                    failure,
+                    ..PassReport::default()
+                };
+                let spending = secret_budget.spending();
+                pass_finished(&report, None, spending, started.elapsed(), &self.metrics);
+                return report;
+            }
+        };
+        let several = connections.several();
+        let passes = connections.all().map(|connection| async move {
+            let budget = Budget::new(PASS_TIME_CAP, lambda_deadline_ms);
+            let report = self.back_sync.pass(connection, &budget).await;
+            let instance = several.then_some(connection.name.as_str());
+            pass_finished(
+                &report,
+                instance,
+                budget.spending(),
+                started.elapsed(),
+                &self.metrics,
+            );
+            report
+        });
+        PassReport::combined(futures_util::future::join_all(passes).await)
     }
 }
 

@@ -43,6 +43,11 @@ impl<S: SecretSource, T: IncidentTable> Intake<S, T> {
         }
     }
 
+    /// The deployment's defaults, when they are usable.
+    pub(crate) fn defaults(&self) -> Option<&Settings> {
+        self.defaults.as_ref().ok()
+    }
+
     /// The settings (`query`, the alert action's, over the defaults), then the event in
     /// `body`, then the policy. `body` is the door's own verdict on the body it was given
     /// (too large, undecodable), met after the settings, as a caller would fix them.
@@ -66,8 +71,8 @@ impl<S: SecretSource, T: IncidentTable> Intake<S, T> {
         })
     }
 
-    /// Brings the incident in line with the event, with the secret the door already read, or
-    /// read now.
+    /// Brings the incident in line with the event, with the connection the door already
+    /// chose, or the one its settings name (`instance`), read now.
     pub(crate) async fn apply(
         &self,
         event: &AlertEvent,
@@ -77,10 +82,13 @@ impl<S: SecretSource, T: IncidentTable> Intake<S, T> {
     ) -> Result<Outcome, Failure> {
         let connection = match connection {
             Some(connection) => connection,
-            None => budget
-                .secrets_manager(self.connections.get())
-                .await
-                .map_err(Failure::SecretUnreadable)?,
+            None => {
+                let connections = budget
+                    .secrets_manager(self.connections.all())
+                    .await
+                    .map_err(Failure::SecretUnreadable)?;
+                Arc::clone(connections.pick(settings.instance.as_deref())?)
+            }
         };
         Ok(self.sync.apply(event, settings, connection, budget).await?)
     }

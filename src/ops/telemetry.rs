@@ -86,6 +86,8 @@ pub struct Summary {
     pub push: bool,
     /// For ServiceNow's push: what the way back did (`accepted`, `resolved`, `unchanged`).
     pub back_sync: Option<&'static str>,
+    /// The ServiceNow connection used, when the secret holds several.
+    pub instance: Option<String>,
 }
 
 impl Default for Summary {
@@ -104,6 +106,7 @@ impl Summary {
             disposition: None,
             push: false,
             back_sync: None,
+            instance: None,
         }
     }
 
@@ -145,6 +148,7 @@ impl Summary {
             status = (status > 0).then_some(status),
             alert_id,
             event_type,
+            instance = self.instance.as_deref(),
             action,
             incident,
             failure,
@@ -270,6 +274,7 @@ fn metrics_document(
 /// stopped it) and writes its metrics.
 pub fn pass_finished(
     report: &PassReport,
+    instance: Option<&str>,
     spending: Spending,
     elapsed: Duration,
     metrics: &Metrics,
@@ -288,6 +293,7 @@ pub fn pass_finished(
     let cause = failure.filter(|_| !off).map(ToString::to_string);
     tracing::info!(
         trigger = "schedule",
+        instance,
         outcome,
         open_alerts = report.open_alerts,
         behind = report.behind,

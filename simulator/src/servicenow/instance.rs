@@ -56,7 +56,12 @@ impl ServiceNowState {
             );
         }
         self.oauth.issued += 1;
-        let token = format!("sim-access-token-{}", self.oauth.issued);
+        // Opaque and random, as a real instance's: another instance's token is never valid here.
+        let token = format!(
+            "sim-access-token-{}-{:016x}",
+            self.oauth.issued,
+            fastrand::u64(..)
+        );
         self.oauth.valid_tokens.push(token.clone());
         respond_json(
             StatusCode::OK,

@@ -9,7 +9,6 @@ const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(60);
 
 /// An access token and what it was issued for.
 pub(super) struct CachedToken {
-    key: String,
     value: SecretString,
     refresh_at: Instant,
 }
@@ -21,22 +20,25 @@ impl TableApi {
         account: &ServiceNowAccount,
         force_new: bool,
     ) -> Result<SecretString, ServiceNowError> {
+        // One token per instance and client: another instance's token is never sent.
         let key = token_key(account);
         if !force_new {
             let cached = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(token) = cached
-                .as_ref()
-                .filter(|t| t.key == key && Instant::now() < t.refresh_at)
-            {
+            if let Some(token) = cached.get(&key).filter(|t| Instant::now() < t.refresh_at) {
                 return Ok(token.value.clone());
             }
         }
         let (value, lifetime) = self.fetch_token(account).await?;
-        *self.tokens.lock().unwrap_or_else(|e| e.into_inner()) = Some(CachedToken {
-            key,
-            value: value.clone(),
-            refresh_at: Instant::now() + lifetime.saturating_sub(TOKEN_REFRESH_MARGIN),
-        });
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                key,
+                CachedToken {
+                    value: value.clone(),
+                    refresh_at: Instant::now() + lifetime.saturating_sub(TOKEN_REFRESH_MARGIN),
+                },
+            );
         Ok(value)
     }
 

@@ -1,0 +1,294 @@
+//! Several ServiceNow instances served by one deployment: the secret's `instances`, chosen by
+//! `instance=<name>` on the webhook URL, each with its own credentials, OAuth token, users and
+//! time; one down never holds up another; the way back passes over every one.
+
+mod support;
+
+use serde_json::{json, Value};
+use simulator::{Fault, ILertSimulator, ServiceNowSimulator};
+use std::time::Duration;
+use support::*;
+
+/// A deployment whose secret holds `acme-prod` (the app's own simulator) and `acme-test` (a
+/// second one), the webhook token shared at the top, with `edit` applied last.
+async fn two_instances(
+    edit: impl FnOnce(&mut Value, &ServiceNowSimulator),
+) -> (TestApp, ServiceNowSimulator) {
+    let test = ServiceNowSimulator::start(SN_USER, "Test-pa55-do-not-leak")
+        .await
+        .unwrap();
+    let second = test.clone();
+    let app = TestApp::spawn_with(Default::default(), move |secret| {
+        let prod = json!({
+            "instance_url": secret["instance_url"],
+            "username": SN_USER,
+            "password": SN_PASSWORD,
+        });
+        *secret = json!({
+            "webhook_token": TOKEN,
+            "instances": {
+                "acme-prod": prod,
+                "acme-test": {
+                    "instance_url": second.url(),
+                    "username": SN_USER,
+                    "password": "Test-pa55-do-not-leak",
+                },
+            },
+        });
+        edit(secret, &second);
+    })
+    .await;
+    (app, test)
+}
+
+#[tokio::test]
+async fn each_alert_action_reaches_the_instance_it_names() {
+    let (app, test) = two_instances(|_, _| {}).await;
+    let prod = app
+        .send(event_at("01-alert-created", "instance=acme-prod"))
+        .await;
+    assert_eq!(prod.body["action"], "created", "{}", prod.text);
+    assert!(app.servicenow.incident_for(KEY).is_some());
+    assert!(test.incidents().is_empty(), "nothing reached acme-test");
+
+    // The same alert through a second alert action, for the test instance: the key is per
+    // alert, so it lands there too, once.
+    let second = app
+        .send(event_at(
+            "01-alert-created",
+            "instance=acme-test&assignment_group=QA",
+        ))
+        .await;
+    assert_eq!(second.body["action"], "created", "{}", second.text);
+    assert_eq!(test.incident_for(KEY).unwrap()["assignment_group"], "QA");
+    assert_eq!(app.servicenow.incidents().len(), 1);
+    let again = app
+        .send(event_at("02-alert-acknowledged", "instance=acme-test"))
+        .await;
+    assert_eq!(again.body["action"], "updated", "{}", again.text);
+    assert_eq!(test.incident_for(KEY).unwrap()["state"], "2");
+    assert_eq!(app.servicenow.incident_for(KEY).unwrap()["state"], "1");
+}
+
+#[tokio::test]
+async fn an_unknown_or_missing_instance_is_a_400_naming_the_known_ones_to_a_known_caller_only() {
+    let (app, test) = two_instances(|_, _| {}).await;
+    let unknown = app
+        .send(event_at("01-alert-created", "instance=acme-staging"))
+        .await;
+    assert_eq!(unknown.status, 400, "{}", unknown.text);
+    let message = unknown.body["message"].as_str().unwrap();
+    assert!(
+        message.contains("`acme-staging`") && message.contains("acme-prod, acme-test"),
+        "{message}"
+    );
+    let unnamed = app.send(event_at("01-alert-created", "")).await;
+    assert_eq!(unnamed.status, 400, "{}", unnamed.text);
+    assert!(
+        unnamed.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("add instance=<name> to the webhook URL"),
+        "{}",
+        unnamed.text
+    );
+    // Without the token: nothing about the deployment's instances.
+    let stranger = app
+        .send(with_authorization(
+            event_at("01-alert-created", "instance=acme-staging"),
+            Some("Bearer guess"),
+        ))
+        .await;
+    assert_eq!(stranger.status, 401, "{}", stranger.text);
+    assert!(!stranger.text.contains("acme-prod"), "{}", stranger.text);
+    assert!(app.servicenow.requests().is_empty() && test.requests().is_empty());
+}
+
+#[tokio::test]
+async fn each_instance_may_have_its_own_webhook_token_and_one_does_not_open_another() {
+    let (app, test) = two_instances(|secret, _| {
+        secret["instances"]["acme-test"]["webhook_token"] = json!("test-only-token");
+    })
+    .await;
+    let with_test_token = |query: &str| {
+        with_authorization(
+            event_at("01-alert-created", query),
+            Some("Bearer test-only-token"),
+        )
+    };
+    let test_answer = app.send(with_test_token("instance=acme-test")).await;
+    assert_eq!(
+        test_answer.body["action"], "created",
+        "{}",
+        test_answer.text
+    );
+    let prod_refused = app.send(with_test_token("instance=acme-prod")).await;
+    assert_eq!(prod_refused.status, 401, "{}", prod_refused.text);
+    assert!(app.servicenow.requests().is_empty());
+    assert_eq!(test.incidents().len(), 1);
+    // The shared token does not open acme-test, which has its own.
+    let shared = app
+        .send(event_at("01-alert-created", "instance=acme-test"))
+        .await;
+    assert_eq!(shared.status, 401, "{}", shared.text);
+}
+
+/// One instance hanging does not hold up the other: both alert actions' calls run at once,
+/// and the healthy instance's answer comes first, whole.
+#[tokio::test]
+async fn one_instance_down_leaves_the_other_unaffected() {
+    let (app, test) = two_instances(|_, _| {}).await;
+    test.set_latency("GET", Duration::from_secs(8));
+    let started = std::time::Instant::now();
+    let to_test = async {
+        let answer = app
+            .send(event_at("01-alert-created", "instance=acme-test"))
+            .await;
+        (answer, started.elapsed())
+    };
+    let to_prod = async {
+        let answer = app
+            .send(event_at("01-alert-created", "instance=acme-prod"))
+            .await;
+        (answer, started.elapsed())
+    };
+    let ((test_answer, test_done), (prod_answer, prod_done)) = tokio::join!(to_test, to_prod);
+    assert_eq!(
+        prod_answer.body["action"], "created",
+        "{}",
+        prod_answer.text
+    );
+    assert_eq!(test_answer.status, 503, "{}", test_answer.text);
+    assert!(
+        prod_done < test_done,
+        "acme-prod answered after acme-test's timeout: {prod_done:?} vs {test_done:?}"
+    );
+
+    // And a refusing instance: a 500 on acme-test is acme-test's alone.
+    test.set_latency("GET", Duration::ZERO);
+    test.inject(Some("GET"), Fault::status(500, None));
+    test.inject(Some("GET"), Fault::status(500, None));
+    test.inject(Some("GET"), Fault::status(500, None));
+    let prod = app
+        .send(event_at("02-alert-acknowledged", "instance=acme-prod"))
+        .await;
+    assert_eq!(prod.body["action"], "updated", "{}", prod.text);
+    assert_eq!(
+        test.faults_pending(),
+        3,
+        "acme-prod's event never met acme-test"
+    );
+    test.clear_faults();
+}
+
+/// Users are the instance's own: the same email is another sys_id elsewhere, and a cached
+/// lookup of one instance is never used for another.
+#[tokio::test]
+async fn the_caller_is_looked_up_on_each_instance_itself() {
+    let (app, test) = two_instances(|_, _| {}).await;
+    let on_prod = app.servicenow.add_user("noc", "noc@acme.com", "NOC Team");
+    // Another instance, another history: its users were numbered differently.
+    test.add_user("first.hire", "first@acme.com", "First Hire");
+    let on_test = test.add_user("noc", "noc@acme.com", "NOC Team");
+    assert_ne!(on_prod, on_test);
+    for instance in ["acme-prod", "acme-test"] {
+        let answer = app
+            .send(event_at(
+                "01-alert-created",
+                &format!("instance={instance}&caller_id=noc%40acme.com"),
+            ))
+            .await;
+        assert_eq!(answer.body["action"], "created", "{}", answer.text);
+    }
+    assert_eq!(
+        app.servicenow.incident_for(KEY).unwrap()["caller_id"],
+        on_prod
+    );
+    assert_eq!(test.incident_for(KEY).unwrap()["caller_id"], on_test);
+}
+
+/// With OAuth on both, each instance's token is fetched once and only ever sent to it.
+#[tokio::test]
+async fn each_instance_keeps_its_own_oauth_token() {
+    let (app, test) = two_instances(|secret, _| {
+        for name in ["acme-prod", "acme-test"] {
+            secret["instances"][name]["client_id"] = json!(format!("{name}-client"));
+            secret["instances"][name]["client_secret"] = json!("0auth-Cl1ent-S3cret");
+        }
+    })
+    .await;
+    app.servicenow
+        .enable_oauth("acme-prod-client", "0auth-Cl1ent-S3cret");
+    test.enable_oauth("acme-test-client", "0auth-Cl1ent-S3cret");
+    for name in LIFECYCLE {
+        for instance in ["acme-prod", "acme-test"] {
+            let answer = app
+                .send(event_at(name, &format!("instance={instance}")))
+                .await;
+            assert_eq!(answer.status, 200, "{instance} {name}: {}", answer.text);
+        }
+    }
+    assert_eq!(
+        app.servicenow.token_grants().len(),
+        1,
+        "one token for acme-prod"
+    );
+    assert_eq!(test.token_grants().len(), 1, "one token for acme-test");
+    for simulator in [&app.servicenow, &test] {
+        assert!(simulator
+            .incident_requests()
+            .iter()
+            .all(|request| request.authorization.starts_with("Bearer ")));
+    }
+}
+
+/// The scheduled pass goes over every instance: a desk's resolve on either reaches iLert.
+#[tokio::test]
+async fn the_back_sync_passes_over_every_instance() {
+    let ilert = ILertSimulator::start(ILERT_KEY).await.unwrap();
+    let ilert_url = ilert.url();
+    let (app, test) = two_instances(move |secret, _| {
+        secret["ilert_api_key"] = json!(ILERT_KEY);
+        secret["ilert_api_url"] = json!(ilert_url);
+    })
+    .await;
+    for (alert_id, instance) in [(2_000_001_u64, "acme-prod"), (2_000_002, "acme-test")] {
+        ilert.add_alert(alert_id, "PENDING");
+        let mut body = body_of("01-alert-created");
+        body["id"] = json!(alert_id.to_string());
+        let answer = app
+            .send(with_body(
+                event_at("01-alert-created", &format!("instance={instance}")),
+                body.to_string(),
+            ))
+            .await;
+        assert_eq!(answer.body["action"], "created", "{}", answer.text);
+    }
+    let resolve = |simulator: &ServiceNowSimulator, alert_id: u64| {
+        let number = simulator
+            .incident_for(&format!("ilert:{alert_id}"))
+            .unwrap()["number"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        simulator
+            .desk_edit(
+                &number,
+                "desk.agent",
+                &[
+                    ("state", "6"),
+                    ("close_code", "Solution provided"),
+                    ("close_notes", "Fixed at the desk."),
+                ],
+            )
+            .unwrap();
+    };
+    resolve(&app.servicenow, 2_000_001);
+    resolve(&test, 2_000_002);
+
+    let report = app.handler.back_sync_pass(None).await;
+    assert_eq!(report.resolved, 2, "{report:?}");
+    assert!(report.failure.is_none(), "{report:?}");
+    assert_eq!(ilert.alert_status(2_000_001).as_deref(), Some("RESOLVED"));
+    assert_eq!(ilert.alert_status(2_000_002).as_deref(), Some("RESOLVED"));
+}
