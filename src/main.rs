@@ -51,6 +51,9 @@ enum Command {
         /// Also create a test incident and resolve it, like iLert's "Test this connection".
         #[arg(long)]
         create_test_incident: bool,
+        /// Check only this one of the secret's instances [default: every one].
+        #[arg(long)]
+        instance: Option<String>,
     },
     /// Run one event (an events/*.json file or an iLert body) through the function against
     /// the configured instance, and print the answer.
@@ -59,6 +62,9 @@ enum Command {
         /// The alert action's settings, as its webhook URL's query string
         /// (e.g. 'assignment_group=Network').
         query: Option<String>,
+        /// Send it to this one of the secret's instances (adds `instance=<name>`).
+        #[arg(long)]
+        instance: Option<String>,
     },
 }
 
@@ -106,6 +112,7 @@ async fn main() -> Result<(), Error> {
         }
         Some(Command::Check {
             create_test_incident,
+            instance,
         }) => {
             let config = Config::from_environment(std::env::vars());
             // Unusable defaults are reported as a configuration problem; the rest of the
@@ -117,14 +124,21 @@ async fn main() -> Result<(), Error> {
                 &TableApi::new(http.clone()),
                 &ILertApi::new(http),
                 &config.all_problems(),
-                &defaults,
-                create_test_incident,
+                &check::Asked {
+                    defaults: &defaults,
+                    instance: instance.as_deref(),
+                    create_test_incident,
+                },
                 &mut std::io::stdout(),
             )
             .await;
             std::process::exit(if passed { 0 } else { 1 });
         }
-        Some(Command::Send { file, query }) => {
+        Some(Command::Send {
+            file,
+            query,
+            instance,
+        }) => {
             ilert_servicenow::ops::telemetry::init_command_logs();
             let text = match std::fs::read_to_string(&file) {
                 Ok(text) => text,
@@ -135,7 +149,15 @@ async fn main() -> Result<(), Error> {
             };
             let handler = startup::function_from_environment().await;
             let query = query.unwrap_or_default();
-            match send::run(&handler, &text, &query, &mut std::io::stdout()).await {
+            match send::run(
+                &handler,
+                &text,
+                &query,
+                instance.as_deref(),
+                &mut std::io::stdout(),
+            )
+            .await
+            {
                 Ok(true) => Ok(()),
                 Ok(false) => std::process::exit(1),
                 Err(problem) => {

@@ -399,6 +399,87 @@ async fn stored(moto: &simulator::Moto, secret_id: &str) -> Option<serde_json::V
     serde_json::from_str(answer.secret_string()?).ok()
 }
 
+/// `secret --instance` adds a named connection: a secret of one keeps its own as `default`
+/// (alert actions without `instance=` reach what they reached), the webhook token and the way
+/// back's keys stay shared, and a connection is never changed without being named.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_secret_command_adds_named_instances_and_keeps_the_first_as_default() {
+    let moto = simulator::Moto::start().expect("moto starts");
+    let id = "ilert/servicenow";
+    let created = create_secret(&moto, id, &[]).await;
+    assert!(created.success, "{}{}", created.stdout, created.stderr);
+    let token = stored(&moto, id).await.unwrap()["webhook_token"].clone();
+
+    let added = run_with(
+        shell_with(&moto),
+        &[
+            "secret",
+            "--secret-id",
+            id,
+            "--instance",
+            "acme-test",
+            "--instance-url",
+            "https://acmetest.service-now.com",
+            "--username",
+            "ilert.test",
+            "--password-stdin",
+            "--webhook-url",
+            "https://abc.execute-api.eu-central-1.amazonaws.com/webhook",
+        ],
+        "Test-pa55\n",
+    )
+    .await;
+    assert!(added.success, "{}{}", added.stdout, added.stderr);
+    assert!(
+        added
+            .stdout
+            .contains("URL:     https://abc.execute-api.eu-central-1.amazonaws.com/webhook?instance=acme-test"),
+        "{}",
+        added.stdout
+    );
+    let secret = stored(&moto, id).await.unwrap();
+    assert_eq!(secret["webhook_token"], token, "the token stays shared");
+    assert!(secret.get("instance_url").is_none(), "{secret}");
+    assert_eq!(
+        secret["instances"]["default"]["instance_url"],
+        "https://acme.service-now.com"
+    );
+    assert_eq!(secret["instances"]["default"]["password"], SN_PASSWORD);
+    assert_eq!(secret["instances"]["acme-test"]["username"], "ilert.test");
+    assert_eq!(secret["instances"]["acme-test"]["password"], "Test-pa55");
+    let connections = ilert_servicenow::adapters::secrets::Connections::from_secret(
+        &secrecy::SecretString::from(secret.to_string()),
+        id,
+    )
+    .expect("the function can use the secret");
+    assert_eq!(connections.names(), ["acme-test", "default"]);
+
+    let unnamed = run_with(
+        shell_with(&moto),
+        &["secret", "--secret-id", id, "--username", "someone"],
+        "",
+    )
+    .await;
+    assert!(!unnamed.success);
+    assert!(
+        unnamed
+            .stderr
+            .contains("name the one to change with --instance")
+            && unnamed.stderr.contains("acme-test, default"),
+        "{}",
+        unnamed.stderr
+    );
+    // What all connections share still changes without a name.
+    let rotated = run_with(
+        shell_with(&moto),
+        &["secret", "--secret-id", id, "--new-token"],
+        "",
+    )
+    .await;
+    assert!(rotated.success, "{}{}", rotated.stdout, rotated.stderr);
+    assert_ne!(stored(&moto, id).await.unwrap()["webhook_token"], token);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_secret_command_writes_a_usable_secret_and_keeps_what_it_is_not_asked_to_change() {
     let moto = simulator::Moto::start().expect("moto starts");
@@ -752,4 +833,68 @@ async fn send_shows_a_variable_it_cannot_use_and_its_500() {
         sent.stderr
     );
     assert!(app.servicenow.incidents().is_empty(), "nothing was written");
+}
+
+/// `check` goes through every instance of the secret (or the one `--instance` names), and
+/// `send --instance` sends to that one.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_and_send_work_per_instance() {
+    let test = simulator::ServiceNowSimulator::start(SN_USER, SN_PASSWORD)
+        .await
+        .unwrap();
+    let test_url = test.url();
+    let app = TestApp::spawn_with(Default::default(), move |secret| {
+        let prod = secret.clone();
+        let mut other = secret.clone();
+        other["instance_url"] = json!(test_url);
+        *secret = json!({ "instances": { "acme-prod": prod, "acme-test": other } });
+    })
+    .await;
+    test.inject(None, Fault::status(401, None));
+    let both = run(&app, &["check"]).await;
+    let instances: Vec<&str> = both
+        .stdout
+        .lines()
+        .filter(|line| line[5..].starts_with("instance"))
+        .collect();
+    assert_eq!(instances.len(), 2, "{}", both.stdout);
+    assert!(instances[0].ends_with("acme-prod") && instances[1].ends_with("acme-test"));
+    assert!(!both.success, "acme-test refused: {}", both.stdout);
+    let after_test = both.stdout.split("acme-test").nth(1).unwrap();
+    assert!(after_test.contains("FAIL"), "{}", both.stdout);
+    assert_eq!(test.faults_pending(), 0);
+
+    let prod_only = run(&app, &["check", "--instance", "acme-prod"]).await;
+    assert!(
+        prod_only.success,
+        "{}{}",
+        prod_only.stdout, prod_only.stderr
+    );
+    assert!(
+        !prod_only.stdout.contains("acme-test"),
+        "{}",
+        prod_only.stdout
+    );
+    let unknown = run(&app, &["check", "--instance", "acme"]).await;
+    assert!(!unknown.success);
+    assert!(
+        line(&unknown, "instance").contains("acme-prod, acme-test"),
+        "{}",
+        unknown.stdout
+    );
+
+    let sent = run(
+        &app,
+        &[
+            "send",
+            "events/01-alert-created.json",
+            "--instance",
+            "acme-test",
+        ],
+    )
+    .await;
+    assert!(sent.success, "{}{}", sent.stdout, sent.stderr);
+    assert!(sent.stdout.starts_with("200 "), "{}", sent.stdout);
+    assert!(test.incident_for(KEY).is_some());
+    assert!(app.servicenow.incident_for(KEY).is_none());
 }

@@ -371,9 +371,18 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
         self
     }
 
-    /// The connection as the handler reads it from the secret (cached).
-    pub async fn connection(&self) -> Result<Arc<Connection>, SecretError> {
-        self.connections.get().await
+    /// The connection as the handler reads it from the secret (cached): the one named
+    /// `instance`, else the secret's only one or `default`.
+    pub async fn connection(&self, instance: Option<&str>) -> Result<Arc<Connection>, String> {
+        let connections = self
+            .connections
+            .all()
+            .await
+            .map_err(|error| format!("cannot read the secret: {error}"))?;
+        connections
+            .pick(instance)
+            .cloned()
+            .map_err(|unknown| unknown.to_string())
     }
 
     /// What the first events need, read ahead: the secret, and with the back-sync on, who its

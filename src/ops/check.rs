@@ -3,7 +3,9 @@
 //! secret turns it on. Never prints a secret.
 
 use crate::adapters::ilert::{ILertApi, ILertError};
-use crate::adapters::secrets::{Connection, SecretError, SecretSource, ServiceNowAccount};
+use crate::adapters::secrets::{
+    Connection, Connections, SecretError, SecretSource, ServiceNowAccount,
+};
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError, TableApi};
 use crate::domain::incident::{CorrelationId, Incident, IncidentChanges, CORRELATION_DISPLAY};
 use crate::domain::settings::{Settings, DEFAULT_SETTINGS};
@@ -13,6 +15,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The roles that let the integration user read and write incidents.
 const ROLES_TO_GRANT: &str =
     "grant the integration user the itil (or incident_manager) role, plus sn_incident_write on newer releases";
+
+/// What the operator asked `check` for, with the deployment's defaults it checks against.
+#[derive(Clone, Copy)]
+pub struct Asked<'a> {
+    /// `DEFAULT_SETTINGS` (the built-in ones if unusable): the close code of a test
+    /// incident, the custom fields to read.
+    pub defaults: &'a Settings,
+    /// `--instance`: only this one of the secret's connections.
+    pub instance: Option<&'a str>,
+    /// `--create-test-incident`.
+    pub create_test_incident: bool,
+}
 
 /// One line of the check's report.
 fn report(out: &mut impl Write, verdict: &str, step: &str, detail: &str) {
@@ -26,38 +40,70 @@ pub async fn run<S: SecretSource>(
     table: &TableApi,
     ilert: &ILertApi,
     configuration_problems: &[String],
-    defaults: &Settings,
-    create_test_incident: bool,
+    asked: &Asked<'_>,
     out: &mut impl Write,
 ) -> bool {
+    let Asked {
+        defaults,
+        instance,
+        create_test_incident,
+    } = *asked;
     // The function's own variables first: each one it cannot use fails every call.
     for problem in configuration_problems {
         report(out, "FAIL", "configuration", problem);
     }
     let configured = configuration_problems.is_empty();
-    checked(source, table, ilert, defaults, create_test_incident, out).await && configured
+    let secret_name = source.secret_name().to_owned();
+    let connections = match source.fetch().await {
+        Ok(secret) => Connections::from_secret(&secret, &secret_name),
+        Err(error) => Err(error),
+    };
+    let connections = match connections {
+        Ok(connections) => connections,
+        Err(SecretError::Misconfigured(problem) | SecretError::Unavailable(problem)) => {
+            report(out, "FAIL", "secret", &problem);
+            return false;
+        }
+    };
+    // Every connection, or the one asked for: each is checked whole, one after the other.
+    let chosen: Vec<&Connection> = match instance {
+        None => connections.all().map(AsRef::as_ref).collect(),
+        Some(name) => match connections.named(name) {
+            Ok(connection) => vec![connection.as_ref()],
+            Err(unknown) => {
+                report(out, "FAIL", "instance", &unknown.to_string());
+                return false;
+            }
+        },
+    };
+    let mut passed = configured;
+    for connection in chosen {
+        if connections.several() {
+            report(out, "", "instance", &connection.name);
+        }
+        passed &= checked(
+            connection,
+            &secret_name,
+            table,
+            ilert,
+            defaults,
+            create_test_incident,
+            out,
+        )
+        .await;
+    }
+    passed
 }
 
-async fn checked<S: SecretSource>(
-    source: S,
+async fn checked(
+    connection: &Connection,
+    secret_name: &str,
     table: &TableApi,
     ilert: &ILertApi,
     defaults: &Settings,
     create_test_incident: bool,
     out: &mut impl Write,
 ) -> bool {
-    let secret_name = source.secret_name().to_owned();
-    let connection = match source.fetch().await {
-        Ok(secret) => Connection::from_secret(&secret, &secret_name),
-        Err(error) => Err(error),
-    };
-    let connection = match connection {
-        Ok(connection) => connection,
-        Err(SecretError::Misconfigured(problem) | SecretError::Unavailable(problem)) => {
-            report(out, "FAIL", "secret", &problem);
-            return false;
-        }
-    };
     let account = &connection.servicenow;
     let login = match (&account.oauth_client, account.username()) {
         (None, Some(user)) => format!("user {user}, HTTP Basic"),
@@ -142,9 +188,9 @@ async fn checked<S: SecretSource>(
 
     if create_test_incident && passed {
         passed =
-            create_and_resolve_test_incident(table, &connection, &defaults.close_code, out).await;
+            create_and_resolve_test_incident(table, connection, &defaults.close_code, out).await;
     }
-    check_back_sync(table, ilert, &connection, out).await && passed && fields_readable
+    check_back_sync(table, ilert, connection, out).await && passed && fields_readable
 }
 
 /// The custom fields `DEFAULT_SETTINGS` sets (`field.<name>`): read on the newest incident,

@@ -3,7 +3,9 @@
 //! exactly as the function will read it, and says what to paste into iLert.
 
 use crate::adapters::aws;
-use crate::adapters::secrets::Connection;
+use crate::adapters::secrets::Connections;
+use crate::adapters::secrets::DEFAULT_INSTANCE;
+use crate::domain::settings::check_instance_name;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use std::io::IsTerminal;
@@ -11,6 +13,9 @@ use std::io::IsTerminal;
 /// What the operator asked to set; `None` keeps what the secret already holds.
 #[derive(Default)]
 pub struct SecretChanges {
+    /// The named connection (`instances.<name>`) the connection's keys go to; `None`: a
+    /// secret of one connection.
+    pub instance: Option<String>,
     pub instance_url: Option<String>,
     pub username: Option<String>,
     pub password: Option<SecretString>,
@@ -55,14 +60,17 @@ pub fn merged(
     changes: SecretChanges,
     secret_id: &str,
 ) -> Result<(SecretString, TokenChange), String> {
-    set_field(&mut fields, "instance_url", changes.instance_url);
-    set_field(&mut fields, "username", changes.username);
-    if let Some(password) = changes.password {
-        // Not trimmed: a password may end in a space.
-        fields.insert(
-            "password".into(),
-            Value::String(password.expose_secret().to_owned()),
-        );
+    {
+        let connection = connection_fields_mut(&mut fields, changes.instance.as_deref())?;
+        set_field(connection, "instance_url", changes.instance_url);
+        set_field(connection, "username", changes.username);
+        if let Some(password) = changes.password {
+            // Not trimmed: a password may end in a space.
+            connection.insert(
+                "password".into(),
+                Value::String(password.expose_secret().to_owned()),
+            );
+        }
     }
     let old_token = fields
         .get("webhook_token")
@@ -110,8 +118,72 @@ pub fn merged(
         );
     }
     let json = SecretString::from(Value::Object(fields).to_string());
-    Connection::from_secret(&json, secret_id).map_err(|problem| problem.to_string())?;
+    Connections::from_secret(&json, secret_id).map_err(|problem| problem.to_string())?;
     Ok((json, token_change))
+}
+
+/// A connection's own keys: they stay at the top of a secret of one; with several they go to
+/// `instances`, and what every connection shares (the webhook token, the way back's keys)
+/// stays at the top.
+const CONNECTION_KEYS: [&str; 5] = [
+    "instance_url",
+    "username",
+    "password",
+    "client_id",
+    "client_secret",
+];
+
+/// Where the connection's keys are written: the secret itself, or `instances.<name>`. A secret
+/// of one that is given a named connection keeps its own as `default`, so alert actions without
+/// `instance=` reach what they reached before.
+fn connection_fields_mut<'a>(
+    fields: &'a mut Map<String, Value>,
+    instance: Option<&str>,
+) -> Result<&'a mut Map<String, Value>, String> {
+    // Without a name, a secret of several changes only what its connections share (`run`
+    // refuses connection changes to it before this).
+    let Some(name) = instance else {
+        return Ok(fields);
+    };
+    check_instance_name(name)?;
+    if !fields.contains_key("instances") {
+        let mut default = Map::new();
+        for key in CONNECTION_KEYS {
+            if let Some(value) = fields.remove(key) {
+                default.insert(key.to_owned(), value);
+            }
+        }
+        let mut instances = Map::new();
+        if !default.is_empty() {
+            instances.insert(DEFAULT_INSTANCE.to_owned(), Value::Object(default));
+        }
+        fields.insert("instances".into(), Value::Object(instances));
+    }
+    let Some(Value::Object(instances)) = fields.get_mut("instances") else {
+        return Err("the secret's `instances` is not an object; fix it by hand first".into());
+    };
+    match instances
+        .entry(name.to_owned())
+        .or_insert_with(|| Value::Object(Map::new()))
+    {
+        Value::Object(connection) => Ok(connection),
+        _ => Err(format!(
+            "the secret's instance `{name}` is not an object; fix it by hand first"
+        )),
+    }
+}
+
+/// What the function reads as the connection's keys: the named connection's own over the
+/// secret's top, or the secret itself.
+fn connection_fields(fields: &Map<String, Value>, instance: Option<&str>) -> Map<String, Value> {
+    let mut seen = fields.clone();
+    if let Some(Value::Object(own)) = instance
+        .and_then(|name| fields.get("instances")?.get(name))
+        .cloned()
+    {
+        seen.extend(own);
+    }
+    seen
 }
 
 /// Sets `key` to `value`, trimmed, when there is one.
@@ -125,6 +197,10 @@ fn set_field(fields: &mut Map<String, Value>, key: &str, value: Option<String>) 
 /// secret lacks it, asked for at the terminal.
 #[derive(clap::Args)]
 pub struct Asked {
+    /// Add or change the named ServiceNow connection (the secret's `instances.<name>`, chosen
+    /// by `instance=<name>` on the webhook URL); a secret of one keeps its own as `default`.
+    #[arg(long)]
+    pub instance: Option<String>,
     /// https://<name>.service-now.com
     #[arg(long)]
     pub instance_url: Option<String>,
@@ -182,10 +258,33 @@ pub async fn run(
         Some(secret) => fields_of(&secret.contents, secret_id)?,
         None => Map::new(),
     };
+    if let Some(name) = &asked.instance {
+        check_instance_name(name)?;
+    }
+    let named = old.contains_key("instances");
+    let changes_connection = asked.instance_url.is_some()
+        || asked.username.is_some()
+        || asked.password_stdin
+        || asked.change_password;
+    if named && asked.instance.is_none() && changes_connection {
+        let names = old
+            .get("instances")
+            .and_then(Value::as_object)
+            .map(|instances| instances.keys().cloned().collect::<Vec<_>>().join(", "))
+            .unwrap_or_default();
+        return Err(format!(
+            "secret {secret_id} holds several instances ({names}): name the one to change \
+             with --instance"
+        ));
+    }
+    let connection = connection_fields(&old, asked.instance.as_deref());
+    // A secret of several whose connections are not being changed asks for nothing of them.
     let has = |key: &str| {
-        old.get(key)
-            .and_then(Value::as_str)
-            .is_some_and(|v| !v.is_empty())
+        (named && asked.instance.is_none())
+            || connection
+                .get(key)
+                .and_then(Value::as_str)
+                .is_some_and(|v| !v.is_empty())
     };
     let at_terminal = std::io::stdin().is_terminal();
     let missing = |flag: &str| {
@@ -223,7 +322,7 @@ pub async fn run(
     } else if needs_password && at_terminal {
         let user = username
             .as_deref()
-            .or_else(|| old.get("username").and_then(Value::as_str))
+            .or_else(|| connection.get("username").and_then(Value::as_str))
             .unwrap_or("the integration user");
         let typed = rpassword::prompt_password(format!("Password of {user} (not shown): "))
             .map_err(|error| format!("could not read the password: {error}"))?;
@@ -257,7 +356,9 @@ pub async fn run(
     {
         return Err("the iLert API key is empty; nothing was written".into());
     }
+    let instance = asked.instance.clone();
     let changes = SecretChanges {
+        instance: asked.instance,
         instance_url,
         username,
         password,
@@ -286,13 +387,23 @@ pub async fn run(
             .and_then(|fields| fields.get("webhook_token")?.as_str().map(str::to_owned))
             .unwrap_or_default()
     });
+    let alert_action_url = match (&instance, webhook_url) {
+        (Some(name), Some(url)) => Some(format!("{url}?instance={name}")),
+        _ => webhook_url.map(str::to_owned),
+    };
     let mut steps = next_steps(
         &arn,
         existing.is_none(),
         token_change,
         token.as_deref(),
-        webhook_url,
+        alert_action_url.as_deref(),
     );
+    if let Some(name) = &instance {
+        steps.push_str(&format!(
+            "\nThe alert actions for instance {name} add `instance={name}` to the webhook URL's \
+             query (with other settings: `?instance={name}&assignment_group=…`).\n"
+        ));
+    }
     if let Some(push_token) = back_sync {
         steps.push_str(&back_sync_steps(&arn, push_token.as_deref(), webhook_url));
     }
@@ -492,6 +603,7 @@ pub fn next_steps(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::secrets::Connection;
 
     fn read(json: &SecretString) -> Map<String, Value> {
         serde_json::from_str(json.expose_secret()).unwrap()

@@ -13,19 +13,23 @@ use serde_json::Value;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// `ilert-servicenow send FILE [QUERY]`: one event (an API Gateway event from `events/`, or a
-/// bare iLert body) through the real handler, with the configured secret's credentials in
-/// place of the file's. Prints the answer; returns whether it was a 2xx.
+/// `ilert-servicenow send FILE [QUERY] [--instance NAME]`: one event (an API Gateway event
+/// from `events/`, or a bare iLert body) through the real handler, with the configured secret's
+/// credentials (the named instance's) in place of the file's. Prints the answer; returns
+/// whether it was a 2xx.
 pub async fn run<S: SecretSource>(
     handler: &WebhookHandler<S, TableApi>,
     file_text: &str,
     query: &str,
+    instance: Option<&str>,
     out: &mut impl Write,
 ) -> Result<bool, String> {
-    let connection = handler
-        .connection()
-        .await
-        .map_err(|error| format!("cannot read the secret: {error}"))?;
+    let connection = handler.connection(instance).await?;
+    let query = match instance {
+        Some(name) if query.is_empty() => format!("instance={name}"),
+        Some(name) => format!("instance={name}&{query}"),
+        None => query.to_owned(),
+    };
     let json: Value =
         serde_json::from_str(file_text).map_err(|e| format!("the file is not JSON: {e}"))?;
     let mut event: HttpApiEvent = if json.get("requestContext").is_some() {
@@ -55,7 +59,7 @@ pub async fn run<S: SecretSource>(
     };
     event.headers.insert("authorization".into(), authorization);
     if !query.is_empty() {
-        event.raw_query_string = Some(query.to_owned());
+        event.raw_query_string = Some(query);
     }
     let mut context = Context::default();
     context.deadline = SystemTime::now()
