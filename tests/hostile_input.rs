@@ -251,10 +251,11 @@ async fn a_bad_body_without_credentials_is_401_not_400() {
 }
 
 /// Webhook URLs whose settings try to reach what they must not (the function's own fields,
-/// system fields, the encoded query, more fields than allowed) or cannot be read: each is a
-/// 400 naming the setting, before anything reaches ServiceNow.
+/// system fields, the encoded query, more fields than allowed, an instance the secret does not
+/// hold) or cannot be read: each is a 400 naming the setting, before anything reaches
+/// ServiceNow.
 #[tokio::test]
-async fn every_hostile_custom_field_setting_is_a_400_that_reaches_nothing() {
+async fn every_hostile_custom_field_or_instance_setting_is_a_400_that_reaches_nothing() {
     let app = TestApp::spawn().await;
     let too_many = (0..21)
         .map(|n| format!("field.u_{n}=x"))
@@ -309,6 +310,21 @@ async fn every_hostile_custom_field_setting_is_a_400_that_reaches_nothing() {
             "update_fields=u_nothing".into(),
         ),
         ("a field given twice", "field.u_x=1&field.u_x=2".into()),
+        (
+            "an instance with a query",
+            "instance=default%5Estate%3D7".into(),
+        ),
+        ("an instance with a path", "instance=..%2F..%2Fetc".into()),
+        ("an instance the secret lacks", "instance=acme-prod".into()),
+        ("an uppercase instance", "instance=Default".into()),
+        (
+            "an instance of 65 characters",
+            format!("instance={}", "a".repeat(65)),
+        ),
+        (
+            "an instance given twice",
+            "instance=default&instance=default".into(),
+        ),
     ];
     for (name, query) in cases {
         let answer = app.send(event_at("01-alert-created", &query)).await;

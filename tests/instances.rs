@@ -292,3 +292,50 @@ async fn the_back_sync_passes_over_every_instance() {
     assert_eq!(ilert.alert_status(2_000_001).as_deref(), Some("RESOLVED"));
     assert_eq!(ilert.alert_status(2_000_002).as_deref(), Some("RESOLVED"));
 }
+
+/// ServiceNow's push names its instance on its URL, and presents that connection's token.
+#[tokio::test]
+async fn the_push_reads_the_incident_on_the_instance_it_names() {
+    let ilert = ILertSimulator::start(ILERT_KEY).await.unwrap();
+    let ilert_url = ilert.url();
+    let (app, test) = two_instances(move |secret, _| {
+        secret["ilert_api_key"] = json!(ILERT_KEY);
+        secret["ilert_api_url"] = json!(ilert_url);
+        secret["servicenow_token"] = json!(PUSH_TOKEN);
+    })
+    .await;
+    ilert.add_alert(12797430, "PENDING");
+    let created = app
+        .send(event_at("01-alert-created", "instance=acme-test"))
+        .await;
+    let sys_id = created.body["incident"]["sys_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let number = created.body["incident"]["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    test.desk_edit(&number, "desk.agent", &[("state", "2")])
+        .unwrap();
+    let push = |instance: &str| {
+        let mut request = with_authorization(
+            with_body(
+                event("01-alert-created"),
+                json!({ "sys_id": sys_id }).to_string(),
+            ),
+            Some(&format!("Bearer {PUSH_TOKEN}")),
+        );
+        *request.uri_mut() = format!("/servicenow?instance={instance}").parse().unwrap();
+        request
+    };
+    let elsewhere = app.send(push("acme-prod")).await;
+    assert_eq!(
+        elsewhere.status, 404,
+        "acme-prod has no such incident: {}",
+        elsewhere.text
+    );
+    let answer = app.send(push("acme-test")).await;
+    assert_eq!(answer.body["action"], "accepted", "{}", answer.text);
+    assert_eq!(ilert.alert_status(12797430).as_deref(), Some("ACCEPTED"));
+}

@@ -597,3 +597,47 @@ async fn every_records_fate_is_logged_the_held_back_ones_too_and_a_queued_answer
     );
     queued.app.servicenow.clear_faults();
 }
+
+/// Queued delivery keeps the alert action's instance with the event: the consumer brings each
+/// record to the instance its webhook URL named.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_event_reaches_the_instance_its_webhook_url_named() {
+    let sqs = moto().sqs().await;
+    let queues = FifoQueues::create(&sqs, "instances", 400).await;
+    let aws = aws_config_for_moto().await;
+    let test = simulator::ServiceNowSimulator::start(SN_USER, SN_PASSWORD)
+        .await
+        .unwrap();
+    let test_url = test.url();
+    let app = TestApp::spawn_with(Default::default(), move |secret| {
+        let prod = secret.clone();
+        let mut other = secret.clone();
+        other["instance_url"] = json!(test_url);
+        *secret = json!({ "instances": { "acme-prod": prod, "acme-test": other } });
+    })
+    .await
+    .with_time_budget(Duration::from_secs(5))
+    .with_queue(SqsQueue::new(
+        &aws,
+        queues.queue_url.clone(),
+        queues.dead_letter_url.clone(),
+    ));
+    let consumer = app.handler.consumer().unwrap();
+    let source = EventSource::new(sqs, &queues.queue_url);
+    for instance in ["acme-test", "acme-prod"] {
+        let answer = app
+            .send(event_at(
+                "01-alert-created",
+                &format!("instance={instance}"),
+            ))
+            .await;
+        assert_eq!(answer.status, 202, "{}", answer.text);
+    }
+    let batch = source.receive(10, Duration::from_secs(1)).await;
+    assert_eq!(batch.records.len(), 2);
+    let response = consumer.consume(batch.clone(), None).await;
+    source.settle(&batch, &response).await;
+    assert!(failures(&response).is_empty(), "{response:?}");
+    assert!(test.incident_for(KEY).is_some());
+    assert!(app.servicenow.incident_for(KEY).is_some());
+}

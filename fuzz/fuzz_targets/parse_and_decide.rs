@@ -47,6 +47,10 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     assert!(settings.custom_fields.len() <= 20);
+    // An instance name goes into log lines and picks a connection: plain text only.
+    assert!(settings.instance.as_deref().is_none_or(|name| name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')));
     let Ok(event) = AlertEvent::parse(body) else {
         return;
     };

@@ -62,6 +62,9 @@ impl<S: SecretSource, T: IncidentTable> Intake<S, T> {
             .as_ref()
             .map_err(|problem| Failure::BadDefaults(problem.clone()))?;
         let settings = defaults.with_query(query)?;
+        if settings.instance.is_some() {
+            summary.instance.clone_from(&settings.instance);
+        }
         let event = AlertEvent::parse(body?)?;
         summary.alert_id = Some(event.id.to_string());
         summary.event_type = Some(event.kind.name().to_owned());
