@@ -844,10 +844,7 @@ async fn check_and_send_work_per_instance() {
         .unwrap();
     let test_url = test.url();
     let app = TestApp::spawn_with(Default::default(), move |secret| {
-        let prod = secret.clone();
-        let mut other = secret.clone();
-        other["instance_url"] = json!(test_url);
-        *secret = json!({ "instances": { "acme-prod": prod, "acme-test": other } });
+        as_two_instances(secret, test_url)
     })
     .await;
     test.inject(None, Fault::status(401, None));

@@ -610,10 +610,7 @@ async fn a_queued_event_reaches_the_instance_its_webhook_url_named() {
         .unwrap();
     let test_url = test.url();
     let app = TestApp::spawn_with(Default::default(), move |secret| {
-        let prod = secret.clone();
-        let mut other = secret.clone();
-        other["instance_url"] = json!(test_url);
-        *secret = json!({ "instances": { "acme-prod": prod, "acme-test": other } });
+        as_two_instances(secret, test_url)
     })
     .await
     .with_time_budget(Duration::from_secs(5))

@@ -292,15 +292,8 @@ impl TableApi {
         &self,
         account: &ServiceNowAccount,
     ) -> Result<Option<Incident>, ServiceNowError> {
-        let mut url = Self::table_url(account, None);
-        url.query_pairs_mut()
-            .append_pair("sysparm_query", "active=true^ORDERBYDESCsys_updated_on")
-            .append_pair("sysparm_limit", "1");
-        let result = self.call(account, Method::GET, url, None).await?;
-        let records = result.as_array().ok_or_else(|| {
-            ServiceNowError::NotTableApi("ServiceNow's answer has no list of records".into())
-        })?;
-        Ok(records.first().map(incident_from))
+        self.first(account, &[], "active=true^ORDERBYDESCsys_updated_on")
+            .await
     }
 
     /// The most recently updated incident, active or not, showing `extra` fields besides the
@@ -311,9 +304,20 @@ impl TableApi {
         account: &ServiceNowAccount,
         extra: &[&str],
     ) -> Result<Option<Incident>, ServiceNowError> {
+        self.first(account, extra, "ORDERBYDESCsys_updated_on")
+            .await
+    }
+
+    /// The first incident `query` finds, showing `extra` fields besides the usual ones.
+    async fn first(
+        &self,
+        account: &ServiceNowAccount,
+        extra: &[&str],
+        query: &str,
+    ) -> Result<Option<Incident>, ServiceNowError> {
         let mut url = Self::table_url_showing(account, None, extra);
         url.query_pairs_mut()
-            .append_pair("sysparm_query", "ORDERBYDESCsys_updated_on")
+            .append_pair("sysparm_query", query)
             .append_pair("sysparm_limit", "1");
         let result = self.call(account, Method::GET, url, None).await?;
         let records = result.as_array().ok_or_else(|| {

@@ -317,6 +317,25 @@ impl NoteFingerprint {
 mod tests {
     use super::*;
 
+    /// A write's answer with nothing in it but its number.
+    fn written() -> Incident {
+        Incident {
+            sys_id: "a".into(),
+            number: "INC1".into(),
+            state: IncidentState::New,
+            short_description: String::new(),
+            correlation_id: String::new(),
+            correlation_display: String::new(),
+            impact: String::new(),
+            urgency: String::new(),
+            assigned_to: String::new(),
+            close_code: String::new(),
+            close_notes: String::new(),
+            updated_by: String::new(),
+            custom: Default::default(),
+        }
+    }
+
     #[test]
     fn the_correlation_id_is_the_alert_id_with_a_prefix() {
         let id = AlertId::parse("12797430").unwrap();
@@ -382,19 +401,10 @@ mod tests {
             ..Default::default()
         };
         let mut written = Incident {
-            sys_id: "a".into(),
-            number: "INC1".into(),
             state: IncidentState::InProgress,
             short_description: "RESOLVED x".into(),
             correlation_id: "ilert:1".into(),
-            correlation_display: String::new(),
-            impact: String::new(),
-            urgency: String::new(),
-            assigned_to: String::new(),
-            close_code: String::new(),
-            close_notes: String::new(),
-            updated_by: String::new(),
-            custom: Default::default(),
+            ..written()
         };
         assert_eq!(changes.not_applied_in(&written), ["state"]);
         written.state = IncidentState::Resolved;
@@ -414,18 +424,6 @@ mod tests {
             ..Default::default()
         };
         let mut written = Incident {
-            sys_id: "a".into(),
-            number: "INC1".into(),
-            state: IncidentState::New,
-            short_description: String::new(),
-            correlation_id: String::new(),
-            correlation_display: String::new(),
-            impact: String::new(),
-            urgency: String::new(),
-            assigned_to: String::new(),
-            close_code: String::new(),
-            close_notes: String::new(),
-            updated_by: String::new(),
             // A reference field reads back as the sys_id ServiceNow stored, not the name.
             custom: [
                 ("u_owner", "5137153cc611227c000bbd1bd8cd2005"),
@@ -433,6 +431,7 @@ mod tests {
             ]
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .into(),
+            ..written()
         };
         assert_eq!(
             changes.custom_not_applied_in(&written),

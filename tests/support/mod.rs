@@ -253,6 +253,15 @@ pub fn handler_with_defaults<Q: ilert_servicenow::adapters::queue::EventQueue>(
     .with_settle_delay(Duration::ZERO)
 }
 
+/// Turns the app's secret of one connection into one of two: `acme-prod` (the app's own
+/// simulator) and `acme-test` at `other_url`, with the same credentials.
+pub fn as_two_instances(secret: &mut Value, other_url: String) {
+    let prod = secret.clone();
+    let mut other = secret.clone();
+    other["instance_url"] = json!(other_url);
+    *secret = json!({ "instances": { "acme-prod": prod, "acme-test": other } });
+}
+
 pub fn event(name: &str) -> WebhookRequest {
     event_at(name, "")
 }
