@@ -339,3 +339,98 @@ async fn the_push_reads_the_incident_on_the_instance_it_names() {
     assert_eq!(answer.body["action"], "accepted", "{}", answer.text);
     assert_eq!(ilert.alert_status(12797430).as_deref(), Some("ACCEPTED"));
 }
+
+/// On a provider's deployment each customer's token opens its own instance: a wrong name is
+/// answered with the instances that token opens, never the others'.
+#[tokio::test]
+async fn an_unknown_instance_is_answered_with_only_the_instances_the_caller_may_use() {
+    let (app, _test) = two_instances(|secret, _| {
+        secret["instances"]["acme-test"]["webhook_token"] = json!("test-only-token");
+    })
+    .await;
+    let answer = app
+        .send(with_authorization(
+            event_at("01-alert-created", "instance=acme"),
+            Some("Bearer test-only-token"),
+        ))
+        .await;
+    assert_eq!(answer.status, 400, "{}", answer.text);
+    let message = answer.body["message"].as_str().unwrap();
+    assert!(message.contains("they open acme-test"), "{message}");
+    assert!(!message.contains("acme-prod"), "{message}");
+}
+
+/// A default instance the secret does not hold is the deployment's mistake (500, retried),
+/// not the alert action's; an empty `instance=` on the URL clears the default, as any
+/// setting's empty value does.
+#[tokio::test]
+async fn a_default_instance_the_secret_lacks_is_a_500_and_an_empty_one_clears_it() {
+    let test = ServiceNowSimulator::start(SN_USER, SN_PASSWORD)
+        .await
+        .unwrap();
+    let test_url = test.url();
+    let defaults = ilert_servicenow::domain::settings::Settings::from_environment([(
+        "DEFAULT_SETTINGS".to_owned(),
+        "instance=acme-staging".to_owned(),
+    )])
+    .unwrap();
+    let app = TestApp::spawn_with(defaults, move |secret| {
+        let default = secret.clone();
+        let mut other = secret.clone();
+        other["instance_url"] = json!(test_url);
+        *secret = json!({ "instances": { "default": default, "acme-test": other } });
+    })
+    .await;
+    let answer = app.send(event_at("01-alert-created", "")).await;
+    assert_eq!(answer.status, 500, "{}", answer.text);
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("DEFAULT_SETTINGS"),
+        "{}",
+        answer.text
+    );
+    let cleared = app.send(event_at("01-alert-created", "instance=")).await;
+    assert_eq!(cleared.body["action"], "created", "{}", cleared.text);
+    assert!(
+        app.servicenow.incident_for(KEY).is_some(),
+        "reached `default`"
+    );
+    assert!(test.incidents().is_empty());
+}
+
+/// Instances sharing one iLert key share its rate limit: one pass over both spends no more of
+/// the key's calls than a pass over one may (50), where each alone would take 50.
+#[tokio::test]
+async fn instances_sharing_an_ilert_key_share_its_calls() {
+    let ilert = ILertSimulator::start(ILERT_KEY).await.unwrap();
+    let ilert_url = ilert.url();
+    let (app, test) = two_instances(move |secret, _| {
+        secret["ilert_api_key"] = json!(ILERT_KEY);
+        secret["ilert_api_url"] = json!(ilert_url);
+    })
+    .await;
+    for (offset, simulator) in [(3_000_000_u64, &app.servicenow), (3_100_000, &test)] {
+        for n in 0..40 {
+            let alert_id = offset + n;
+            ilert.add_alert(alert_id, "PENDING");
+            simulator.insert(&[
+                ("correlation_id", &format!("ilert:{alert_id}")),
+                ("correlation_display", "iLert"),
+                ("short_description", "PENDING Host is DOWN"),
+                ("state", "6"),
+                ("close_code", "Solution provided"),
+                ("close_notes", "Fixed at the desk."),
+            ]);
+        }
+    }
+    ilert.clear_requests();
+    let report = app.handler.back_sync_pass(None).await;
+    let calls = ilert.requests().len();
+    assert!(
+        calls <= 50,
+        "{calls} calls to iLert in one pass: {report:?}"
+    );
+    assert!(report.resolved > 0 && report.deferred > 0, "{report:?}");
+}

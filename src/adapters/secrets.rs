@@ -107,11 +107,38 @@ pub struct Connections {
     by_name: BTreeMap<String, Arc<Connection>>,
 }
 
+/// The keys that say who may call the webhook.
+const WEBHOOK_KEYS: [&str; 4] = [
+    "webhook_token",
+    "webhook_token_previous",
+    "webhook_username",
+    "webhook_password",
+];
+
 /// A connection name the secret does not hold, or none named where the secret holds several
 /// and none is `default`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct UnknownInstance(String);
+
+impl UnknownInstance {
+    /// What a caller is told: only the instances its own credentials open, never the others
+    /// (another customer's, on a provider's deployment).
+    pub fn for_caller(asked: Option<&str>, open: &[&str]) -> Self {
+        Self(match asked {
+            Some(name) => format!(
+                "no ServiceNow instance named `{name}` is open to these credentials; they open {}",
+                open.join(", ")
+            ),
+            None => format!(
+                "the secret holds several ServiceNow instances and none is named \
+                 `{DEFAULT_INSTANCE}`; these credentials open {}: add instance=<name> to the \
+                 webhook URL",
+                open.join(", ")
+            ),
+        })
+    }
+}
 
 impl Connections {
     /// Reads the secret's JSON: a connection's keys at the top (the flat form), or
@@ -154,6 +181,12 @@ impl Connections {
                 )));
             };
             let mut merged = fields.clone();
+            // The webhook's credentials go as one: an instance with a token or Basic pair of
+            // its own takes none of the shared ones (not the previous token of a rotation,
+            // not a Basic pair), so no shared credential opens it.
+            if WEBHOOK_KEYS.iter().any(|key| own.contains_key(*key)) {
+                merged.retain(|key, _| !WEBHOOK_KEYS.contains(&key.as_str()));
+            }
             merged.extend(own);
             let in_instance = |reason: String| unusable(format!("instance `{name}`: {reason}"));
             let connection = Connection::from_fields(&name, &merged, &in_instance)?;
@@ -734,6 +767,23 @@ mod tests {
         assert!(message.contains("acme-prod, acme-test"), "{message}");
         let unknown = connections.pick(Some("acme")).unwrap_err().to_string();
         assert!(unknown.contains("`acme`") && unknown.contains("acme-prod, acme-test"));
+    }
+
+    #[test]
+    fn an_instance_with_its_own_webhook_credentials_takes_none_of_the_shared_ones() {
+        let connections = several(
+            r#"{"webhook_token":"A","webhook_token_previous":"A0","webhook_username":"u","webhook_password":"p",
+                "instances":{
+                  "acme-prod":{"instance_url":"https://acme.service-now.com","username":"u","password":"p"},
+                  "acme-test":{"instance_url":"https://acmetest.service-now.com","username":"u","password":"p","webhook_token":"B"}}}"#,
+        )
+        .unwrap();
+        let test = &connections.named("acme-test").unwrap().webhook;
+        assert_eq!(test.token.as_ref().unwrap().expose_secret(), "B");
+        assert!(test.previous_token.is_none() && test.basic.is_none());
+        let prod = &connections.named("acme-prod").unwrap().webhook;
+        assert_eq!(prod.previous_token.as_ref().unwrap().expose_secret(), "A0");
+        assert!(prod.basic.is_some());
     }
 
     #[test]

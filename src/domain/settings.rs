@@ -120,7 +120,7 @@ const MAX_COLUMN_CHARS: usize = 80;
 
 /// Fields the function writes itself, and the setting (or the reason) that governs each: a
 /// `field.<name>` setting may not name them, or two settings would fight over one field.
-const FIELDS_OF_THE_FUNCTION: [(&str, &str); 16] = [
+const FIELDS_OF_THE_FUNCTION: [(&str, &str); 21] = [
     ("state", "on_accept and on_resolve decide it"),
     ("correlation_id", "it ties the incident to its alert"),
     ("correlation_display", "it remembers the notes written"),
@@ -149,6 +149,26 @@ const FIELDS_OF_THE_FUNCTION: [(&str, &str); 16] = [
     ),
     ("number", "ServiceNow numbers incidents itself"),
     ("active", "ServiceNow derives it from the state"),
+    (
+        "incident_state",
+        "ServiceNow keeps it with state, which on_accept and on_resolve decide",
+    ),
+    (
+        "resolved_at",
+        "ServiceNow sets it when the incident is resolved",
+    ),
+    (
+        "resolved_by",
+        "ServiceNow sets it when the incident is resolved",
+    ),
+    (
+        "closed_at",
+        "ServiceNow sets it when the incident is closed",
+    ),
+    (
+        "closed_by",
+        "ServiceNow sets it when the incident is closed",
+    ),
 ];
 
 /// Every setting's name, as it appears in the webhook URL and in `DEFAULT_SETTINGS`, besides
@@ -557,15 +577,16 @@ impl Settings {
 }
 
 /// The instance a webhook URL's query names (`instance=<name>`), read before the rest: the
-/// connection it names holds the credentials the caller is checked against. `None` without
-/// one, or when the query cannot be read (the full reading then says why).
+/// connection it names holds the credentials the caller is checked against. `None` when the
+/// URL does not give one (or the query cannot be read: the full reading then says why);
+/// `Some("")` when it gives an empty one, which clears the deployment's default, as it does
+/// in the settings.
 pub fn instance_in(query: &str) -> Option<String> {
     query_pairs(query, Source::Url)
         .ok()?
         .into_iter()
         .find(|(name, _)| name == "instance")
         .map(|(_, value)| value.trim().to_owned())
-        .filter(|value| !value.is_empty())
 }
 
 /// The query's `name=value` pairs, percent-decoded (`+` is a space). A pair that does not

@@ -249,12 +249,24 @@ impl<T: IncidentTable> BackSync<T> {
     /// One scheduled pass: the open alerts → their incidents ahead of them → one call each,
     /// as far as this pass's share of iLert's rate limit and its time allow.
     pub async fn pass(&self, connection: &Connection, budget: &Budget) -> PassReport {
+        self.pass_sharing_key(connection, 1, budget).await
+    }
+
+    /// A pass whose iLert API key `sharers` connections use at once (one secret, several
+    /// instances, one iLert account): each gets that share of the key's calls, so that all
+    /// of them together stay within what one pass may spend.
+    pub async fn pass_sharing_key(
+        &self,
+        connection: &Connection,
+        sharers: u32,
+        budget: &Budget,
+    ) -> PassReport {
         let mut report = PassReport::default();
         let Some(ilert) = &connection.ilert else {
             report.failure = Some(BackSyncError::Off);
             return report;
         };
-        let allowance = Allowance::new(ILERT_CALLS_PER_PASS);
+        let allowance = Allowance::new((ILERT_CALLS_PER_PASS / sharers.max(1)).max(1));
         let open = match self.open_alerts(ilert, budget, &allowance).await {
             Ok(open) => open,
             Err(error) => {
@@ -695,7 +707,7 @@ impl<T: IncidentTable> BackSync<T> {
 }
 
 /// The key, hashed: what the cache keeps instead of a second copy of it.
-fn key_fingerprint(ilert: &ILertAccount) -> String {
+pub(crate) fn key_fingerprint(ilert: &ILertAccount) -> String {
     let mut hash = Sha256::new();
     hash.update(ilert.api_url.as_str().as_bytes());
     hash.update(b"\n");

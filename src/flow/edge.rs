@@ -13,7 +13,7 @@ use crate::domain::alert::InvalidEvent;
 use crate::domain::back_sync::BackSynced;
 use crate::domain::settings::{instance_in, InvalidSetting, Settings};
 use crate::flow::auth::{authenticate, authenticate_push, Unauthorized};
-use crate::flow::back_sync::{BackSync, BackSyncError, PassReport};
+use crate::flow::back_sync::{key_fingerprint, BackSync, BackSyncError, PassReport};
 use crate::flow::budget::{Budget, DEFAULT_TIME_BUDGET};
 use crate::flow::consumer::QueueConsumer;
 use crate::flow::intake::{Intake, Read};
@@ -487,8 +487,9 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
 
     /// The connection the call is for: the URL's `instance=<name>`, else the deployment's
     /// default instance, else the secret's only (or `default`) connection. A name the secret
-    /// does not hold is a 400 naming the ones it does, but only to a caller whose credentials
-    /// some connection accepts: anyone else is a 401 and learns no name.
+    /// does not hold is a 400 naming the instances the caller's credentials open, and only
+    /// to a caller some connection accepts: anyone else is a 401 and learns no name. A
+    /// default instance the secret lacks is the deployment's mistake: a 500.
     fn chosen(
         &self,
         connections: &Connections,
@@ -496,34 +497,47 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
         request: &WebhookRequest,
         is_push: bool,
     ) -> Result<Arc<Connection>, Failure> {
-        let asked = instance_in(query).or_else(|| {
-            self.intake
-                .defaults()
-                .and_then(|defaults| defaults.instance.clone())
-        });
-        match connections.pick(asked.as_deref()) {
-            Ok(connection) => Ok(Arc::clone(connection)),
-            Err(unknown) => {
-                let mut refusal = None;
-                for connection in connections.all() {
-                    let checked = if is_push {
-                        authenticate_push(request.headers(), connection.push_token.as_ref())
-                    } else {
-                        authenticate(request.headers(), &connection.webhook)
-                    };
-                    match checked {
-                        Ok(()) => return Err(Failure::UnknownInstance(unknown)),
-                        Err(why) => refusal = refusal.or(Some(why)),
-                    }
-                }
-                let why = refusal.unwrap_or(Unauthorized::Missing);
-                Err(if is_push {
-                    Failure::PushUnauthorized(why)
-                } else {
-                    Failure::Unauthorized(why)
-                })
+        let (asked, from_defaults) = match instance_in(query) {
+            Some(given) => ((!given.is_empty()).then_some(given), false),
+            None => (
+                self.intake
+                    .defaults()
+                    .and_then(|defaults| defaults.instance.clone()),
+                true,
+            ),
+        };
+        let unknown = match connections.pick(asked.as_deref()) {
+            Ok(connection) => return Ok(Arc::clone(connection)),
+            Err(unknown) => unknown,
+        };
+        let mut refusal = None;
+        let mut open = Vec::new();
+        for connection in connections.all() {
+            let checked = if is_push {
+                authenticate_push(request.headers(), connection.push_token.as_ref())
+            } else {
+                authenticate(request.headers(), &connection.webhook)
+            };
+            match checked {
+                Ok(()) => open.push(connection.name.as_str()),
+                Err(why) => refusal = refusal.or(Some(why)),
             }
         }
+        if open.is_empty() {
+            let why = refusal.unwrap_or(Unauthorized::Missing);
+            return Err(if is_push {
+                Failure::PushUnauthorized(why)
+            } else {
+                Failure::Unauthorized(why)
+            });
+        }
+        if from_defaults && asked.is_some() {
+            return Err(Failure::Deployment(format!("DEFAULT_SETTINGS: {unknown}")));
+        }
+        Err(Failure::UnknownInstance(UnknownInstance::for_caller(
+            asked.as_deref(),
+            &open,
+        )))
     }
 
     /// ServiceNow's push, top to bottom: authenticate (the secret's `servicenow_token`) →
@@ -596,9 +610,23 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
             }
         };
         let several = connections.several();
+        // Connections that share an iLert key share its rate limit.
+        let mut sharers = std::collections::HashMap::<String, u32>::new();
+        for ilert in connections.all().filter_map(|c| c.ilert.as_ref()) {
+            *sharers.entry(key_fingerprint(ilert)).or_default() += 1;
+        }
+        let sharers = &sharers;
         let passes = connections.all().map(|connection| async move {
             let budget = Budget::new(PASS_TIME_CAP, lambda_deadline_ms);
-            let report = self.back_sync.pass(connection, &budget).await;
+            let sharing = connection
+                .ilert
+                .as_ref()
+                .and_then(|ilert| sharers.get(&key_fingerprint(ilert)).copied())
+                .unwrap_or(1);
+            let report = self
+                .back_sync
+                .pass_sharing_key(connection, sharing, &budget)
+                .await;
             let instance = several.then_some(connection.name.as_str());
             pass_finished(
                 &report,

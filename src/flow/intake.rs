@@ -90,7 +90,19 @@ impl<S: SecretSource, T: IncidentTable> Intake<S, T> {
                     .secrets_manager(self.connections.all())
                     .await
                     .map_err(Failure::SecretUnreadable)?;
-                Arc::clone(connections.pick(settings.instance.as_deref())?)
+                match connections.pick(settings.instance.as_deref()) {
+                    Ok(connection) => Arc::clone(connection),
+                    // The deployment's default names an instance the secret lacks: retried
+                    // until the deployment is fixed, never dead-lettered as the event's fault.
+                    Err(unknown)
+                        if settings.instance.is_some()
+                            && self.defaults().and_then(|d| d.instance.as_ref())
+                                == settings.instance.as_ref() =>
+                    {
+                        return Err(Failure::Deployment(format!("DEFAULT_SETTINGS: {unknown}")));
+                    }
+                    Err(unknown) => return Err(Failure::UnknownInstance(unknown)),
+                }
             }
         };
         Ok(self.sync.apply(event, settings, connection, budget).await?)

@@ -65,6 +65,18 @@ pub async fn run<S: SecretSource>(
             return false;
         }
     };
+    let mut passed = configured;
+    if let Some(name) = &defaults.instance {
+        if let Err(unknown) = connections.named(name) {
+            report(
+                out,
+                "FAIL",
+                "instance",
+                &format!("{DEFAULT_SETTINGS}: {unknown}"),
+            );
+            passed = false;
+        }
+    }
     // Every connection, or the one asked for: each is checked whole, one after the other.
     let chosen: Vec<&Connection> = match instance {
         None => connections.all().map(AsRef::as_ref).collect(),
@@ -76,7 +88,6 @@ pub async fn run<S: SecretSource>(
             }
         },
     };
-    let mut passed = configured;
     for connection in chosen {
         if connections.several() {
             report(out, "", "instance", &connection.name);

@@ -177,6 +177,11 @@ fn connection_fields_mut<'a>(
 /// secret's top, or the secret itself.
 fn connection_fields(fields: &Map<String, Value>, instance: Option<&str>) -> Map<String, Value> {
     let mut seen = fields.clone();
+    // A secret of one given another named connection: its own keys become `default`'s, none
+    // of the new one's (which is then asked for its password).
+    if instance.is_some_and(|name| name != DEFAULT_INSTANCE) && !fields.contains_key("instances") {
+        seen.retain(|key, _| !CONNECTION_KEYS.contains(&key.as_str()));
+    }
     if let Some(Value::Object(own)) = instance
         .and_then(|name| fields.get("instances")?.get(name))
         .cloned()
@@ -275,6 +280,19 @@ pub async fn run(
         return Err(format!(
             "secret {secret_id} holds several instances ({names}): name the one to change \
              with --instance"
+        ));
+    }
+    let own_token = asked.instance.as_deref().is_some_and(|name| {
+        old.get("instances")
+            .and_then(|instances| instances.get(name))
+            .and_then(|instance| instance.get("webhook_token"))
+            .is_some()
+    });
+    if own_token && (show_token || asked.new_token || asked.drop_previous_token) {
+        return Err(format!(
+            "instance {} has a webhook token of its own, which this command does not make, \
+             rotate or show (it manages the shared one); change it in the secret by hand",
+            asked.instance.as_deref().unwrap_or_default()
         ));
     }
     let connection = connection_fields(&old, asked.instance.as_deref());
@@ -620,6 +638,30 @@ mod tests {
 
     fn existing(json: &str) -> Map<String, Value> {
         fields_of(&SecretString::from(json.to_owned()), "s").unwrap()
+    }
+
+    #[test]
+    fn another_named_instance_on_a_secret_of_one_is_asked_for_its_own_credentials() {
+        let flat = existing(
+            r#"{"instance_url":"https://acme.service-now.com","username":"u","password":"p","webhook_token":"t"}"#,
+        );
+        let seen = connection_fields(&flat, Some("acme-test"));
+        assert!(!seen.contains_key("password") && !seen.contains_key("instance_url"));
+        assert_eq!(seen["webhook_token"], "t", "shared keys are still there");
+        assert_eq!(connection_fields(&flat, Some("default"))["password"], "p");
+        let (json, _) = merged(
+            flat,
+            SecretChanges {
+                instance: Some("acme-test".into()),
+                ..new_connection()
+            },
+            "s",
+        )
+        .unwrap();
+        let fields = read(&json);
+        assert_eq!(fields["instances"]["default"]["password"], "p");
+        assert_eq!(fields["instances"]["acme-test"]["password"], "pass word ");
+        assert_eq!(fields["webhook_token"], "t");
     }
 
     #[test]

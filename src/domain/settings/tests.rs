@@ -372,6 +372,8 @@ fn a_custom_field_name_must_be_a_column_name_the_function_does_not_write() {
         ("work_notes", "written by the function itself"),
         ("close_code", "use the setting close_code"),
         ("priority", "computes it"),
+        ("incident_state", "keeps it with state"),
+        ("closed_by", "sets it when the incident is closed"),
         ("sys_updated_by", "system field"),
     ] {
         let message = query(&format!("field.{name}=x")).unwrap_err();
