@@ -11,9 +11,7 @@ use support::*;
 
 /// A deployment whose secret holds `acme-prod` (the app's own simulator) and `acme-test` (a
 /// second one), the webhook token shared at the top, with `edit` applied last.
-async fn two_instances(
-    edit: impl FnOnce(&mut Value, &ServiceNowSimulator),
-) -> (TestApp, ServiceNowSimulator) {
+async fn two_instances(edit: impl FnOnce(&mut Value)) -> (TestApp, ServiceNowSimulator) {
     let test = ServiceNowSimulator::start(SN_USER, "Test-pa55-do-not-leak")
         .await
         .unwrap();
@@ -35,15 +33,30 @@ async fn two_instances(
                 },
             },
         });
-        edit(secret, &second);
+        edit(secret);
     })
     .await;
     (app, test)
 }
 
+/// Two instances with the way back on: an iLert stand-in and its key, shared at the top.
+async fn two_instances_both_ways(
+    edit: impl FnOnce(&mut Value),
+) -> (TestApp, ServiceNowSimulator, ILertSimulator) {
+    let ilert = ILertSimulator::start(ILERT_KEY).await.unwrap();
+    let ilert_url = ilert.url();
+    let (app, test) = two_instances(move |secret| {
+        secret["ilert_api_key"] = json!(ILERT_KEY);
+        secret["ilert_api_url"] = json!(ilert_url);
+        edit(secret);
+    })
+    .await;
+    (app, test, ilert)
+}
+
 #[tokio::test]
 async fn each_alert_action_reaches_the_instance_it_names() {
-    let (app, test) = two_instances(|_, _| {}).await;
+    let (app, test) = two_instances(|_| {}).await;
     let prod = app
         .send(event_at("01-alert-created", "instance=acme-prod"))
         .await;
@@ -72,7 +85,7 @@ async fn each_alert_action_reaches_the_instance_it_names() {
 
 #[tokio::test]
 async fn an_unknown_or_missing_instance_is_a_400_naming_the_known_ones_to_a_known_caller_only() {
-    let (app, test) = two_instances(|_, _| {}).await;
+    let (app, test) = two_instances(|_| {}).await;
     let unknown = app
         .send(event_at("01-alert-created", "instance=acme-staging"))
         .await;
@@ -106,7 +119,7 @@ async fn an_unknown_or_missing_instance_is_a_400_naming_the_known_ones_to_a_know
 
 #[tokio::test]
 async fn each_instance_may_have_its_own_webhook_token_and_one_does_not_open_another() {
-    let (app, test) = two_instances(|secret, _| {
+    let (app, test) = two_instances(|secret| {
         secret["instances"]["acme-test"]["webhook_token"] = json!("test-only-token");
     })
     .await;
@@ -137,7 +150,7 @@ async fn each_instance_may_have_its_own_webhook_token_and_one_does_not_open_anot
 /// and the healthy instance's answer comes first, whole.
 #[tokio::test]
 async fn one_instance_down_leaves_the_other_unaffected() {
-    let (app, test) = two_instances(|_, _| {}).await;
+    let (app, test) = two_instances(|_| {}).await;
     test.set_latency("GET", Duration::from_secs(8));
     let started = std::time::Instant::now();
     let to_test = async {
@@ -185,7 +198,7 @@ async fn one_instance_down_leaves_the_other_unaffected() {
 /// lookup of one instance is never used for another.
 #[tokio::test]
 async fn the_caller_is_looked_up_on_each_instance_itself() {
-    let (app, test) = two_instances(|_, _| {}).await;
+    let (app, test) = two_instances(|_| {}).await;
     let on_prod = app.servicenow.add_user("noc", "noc@acme.com", "NOC Team");
     // Another instance, another history: its users were numbered differently.
     test.add_user("first.hire", "first@acme.com", "First Hire");
@@ -210,7 +223,7 @@ async fn the_caller_is_looked_up_on_each_instance_itself() {
 /// With OAuth on both, each instance's token is fetched once and only ever sent to it.
 #[tokio::test]
 async fn each_instance_keeps_its_own_oauth_token() {
-    let (app, test) = two_instances(|secret, _| {
+    let (app, test) = two_instances(|secret| {
         for name in ["acme-prod", "acme-test"] {
             secret["instances"][name]["client_id"] = json!(format!("{name}-client"));
             secret["instances"][name]["client_secret"] = json!("0auth-Cl1ent-S3cret");
@@ -245,13 +258,7 @@ async fn each_instance_keeps_its_own_oauth_token() {
 /// The scheduled pass goes over every instance: a desk's resolve on either reaches iLert.
 #[tokio::test]
 async fn the_back_sync_passes_over_every_instance() {
-    let ilert = ILertSimulator::start(ILERT_KEY).await.unwrap();
-    let ilert_url = ilert.url();
-    let (app, test) = two_instances(move |secret, _| {
-        secret["ilert_api_key"] = json!(ILERT_KEY);
-        secret["ilert_api_url"] = json!(ilert_url);
-    })
-    .await;
+    let (app, test, ilert) = two_instances_both_ways(|_| {}).await;
     for (alert_id, instance) in [(2_000_001_u64, "acme-prod"), (2_000_002, "acme-test")] {
         ilert.add_alert(alert_id, "PENDING");
         let mut body = body_of("01-alert-created");
@@ -296,11 +303,7 @@ async fn the_back_sync_passes_over_every_instance() {
 /// ServiceNow's push names its instance on its URL, and presents that connection's token.
 #[tokio::test]
 async fn the_push_reads_the_incident_on_the_instance_it_names() {
-    let ilert = ILertSimulator::start(ILERT_KEY).await.unwrap();
-    let ilert_url = ilert.url();
-    let (app, test) = two_instances(move |secret, _| {
-        secret["ilert_api_key"] = json!(ILERT_KEY);
-        secret["ilert_api_url"] = json!(ilert_url);
+    let (app, test, ilert) = two_instances_both_ways(|secret| {
         secret["servicenow_token"] = json!(PUSH_TOKEN);
     })
     .await;
@@ -344,7 +347,7 @@ async fn the_push_reads_the_incident_on_the_instance_it_names() {
 /// answered with the instances that token opens, never the others'.
 #[tokio::test]
 async fn an_unknown_instance_is_answered_with_only_the_instances_the_caller_may_use() {
-    let (app, _test) = two_instances(|secret, _| {
+    let (app, _test) = two_instances(|secret| {
         secret["instances"]["acme-test"]["webhook_token"] = json!("test-only-token");
     })
     .await;
@@ -404,13 +407,7 @@ async fn a_default_instance_the_secret_lacks_is_a_500_and_an_empty_one_clears_it
 /// the key's calls than a pass over one may (50), where each alone would take 50.
 #[tokio::test]
 async fn instances_sharing_an_ilert_key_share_its_calls() {
-    let ilert = ILertSimulator::start(ILERT_KEY).await.unwrap();
-    let ilert_url = ilert.url();
-    let (app, test) = two_instances(move |secret, _| {
-        secret["ilert_api_key"] = json!(ILERT_KEY);
-        secret["ilert_api_url"] = json!(ilert_url);
-    })
-    .await;
+    let (app, test, ilert) = two_instances_both_ways(|_| {}).await;
     for (offset, simulator) in [(3_000_000_u64, &app.servicenow), (3_100_000, &test)] {
         for n in 0..40 {
             let alert_id = offset + n;

@@ -839,14 +839,7 @@ async fn send_shows_a_variable_it_cannot_use_and_its_500() {
 /// `send --instance` sends to that one.
 #[tokio::test(flavor = "multi_thread")]
 async fn check_and_send_work_per_instance() {
-    let test = simulator::ServiceNowSimulator::start(SN_USER, SN_PASSWORD)
-        .await
-        .unwrap();
-    let test_url = test.url();
-    let app = TestApp::spawn_with(Default::default(), move |secret| {
-        as_two_instances(secret, test_url)
-    })
-    .await;
+    let (app, test) = spawn_two_instances().await;
     test.inject(None, Fault::status(401, None));
     let both = run(&app, &["check"]).await;
     let instances: Vec<&str> = both

@@ -605,20 +605,14 @@ async fn a_queued_event_reaches_the_instance_its_webhook_url_named() {
     let sqs = moto().sqs().await;
     let queues = FifoQueues::create(&sqs, "instances", 400).await;
     let aws = aws_config_for_moto().await;
-    let test = simulator::ServiceNowSimulator::start(SN_USER, SN_PASSWORD)
-        .await
-        .unwrap();
-    let test_url = test.url();
-    let app = TestApp::spawn_with(Default::default(), move |secret| {
-        as_two_instances(secret, test_url)
-    })
-    .await
-    .with_time_budget(Duration::from_secs(5))
-    .with_queue(SqsQueue::new(
-        &aws,
-        queues.queue_url.clone(),
-        queues.dead_letter_url.clone(),
-    ));
+    let (app, test) = spawn_two_instances().await;
+    let app = app
+        .with_time_budget(Duration::from_secs(5))
+        .with_queue(SqsQueue::new(
+            &aws,
+            queues.queue_url.clone(),
+            queues.dead_letter_url.clone(),
+        ));
     let consumer = app.handler.consumer().unwrap();
     let source = EventSource::new(sqs, &queues.queue_url);
     for instance in ["acme-test", "acme-prod"] {

@@ -552,16 +552,6 @@ impl<S: SecretSource> ConnectionCache<S> {
         self.fetch_into(&mut cached).await
     }
 
-    /// The connection a secret of one holds, or `default` of several: what the operator's
-    /// commands and the tests of one instance use.
-    pub async fn get(&self) -> Result<Arc<Connection>, SecretError> {
-        let connections = self.all().await?;
-        connections
-            .pick(None)
-            .cloned()
-            .map_err(|unknown| SecretError::Misconfigured(unknown.to_string()))
-    }
-
     /// Reads the secret again, bypassing the cache, because `stale` was refused (a rotated
     /// password), and returns the connection of the same name. If another request already
     /// refreshed it, that copy is used.

@@ -223,7 +223,6 @@ struct Behind {
     incident: Incident,
 }
 
-/// Who the API key acts as, learned once per key.
 /// Who each API key acts as (by the key's fingerprint: each connection may have its own).
 #[derive(Default)]
 struct KeyUser {
@@ -248,19 +247,10 @@ impl<T: IncidentTable> BackSync<T> {
 
     /// One scheduled pass: the open alerts → their incidents ahead of them → one call each,
     /// as far as this pass's share of iLert's rate limit and its time allow.
-    pub async fn pass(&self, connection: &Connection, budget: &Budget) -> PassReport {
-        self.pass_sharing_key(connection, 1, budget).await
-    }
-
-    /// A pass whose iLert API key `sharers` connections use at once (one secret, several
-    /// instances, one iLert account): each gets that share of the key's calls, so that all
-    /// of them together stay within what one pass may spend.
-    pub async fn pass_sharing_key(
-        &self,
-        connection: &Connection,
-        sharers: u32,
-        budget: &Budget,
-    ) -> PassReport {
+    /// `sharers`: how many connections use this connection's iLert API key in this pass (one
+    /// secret, several instances, one iLert account): each gets that share of the key's
+    /// calls, so that all of them together stay within what one pass may spend.
+    pub async fn pass(&self, connection: &Connection, sharers: u32, budget: &Budget) -> PassReport {
         let mut report = PassReport::default();
         let Some(ilert) = &connection.ilert else {
             report.failure = Some(BackSyncError::Off);

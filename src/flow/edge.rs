@@ -611,32 +611,28 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
         };
         let several = connections.several();
         // Connections that share an iLert key share its rate limit.
-        let mut sharers = std::collections::HashMap::<String, u32>::new();
-        for ilert in connections.all().filter_map(|c| c.ilert.as_ref()) {
-            *sharers.entry(key_fingerprint(ilert)).or_default() += 1;
-        }
-        let sharers = &sharers;
-        let passes = connections.all().map(|connection| async move {
-            let budget = Budget::new(PASS_TIME_CAP, lambda_deadline_ms);
-            let sharing = connection
-                .ilert
-                .as_ref()
-                .and_then(|ilert| sharers.get(&key_fingerprint(ilert)).copied())
-                .unwrap_or(1);
-            let report = self
-                .back_sync
-                .pass_sharing_key(connection, sharing, &budget)
-                .await;
-            let instance = several.then_some(connection.name.as_str());
-            pass_finished(
-                &report,
-                instance,
-                budget.spending(),
-                started.elapsed(),
-                &self.metrics,
-            );
-            report
-        });
+        let keys: Vec<Option<String>> = connections
+            .all()
+            .map(|connection| connection.ilert.as_ref().map(key_fingerprint))
+            .collect();
+        let keys = &keys;
+        let passes = connections
+            .all()
+            .zip(keys)
+            .map(|(connection, key)| async move {
+                let budget = Budget::new(PASS_TIME_CAP, lambda_deadline_ms);
+                let sharers = keys.iter().filter(|other| *other == key).count() as u32;
+                let report = self.back_sync.pass(connection, sharers, &budget).await;
+                let instance = several.then_some(connection.name.as_str());
+                pass_finished(
+                    &report,
+                    instance,
+                    budget.spending(),
+                    started.elapsed(),
+                    &self.metrics,
+                );
+                report
+            });
         PassReport::combined(futures_util::future::join_all(passes).await)
     }
 }

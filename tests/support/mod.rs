@@ -253,13 +253,21 @@ pub fn handler_with_defaults<Q: ilert_servicenow::adapters::queue::EventQueue>(
     .with_settle_delay(Duration::ZERO)
 }
 
-/// Turns the app's secret of one connection into one of two: `acme-prod` (the app's own
-/// simulator) and `acme-test` at `other_url`, with the same credentials.
-pub fn as_two_instances(secret: &mut Value, other_url: String) {
-    let prod = secret.clone();
-    let mut other = secret.clone();
-    other["instance_url"] = json!(other_url);
-    *secret = json!({ "instances": { "acme-prod": prod, "acme-test": other } });
+/// The function with a secret of two connections: `acme-prod` (the app's own simulator) and
+/// `acme-test` (the simulator returned), with the same credentials.
+pub async fn spawn_two_instances() -> (TestApp, ServiceNowSimulator) {
+    let test = ServiceNowSimulator::start(SN_USER, SN_PASSWORD)
+        .await
+        .unwrap();
+    let test_url = test.url();
+    let app = TestApp::spawn_with(Settings::default(), move |secret| {
+        let prod = secret.clone();
+        let mut other = secret.clone();
+        other["instance_url"] = json!(test_url);
+        *secret = json!({ "instances": { "acme-prod": prod, "acme-test": other } });
+    })
+    .await;
+    (app, test)
 }
 
 pub fn event(name: &str) -> WebhookRequest {
