@@ -55,6 +55,25 @@ pub(crate) fn iso_millis(seconds: i64, nanos: u32) -> String {
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z")
 }
 
+/// Milliseconds since the epoch of an ISO-8601 UTC date-time as iLert's API takes `from` and
+/// `until` (`2021-05-25T21:24:56.771Z`, the fraction optional); `None` for anything else.
+pub(crate) fn parse_iso_millis(text: &str) -> Option<i64> {
+    let text = text.strip_suffix('Z')?;
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let seconds = parse_glide_date_time(&whole.replacen('T', " ", 1))?;
+    if whole.as_bytes().get(10) != Some(&b'T') {
+        return None;
+    }
+    let millis = match fraction.len() {
+        0 => 0,
+        1..=9 if fraction.bytes().all(|b| b.is_ascii_digit()) => {
+            format!("{fraction:0<3}")[..3].parse::<i64>().ok()?
+        }
+        _ => return None,
+    };
+    Some(seconds * 1000 + millis)
+}
+
 /// iLert's webhook `timestamp`, with nanoseconds: `2025-10-17T10:41:12.019377120Z`.
 pub(crate) fn iso_nanos(seconds: i64, nanos: u32) -> String {
     let (year, month, day, hour, minute, second) = civil(seconds);
@@ -132,5 +151,15 @@ mod tests {
         assert_eq!(parse_glide_date_time(""), None);
         assert_eq!(parse_glide_date_time("2025-10-17T10:41:12"), None);
         assert_eq!(parse_glide_date_time("2025-13-17 10:41:12"), None);
+        assert_eq!(
+            parse_iso_millis("2025-10-17T10:41:12.004Z"),
+            Some(1_760_697_672_004)
+        );
+        assert_eq!(
+            parse_iso_millis("2025-10-17T10:41:12Z"),
+            Some(1_760_697_672_000)
+        );
+        assert_eq!(parse_iso_millis("2025-10-17 10:41:12.004Z"), None);
+        assert_eq!(parse_iso_millis("2025-10-17T10:41:12.004"), None);
     }
 }

@@ -1,5 +1,8 @@
 //! iLert's REST API, as far as a ServiceNow → iLert sync goes: who the API key acts as, reading
-//! an alert or listing the open ones, accepting and resolving it. It keeps the real API's traps: a wrong or revoked key
+//! an alert, listing or counting alerts, accepting and resolving it, as iLert's OpenAPI
+//! description documents them (see [`crate::ilert_contract`]). A parameter the description does
+//! not have is ignored, as a real server ignores it: a misnamed filter lists every alert. It
+//! keeps the real API's traps: a wrong or revoked key
 //! is a `403 KEY_ERROR`, not a 401; the rate limit (120 calls a minute per key, a sliding
 //! window) answers 429 with no `Retry-After` and no rate-limit headers; the lifecycle only moves
 //! forward, so accepting twice or resolving twice is no transition; and every accept or resolve
@@ -20,6 +23,8 @@ use std::time::{Duration, Instant};
 pub struct ILertRequest {
     pub method: String,
     pub path: String,
+    /// The query string as sent, `""` when there was none.
+    pub query: String,
     /// The status answered; 0 when the connection was cut instead.
     pub status: u16,
 }
@@ -125,10 +130,24 @@ impl Responder {
     }
 }
 
+/// The order `GET /api/alerts` lists alerts in. iLert does not document one, so a client must
+/// work with either, and the tests run both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ListOrder {
+    /// By `reportTime`, newest first (ties: the higher id first).
+    #[default]
+    NewestFirst,
+    /// By `reportTime`, oldest first (ties: the lower id first).
+    OldestFirst,
+}
+
 #[derive(Debug, Clone)]
 struct Alert {
     id: u64,
     status: AlertStatus,
+    /// `reportTime` in milliseconds since the epoch: what `from` and `until` filter on.
+    report_ms: i64,
+    source_id: u64,
     summary: String,
     details: String,
     alert_key: String,
@@ -139,11 +158,13 @@ struct Alert {
 }
 
 impl Alert {
-    fn source() -> Value {
-        json!({
-            "id": ILertSimulator::ALERT_SOURCE_ID,
-            "name": ILertSimulator::ALERT_SOURCE_NAME,
-        })
+    fn source(&self) -> Value {
+        let name = if self.source_id == ILertSimulator::ALERT_SOURCE_ID {
+            ILertSimulator::ALERT_SOURCE_NAME.to_owned()
+        } else {
+            format!("Source {}", self.source_id)
+        };
+        json!({ "id": self.source_id, "name": name })
     }
 
     fn responders_json(&self) -> Value {
@@ -158,7 +179,7 @@ impl Alert {
             "summary": self.summary,
             "details": self.details,
             "alertKey": self.alert_key,
-            "alertSource": Self::source(),
+            "alertSource": self.source(),
             "reportTime": self.report_time,
             "priority": "HIGH",
             "responders": self.responders_json(),
@@ -185,7 +206,7 @@ impl Alert {
             "eventType": event_type,
             "priority": "HIGH",
             "alertKey": self.alert_key,
-            "alertSource": Self::source(),
+            "alertSource": self.source(),
             "escalationPolicy": { "id": 2256025, "name": "Platform On-Call" },
             "assignedTo": actor.assignee_json(),
             "responders": self.responders_json(),
@@ -256,6 +277,14 @@ struct ILertState {
     echoes_made: u64,
     requests: Vec<ILertRequest>,
     faults: VecDeque<(Option<Method>, ILertFault)>,
+    order: ListOrder,
+    /// List requests answered so far, and the alerts someone else resolves once a given
+    /// number of them has been answered (a change between two pages).
+    lists_answered: u64,
+    resolved_between_pages: VecDeque<(u64, Vec<u64>)>,
+    /// Parameters this API does not know (an older or other API behind `ilert_api_url`): it
+    /// ignores them, as it ignores any unknown one.
+    unknown_parameters: Vec<String>,
     latency: Duration,
     rate_limit: SlidingWindow,
     redundant_actions: u64,
@@ -308,6 +337,7 @@ impl ILertState {
         self.requests.push(ILertRequest {
             method: method.to_string(),
             path: path.to_owned(),
+            query: query.unwrap_or_default().to_owned(),
             status: answer.as_ref().map_or(0, |(status, _)| status.as_u16()),
         });
         answer.map(|(status, body)| respond_json(status, &body))
@@ -349,7 +379,13 @@ impl ILertState {
     fn route(&mut self, method: &Method, path: &str, query: Option<&str>) -> Answer {
         let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
         match (method, segments.as_slice()) {
-            (&Method::GET, ["", "api", "alerts"]) => self.list(query.unwrap_or_default()),
+            (&Method::GET, ["", "api", "alerts"]) => {
+                let answer = self.list(query.unwrap_or_default());
+                self.lists_answered += 1;
+                self.resolve_between_pages();
+                answer
+            }
+            (&Method::GET, ["", "api", "alerts", "count"]) => self.count(query.unwrap_or_default()),
             (&Method::GET, ["", "api", "users", "current"]) => {
                 (StatusCode::OK, SYNC_USER.api_json())
             }
@@ -367,13 +403,18 @@ impl ILertState {
         }
     }
 
-    /// `GET /api/alerts?state=…&start-index=…&max-results=…` as iLert's official Go client
-    /// calls it: the alerts in the given states (repeated `state`; none: every alert), by id,
-    /// a page at a time of at most 100 (more is refused, as iLert documents its maximum).
+    /// `GET /api/alerts` as iLert's OpenAPI describes it: the alerts in the `states` asked for
+    /// (repeated; none: every alert), of the `sources` asked for, reported at or after `from`
+    /// and before `until` (the description says only "based on reportTime": the stand-in
+    /// takes the window half-open), in [`ListOrder`], a page of `max-results` (default 50,
+    /// at most 100) from `start-index`. Any other parameter is ignored.
     fn list(&self, query: &str) -> Answer {
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
+        let query = &self.known_only(query);
+        let filter = match Filter::parse(query) {
+            Ok(filter) => filter,
+            Err(answer) => return answer,
+        };
+        let pairs = query_pairs(query);
         let number = |name: &str, default: usize| {
             pairs
                 .iter()
@@ -390,20 +431,68 @@ impl ILertState {
                 "max-results must be at most 100",
             );
         }
-        let states: Vec<&str> = pairs
-            .iter()
-            .filter(|(key, _)| key == "state")
-            .map(|(_, value)| value.as_str())
-            .collect();
-        let page: Vec<Value> = self
+        let mut listed: Vec<&Alert> = self
             .alerts
             .values()
-            .filter(|alert| states.is_empty() || states.contains(&alert.status.as_str()))
+            .filter(|alert| filter.matches(alert))
+            .collect();
+        match self.order {
+            ListOrder::NewestFirst => {
+                listed.sort_by_key(|a| std::cmp::Reverse((a.report_ms, a.id)));
+            }
+            ListOrder::OldestFirst => {
+                listed.sort_by_key(|a| (a.report_ms, a.id));
+            }
+        }
+        let page: Vec<Value> = listed
+            .into_iter()
             .skip(start)
             .take(max)
             .map(Alert::api_json)
             .collect();
         (StatusCode::OK, Value::Array(page))
+    }
+
+    /// `GET /api/alerts/count`: `{"count": n}` for the same filters as the list.
+    fn count(&self, query: &str) -> Answer {
+        match Filter::parse(&self.known_only(query)) {
+            Ok(filter) => {
+                let count = self.alerts.values().filter(|a| filter.matches(a)).count();
+                (StatusCode::OK, json!({ "count": count }))
+            }
+            Err(answer) => answer,
+        }
+    }
+
+    /// The query without the parameters this API does not know.
+    fn known_only(&self, query: &str) -> String {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                query_pairs(query)
+                    .into_iter()
+                    .filter(|(key, _)| !self.unknown_parameters.contains(key)),
+            )
+            .finish()
+    }
+
+    /// Someone else resolves the alerts due once this many lists have been answered.
+    fn resolve_between_pages(&mut self) {
+        while self
+            .resolved_between_pages
+            .front()
+            .is_some_and(|(after, _)| *after <= self.lists_answered)
+        {
+            let Some((_, ids)) = self.resolved_between_pages.pop_front() else {
+                break;
+            };
+            for id in ids {
+                if let Some(alert) = self.alerts.get_mut(&id) {
+                    let (seconds, nanos) = clock::now();
+                    alert.status = AlertStatus::Resolved;
+                    alert.resolved_on = Some(clock::iso_millis(seconds, nanos));
+                }
+            }
+        }
     }
 
     /// The alert a path segment names: digits only, as iLert's ids are.
@@ -485,6 +574,65 @@ impl ILertState {
     }
 }
 
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// The filters the list and the count share: `states`, `sources`, `from`, `until`.
+struct Filter {
+    states: Vec<AlertStatus>,
+    sources: Vec<u64>,
+    from: Option<i64>,
+    until: Option<i64>,
+}
+
+impl Filter {
+    /// A value the description's types refuse (a state not in its enum, a source that is not
+    /// a number, a date that is not ISO-8601) is a 400.
+    fn parse(query: &str) -> Result<Self, Answer> {
+        let bad = |what: &str| error(StatusCode::BAD_REQUEST, "BAD_REQUEST", what);
+        let mut filter = Self {
+            states: Vec::new(),
+            sources: Vec::new(),
+            from: None,
+            until: None,
+        };
+        for (key, value) in query_pairs(query) {
+            match key.as_str() {
+                "states" => filter.states.push(match value.as_str() {
+                    "PENDING" => AlertStatus::Pending,
+                    "ACCEPTED" => AlertStatus::Accepted,
+                    "RESOLVED" => AlertStatus::Resolved,
+                    _ => return Err(bad("states must be PENDING, ACCEPTED or RESOLVED")),
+                }),
+                "sources" => filter
+                    .sources
+                    .push(value.parse().map_err(|_| bad("sources must be numbers"))?),
+                "from" | "until" => {
+                    let at = clock::parse_iso_millis(&value)
+                        .ok_or_else(|| bad("from and until must be ISO-8601 date-times"))?;
+                    if key == "from" {
+                        filter.from = Some(at);
+                    } else {
+                        filter.until = Some(at);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(filter)
+    }
+
+    fn matches(&self, alert: &Alert) -> bool {
+        (self.states.is_empty() || self.states.contains(&alert.status))
+            && (self.sources.is_empty() || self.sources.contains(&alert.source_id))
+            && self.from.is_none_or(|from| alert.report_ms >= from)
+            && self.until.is_none_or(|until| alert.report_ms < until)
+    }
+}
+
 /// iLert's REST API for one user API key, reached over HTTP on loopback.
 #[derive(Clone)]
 pub struct ILertSimulator {
@@ -520,6 +668,10 @@ impl ILertSimulator {
             echoes_made: 0,
             requests: Vec::new(),
             faults: VecDeque::new(),
+            order: ListOrder::default(),
+            lists_answered: 0,
+            resolved_between_pages: VecDeque::new(),
+            unknown_parameters: Vec::new(),
             latency: Duration::ZERO,
             rate_limit: SlidingWindow::new(120, Duration::from_secs(60)),
             redundant_actions: 0,
@@ -574,18 +726,33 @@ impl ILertSimulator {
     /// # Panics
     /// On any other status: a test mistake.
     pub fn add_alert(&self, id: u64, status: &str) {
+        let (seconds, nanos) = clock::now();
+        let now_ms = seconds * 1000 + i64::from(nanos / 1_000_000);
+        self.add_alert_reported(id, status, now_ms, Self::ALERT_SOURCE_ID);
+    }
+
+    /// Adds (or replaces) alert `id` as [`add_alert`](Self::add_alert) does, reported at
+    /// `report_ms` (milliseconds since the epoch) from alert source `source_id`.
+    ///
+    /// # Panics
+    /// On a status that is not an iLert status: a test mistake.
+    pub fn add_alert_reported(&self, id: u64, status: &str, report_ms: i64, source_id: u64) {
         let status = match status {
             "PENDING" => AlertStatus::Pending,
             "ACCEPTED" => AlertStatus::Accepted,
             "RESOLVED" => AlertStatus::Resolved,
             other => panic!("{other:?} is not an iLert alert status"),
         };
-        let (seconds, nanos) = clock::now();
-        let now = clock::iso_millis(seconds, nanos);
+        let now = clock::iso_millis(
+            report_ms.div_euclid(1000),
+            (report_ms.rem_euclid(1000) as u32) * 1_000_000,
+        );
         let worked_on = status != AlertStatus::Pending;
         let alert = Alert {
             id,
             status,
+            report_ms,
+            source_id,
             summary: format!("Host {id} is DOWN"),
             details: format!("Host {id} stopped answering pings from the monitoring probe."),
             alert_key: format!("host-{id}-down"),
@@ -667,15 +834,42 @@ impl ILertSimulator {
         self.lock().faults.push_back((method, fault));
     }
 
-    /// Injected faults that no request has met yet: a test whose fault was never met proved
-    /// nothing about it.
+    /// Injected faults (and changes between pages) that no request has met yet: a test whose
+    /// fault was never met proved nothing about it.
     pub fn faults_pending(&self) -> usize {
-        self.lock().faults.len()
+        let state = self.lock();
+        state.faults.len() + state.resolved_between_pages.len()
+    }
+
+    /// The order `GET /api/alerts` lists in (iLert documents none).
+    pub fn set_list_order(&self, order: ListOrder) {
+        self.lock().order = order;
+    }
+
+    /// Someone else (the on-call engineer in iLert's app) resolves `ids` once `lists` more
+    /// list requests have been answered: the set changes between two pages of a reader.
+    pub fn resolve_after_lists(&self, lists: u64, ids: Vec<u64>) {
+        let mut state = self.lock();
+        let after = state.lists_answered + lists;
+        state.resolved_between_pages.push_back((after, ids));
+    }
+
+    /// From now on the API does not know `parameter` and ignores it, as an API of another
+    /// version would: a `states` it ignores lists every alert.
+    pub fn forget_parameter(&self, parameter: &str) {
+        self.lock().unknown_parameters.push(parameter.to_owned());
+    }
+
+    /// `GET /api/alerts` requests answered so far.
+    pub fn lists_answered(&self) -> u64 {
+        self.lock().lists_answered
     }
 
     /// Drops every fault still queued.
     pub fn clear_faults(&self) {
-        self.lock().faults.clear();
+        let mut state = self.lock();
+        state.faults.clear();
+        state.resolved_between_pages.clear();
     }
 
     /// Every request received, with what it was answered, oldest first.

@@ -5,6 +5,7 @@
 
 mod clock;
 mod ilert;
+pub mod ilert_contract;
 mod runtime_api;
 mod secrets_manager;
 mod server;
@@ -14,7 +15,7 @@ mod sqs_send;
 mod tls;
 pub mod tools;
 
-pub use ilert::{ILertFault, ILertRequest, ILertSimulator};
+pub use ilert::{ILertFault, ILertRequest, ILertSimulator, ListOrder};
 pub use runtime_api::{process_cpu_time, Invocation, RuntimeApiSimulator};
 pub use secrets_manager::SecretsManagerSimulator;
 pub use server::ServerStats;

@@ -454,38 +454,113 @@ async fn latency_comes_before_every_answer() {
     assert!(started.elapsed() >= Duration::from_millis(200));
 }
 
+fn ids(answer: &Answer) -> Vec<u64> {
+    answer
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_u64().unwrap())
+        .collect()
+}
+
+/// iLert's OpenAPI (v2.2026.5-r.3): `states` (repeated), `start-index`, `max-results` (default
+/// 50, at most 100); a parameter it does not have, such as the Go client's `state`, is ignored.
 #[tokio::test]
-async fn open_alerts_are_listed_a_page_at_a_time_as_ilerts_go_client_asks() {
+async fn alerts_are_listed_by_the_documented_states_filter_and_an_unknown_one_is_ignored() {
     let api = Api::start().await;
     for id in 1..=5 {
-        api.ilert.add_alert(id, "PENDING");
+        api.ilert
+            .add_alert_reported(id, "PENDING", 1_000_000 + id as i64, 7);
     }
-    api.ilert.add_alert(6, "ACCEPTED");
-    api.ilert.add_alert(7, "RESOLVED");
-    let ids = |answer: &Answer| -> Vec<u64> {
-        answer
-            .body
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["id"].as_u64().unwrap())
-            .collect()
-    };
+    api.ilert.add_alert_reported(6, "ACCEPTED", 1_000_006, 7);
+    api.ilert.add_alert_reported(7, "RESOLVED", 1_000_007, 7);
+    for id in 100..160 {
+        api.ilert
+            .add_alert_reported(id, "RESOLVED", 500_000 + id as i64, 8);
+    }
 
-    let open = "/api/alerts?state=PENDING&state=ACCEPTED";
+    let open = "/api/alerts?states=PENDING&states=ACCEPTED";
     let first = api
         .call("GET", &format!("{open}&start-index=0&max-results=4"))
         .await;
     assert_eq!(first.status, 200);
-    assert_eq!(ids(&first), [1, 2, 3, 4]);
+    assert_eq!(ids(&first), [6, 5, 4, 3], "newest first by default");
     let second = api
         .call("GET", &format!("{open}&start-index=4&max-results=4"))
         .await;
-    assert_eq!(ids(&second), [5, 6], "a short page is the last");
-    assert_eq!(second.body[1]["status"], "ACCEPTED");
+    assert_eq!(ids(&second), [2, 1], "a short page is the last");
 
+    let misnamed = api
+        .call("GET", "/api/alerts?state=PENDING&state=ACCEPTED")
+        .await;
+    assert_eq!(
+        ids(&misnamed).len(),
+        50,
+        "`state` is not iLert's parameter: ignored, every alert listed, 50 by default"
+    );
     let everything = api.call("GET", "/api/alerts?max-results=100").await;
-    assert_eq!(ids(&everything).len(), 7, "no state: every alert");
+    assert_eq!(ids(&everything).len(), 67, "no states: every alert");
     let too_many = api.call("GET", "/api/alerts?max-results=101").await;
     assert_eq!(too_many.status, 400, "iLert's maximum page is 100");
+    let unknown_state = api.call("GET", "/api/alerts?states=OPEN").await;
+    assert_eq!(unknown_state.status, 400, "not in the enum");
+
+    let count = api
+        .call("GET", "/api/alerts/count?states=PENDING&states=ACCEPTED")
+        .await;
+    assert_eq!(count.body, json!({ "count": 6 }));
+    let by_source = api.call("GET", "/api/alerts/count?sources=8").await;
+    assert_eq!(by_source.body, json!({ "count": 60 }));
+
+    api.ilert.forget_parameter("states");
+    let ignored = api.call("GET", &format!("{open}&max-results=100")).await;
+    assert_eq!(
+        ids(&ignored).len(),
+        67,
+        "an API without `states` lists everything"
+    );
+}
+
+#[tokio::test]
+async fn from_and_until_filter_on_report_time_and_the_order_can_be_oldest_first() {
+    let api = Api::start().await;
+    // 2025-10-17T10:41:12.000Z and the following seconds.
+    let base = 1_760_697_672_000;
+    for id in 1..=6 {
+        api.ilert
+            .add_alert_reported(id, "PENDING", base + (id as i64) * 1000, 7);
+    }
+    let window = "/api/alerts?from=2025-10-17T10:41:14.000Z&until=2025-10-17T10:41:17.000Z";
+    assert_eq!(
+        ids(&api.call("GET", window).await),
+        [4, 3, 2],
+        "from ≤ reportTime < until"
+    );
+    assert_eq!(
+        api.call("GET", "/api/alerts?from=yesterday").await.status,
+        400
+    );
+    api.ilert.set_list_order(simulator::ListOrder::OldestFirst);
+    assert_eq!(ids(&api.call("GET", window).await), [2, 3, 4]);
+    let listed = api.call("GET", "/api/alerts?max-results=1").await;
+    assert_eq!(listed.body[0]["reportTime"], "2025-10-17T10:41:13.000Z");
+}
+
+#[tokio::test]
+async fn alerts_resolved_by_someone_else_between_two_pages_leave_the_list() {
+    let api = Api::start().await;
+    for id in 1..=10 {
+        api.ilert
+            .add_alert_reported(id, "PENDING", 1_000_000 + id as i64, 7);
+    }
+    api.ilert.resolve_after_lists(1, vec![9, 10]);
+    let open = "/api/alerts?states=PENDING&max-results=4";
+    assert_eq!(ids(&api.call("GET", open).await), [10, 9, 8, 7]);
+    assert_eq!(api.ilert.faults_pending(), 0, "the change was made");
+    assert_eq!(
+        ids(&api.call("GET", &format!("{open}&start-index=4")).await),
+        [4, 3, 2, 1],
+        "paged by index, alerts 6 and 5 slid onto the page already read"
+    );
 }
