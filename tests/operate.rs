@@ -644,13 +644,35 @@ async fn check_proves_the_ilert_key_says_who_it_acts_as_and_names_a_refused_one(
         key.contains("acts as ServiceNow Sync <servicenow-sync@example.com> (iLert user 900001)"),
         "{key}"
     );
+    let open = line(&passed, "ilert open alerts");
+    assert!(
+        open.starts_with("OK") && open.contains("1 alert(s) open") && open.contains("honoured"),
+        "{open}"
+    );
     let reads = line(&passed, "back-sync reads");
     assert!(
-        reads.starts_with("OK") && reads.contains("1 alert(s) open"),
+        reads.starts_with("OK") && reads.contains("1 incident(s) in ServiceNow"),
         "{reads}"
     );
     assert!(line(&passed, "push").starts_with("OK"));
     assert!(!passed.stdout.contains(ILERT_KEY) && !passed.stdout.contains(PUSH_TOKEN));
+
+    for request in ilert.requests() {
+        let documented =
+            simulator::ilert_contract::documented(&request.method, &request.path, &request.query);
+        assert_eq!(documented, Ok(()), "check's request {request:?}");
+    }
+
+    // An API behind ilert_api_url that does not know `states` lists resolved alerts too.
+    ilert.forget_parameter("states");
+    ilert.add_alert(12797431, "RESOLVED");
+    let ignored = run(&app, &["check"]).await;
+    assert_eq!(ignored.code, Some(1), "{}", ignored.stdout);
+    let open = line(&ignored, "ilert open alerts");
+    assert!(
+        open.starts_with("FAIL") && open.contains("did not honour the filter"),
+        "{open}"
+    );
 
     ilert.revoke_key();
     let refused = run(&app, &["check"]).await;

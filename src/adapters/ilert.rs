@@ -5,6 +5,7 @@
 use crate::adapters::http::{retry_after, url_below};
 use crate::adapters::secrets::ILertAccount;
 use crate::domain::alert::{shorten, AlertId, AlertStatus, Person};
+use crate::domain::alert_scan::{Listed, Window};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -52,17 +53,22 @@ struct AlertBody {
 pub const OPEN_ALERTS_PAGE: usize = 100;
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ListedAlert {
     id: u64,
     status: String,
+    #[serde(default)]
+    report_time: Option<String>,
 }
 
-/// One page of the open alerts, and whether it was the last.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenAlertsPage {
-    pub open: Vec<(AlertId, AlertStatus)>,
-    pub last: bool,
+#[derive(Deserialize)]
+struct CountBody {
+    count: u64,
 }
+
+/// The filter for the alerts the way back may act on: iLert's `states`, repeated (its OpenAPI
+/// has no `state`, the name its Go client sends; a server ignores that and lists everything).
+const OPEN_STATES: [(&str, &str); 2] = [("states", "PENDING"), ("states", "ACCEPTED")];
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -140,21 +146,27 @@ impl ILertApi {
         alert_from(&body)
     }
 
-    /// One page of the alerts still open (PENDING or ACCEPTED), `GET /api/alerts` as iLert's
-    /// own clients call it: `state` filters, `start-index`, `max-results` (at most
-    /// [`OPEN_ALERTS_PAGE`]). Each alert's own status is read, not the filter's promise: a
-    /// filter the API ignored would list resolved alerts too, and they are left out here.
+    /// One page of the alerts still open (PENDING or ACCEPTED) reported within `window`:
+    /// `GET /api/alerts?states=PENDING&states=ACCEPTED&from=…&until=…&start-index=…&max-results=100`.
+    /// Every alert is returned with the status it shows, not the filter's promise: one that
+    /// is not open tells that the filter was not honoured, and the caller leaves it out.
     pub async fn open_alerts(
         &self,
         account: &ILertAccount,
-        start_index: usize,
-    ) -> Result<OpenAlertsPage, ILertError> {
+        window: &Window,
+    ) -> Result<Vec<Listed>, ILertError> {
         let mut url = api_url(account, &["api", "alerts"]);
-        url.query_pairs_mut()
-            .append_pair("state", "PENDING")
-            .append_pair("state", "ACCEPTED")
-            .append_pair("start-index", &start_index.to_string())
-            .append_pair("max-results", &OPEN_ALERTS_PAGE.to_string());
+        {
+            let mut query = url.query_pairs_mut();
+            query.extend_pairs(OPEN_STATES);
+            if let Some(from) = window.from_ms {
+                query.append_pair("from", &iso_millis(from));
+            }
+            query
+                .append_pair("until", &iso_millis(window.until_ms))
+                .append_pair("start-index", &window.start_index.to_string())
+                .append_pair("max-results", &OPEN_ALERTS_PAGE.to_string());
+        }
         let body = self
             .call(account, Method::GET, url, "list open alerts")
             .await?;
@@ -163,16 +175,32 @@ impl ILertApi {
                 message: "iLert's answer to /api/alerts is not a list of alerts".into(),
                 retry_after: None,
             })?;
-        let last = listed.len() < OPEN_ALERTS_PAGE;
-        let open = listed
+        Ok(listed
             .into_iter()
             .filter_map(|alert| {
-                let id = AlertId::parse(&alert.id.to_string()).ok()?;
-                let status = AlertStatus::from_label(&alert.status)?;
-                (status != AlertStatus::Resolved).then_some((id, status))
+                Some(Listed {
+                    id: AlertId::parse(&alert.id.to_string()).ok()?,
+                    status: AlertStatus::from_label(&alert.status)?,
+                    report_ms: alert.report_time.as_deref().and_then(epoch_millis),
+                })
             })
-            .collect();
-        Ok(OpenAlertsPage { open, last })
+            .collect())
+    }
+
+    /// `GET /api/alerts/count?states=PENDING&states=ACCEPTED`: how many alerts the key sees
+    /// open.
+    pub async fn count_open_alerts(&self, account: &ILertAccount) -> Result<u64, ILertError> {
+        let mut url = api_url(account, &["api", "alerts", "count"]);
+        url.query_pairs_mut().extend_pairs(OPEN_STATES);
+        let body = self
+            .call(account, Method::GET, url, "count open alerts")
+            .await?;
+        let count: CountBody =
+            serde_json::from_slice(&body).map_err(|_| ILertError::Transient {
+                message: "iLert's answer to /api/alerts/count is not a count".into(),
+                retry_after: None,
+            })?;
+        Ok(count.count)
     }
 
     /// `GET /api/users/current`: the user the API key acts as.
@@ -232,6 +260,23 @@ impl ILertApi {
         }
         Err(verdict(status, retry_after, &body, what))
     }
+}
+
+/// Milliseconds since the epoch as iLert's API takes `from` and `until`: ISO-8601 UTC,
+/// `2021-05-25T21:24:56.771Z`.
+fn iso_millis(ms: i64) -> String {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    DateTime::from_millis(ms)
+        .fmt(Format::DateTime)
+        .unwrap_or_default()
+}
+
+/// An alert's `reportTime` (RFC 3339) in milliseconds since the epoch.
+fn epoch_millis(text: &str) -> Option<i64> {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    DateTime::from_str(text.trim(), Format::DateTimeWithOffset)
+        .ok()
+        .and_then(|time| time.to_millis().ok())
 }
 
 /// A path below the API's base URL.
@@ -328,6 +373,16 @@ mod tests {
             verdict(StatusCode::BAD_REQUEST, None, b"{}", "accept alert"),
             ILertError::Refused(_)
         ));
+    }
+
+    #[test]
+    fn list_bounds_are_written_and_report_times_read_to_the_millisecond() {
+        assert_eq!(iso_millis(1_760_697_672_004), "2025-10-17T10:41:12.004Z");
+        assert_eq!(
+            epoch_millis("2025-10-17T10:41:12.004Z"),
+            Some(1_760_697_672_004)
+        );
+        assert_eq!(epoch_millis("yesterday"), None);
     }
 
     #[test]

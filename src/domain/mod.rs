@@ -3,6 +3,7 @@
 //! desk's work asks of the alert on the way back.
 
 pub mod alert;
+pub mod alert_scan;
 pub mod back_sync;
 pub mod decision;
 pub mod incident;

@@ -23,9 +23,10 @@ use crate::adapters::ilert::{ILertApi, ILertError, OPEN_ALERTS_PAGE};
 use crate::adapters::secrets::{Connection, ILertAccount, SecretError};
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError, SysId};
 use crate::domain::alert::{AlertEvent, AlertId, AlertStatus, EventKind, Person};
+use crate::domain::alert_scan::Scan;
 use crate::domain::back_sync::{back_action, wanted_in_ilert, BackAction, BackSynced};
 use crate::domain::incident::{CorrelationId, Incident};
-use crate::flow::budget::{Backoff, Budget};
+use crate::flow::budget::{epoch_ms, Backoff, Budget};
 use crate::flow::sync::SyncError;
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
@@ -42,9 +43,13 @@ use std::time::{Duration, Instant};
 pub const ILERT_CALLS_PER_PASS: u32 = 50;
 /// A push needs at most four: read, act, and once more each if a concurrent pass acted first.
 const ILERT_CALLS_PER_PUSH: u32 = 4;
-/// Pages of open alerts a pass reads at most (100 each): past 2,000 open alerts, the rest
-/// wait for the alerts before them to be worked off, and a warning says so.
-const OPEN_ALERT_PAGES_PER_PASS: usize = 20;
+/// Pages of open alerts (100 each) a pass lists at most: half its calls, so that listing never
+/// crowds out the accepts and resolves it lists for.
+pub const LIST_CALLS_PER_PASS: u32 = ILERT_CALLS_PER_PASS / 2;
+/// Of those, the pages every pass spends on the newest open alerts: a desk change to a recent
+/// alert's incident reaches iLert in the next pass, however many older alerts are open. The
+/// rest go on with a sweep through the older ones where the last pass stopped.
+pub const NEWEST_PAGES_PER_PASS: u32 = 5;
 /// Alerts worked on at once: iLert's latency, not the function's CPU, is what a pass waits
 /// for.
 const ALERTS_AT_ONCE: usize = 4;
@@ -58,6 +63,21 @@ const KEY_USER_FAILURE_MEMORY: Duration = Duration::from_secs(10);
 const KEY_USER_WAIT: Duration = Duration::from_millis(1500);
 /// Not worth starting an alert with less time than this left: it would be cut off half-way.
 const SHORTEST_USEFUL_ALERT: Duration = Duration::from_secs(1);
+
+/// Within how many passes every alert of `open` open ones is reached: in every pass when a
+/// pass lists them all; otherwise within two sweeps (the one under way may have passed it).
+/// A new execution environment begins a new sweep.
+pub fn passes_to_reach(open: u64) -> u64 {
+    let page = OPEN_ALERTS_PAGE as u64;
+    let newest = u64::from(NEWEST_PAGES_PER_PASS) * page;
+    let swept_per_pass = u64::from(LIST_CALLS_PER_PASS - NEWEST_PAGES_PER_PASS) * page;
+    let sweep = open.saturating_sub(newest).div_ceil(swept_per_pass);
+    if sweep <= 1 {
+        1
+    } else {
+        2 * sweep
+    }
+}
 
 /// Why the way back could not do its work, with its verdict.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -216,6 +236,14 @@ impl Allowance {
     }
 }
 
+/// What a pass's listing has read so far.
+struct Listing<'a> {
+    open: &'a mut HashMap<String, (AlertId, AlertStatus)>,
+    calls_left: u32,
+    /// Alerts listed that are not open: the API ignored the filter.
+    not_open: u32,
+}
+
 /// An alert behind its incident, and the incident that asks for it.
 struct Behind {
     alert: AlertId,
@@ -234,6 +262,9 @@ pub struct BackSync<T> {
     table: Arc<T>,
     ilert: ILertApi,
     key_user: Mutex<KeyUser>,
+    /// Where each key's sweep through its older open alerts stands, by the key's fingerprint:
+    /// kept for as long as the execution environment lives (a new one begins a new sweep).
+    sweeps: Mutex<HashMap<String, Scan>>,
 }
 
 impl<T: IncidentTable> BackSync<T> {
@@ -242,30 +273,57 @@ impl<T: IncidentTable> BackSync<T> {
             table,
             ilert,
             key_user: Mutex::default(),
+            sweeps: Mutex::default(),
         }
     }
 
-    /// One scheduled pass: the open alerts → their incidents ahead of them → one call each,
-    /// as far as this pass's share of iLert's rate limit and its time allow.
-    /// `sharers`: how many connections use this connection's iLert API key in this pass (one
-    /// secret, several instances, one iLert account): each gets that share of the key's
-    /// calls, so that all of them together stay within what one pass may spend.
-    pub async fn pass(&self, connection: &Connection, sharers: u32, budget: &Budget) -> PassReport {
-        let mut report = PassReport::default();
-        let Some(ilert) = &connection.ilert else {
-            report.failure = Some(BackSyncError::Off);
-            return report;
+    /// One scheduled pass for the connections that share one iLert API key (one, unless the
+    /// secret shares a key): the key's open alerts listed once → each connection's incidents
+    /// ahead of them → one call each, as far as the key's calls for this pass and each
+    /// connection's time allow. `group` pairs each connection with its own time budget; the
+    /// listing is counted in the first one's. One report per connection, in `group`'s order.
+    pub async fn pass(&self, group: &[(&Connection, &Budget)]) -> Vec<PassReport> {
+        let failed = |failure: BackSyncError| {
+            group
+                .iter()
+                .map(|_| PassReport {
+                    failure: Some(failure.clone()),
+                    ..PassReport::default()
+                })
+                .collect()
         };
-        let allowance = Allowance::new((ILERT_CALLS_PER_PASS / sharers.max(1)).max(1));
-        let open = match self.open_alerts(ilert, budget, &allowance).await {
+        let Some(((first, list_budget), _)) = group.split_first() else {
+            return Vec::new();
+        };
+        let Some(ilert) = &first.ilert else {
+            return failed(BackSyncError::Off);
+        };
+        let allowance = Allowance::new(ILERT_CALLS_PER_PASS);
+        let open = match self.open_alerts(ilert, list_budget, &allowance).await {
             Ok(open) => open,
-            Err(error) => {
-                report.failure = Some(error);
-                return report;
-            }
+            Err(error) => return failed(error),
         };
-        report.open_alerts = open.len() as u32;
-        let behind = match self.behind(connection, &open, budget).await {
+        let passes = group.iter().map(|(connection, budget)| {
+            self.work_off(connection, ilert, &open, budget, &allowance)
+        });
+        futures_util::future::join_all(passes).await
+    }
+
+    /// One connection's share of a pass: its incidents ahead of the open alerts, and the calls
+    /// that bring those alerts forward.
+    async fn work_off(
+        &self,
+        connection: &Connection,
+        ilert: &ILertAccount,
+        open: &HashMap<String, (AlertId, AlertStatus)>,
+        budget: &Budget,
+        allowance: &Allowance,
+    ) -> PassReport {
+        let mut report = PassReport {
+            open_alerts: open.len() as u32,
+            ..PassReport::default()
+        };
+        let behind = match self.behind(connection, open, budget).await {
             Ok(behind) => behind,
             Err(error) => {
                 report.failure = Some(error);
@@ -277,7 +335,7 @@ impl<T: IncidentTable> BackSync<T> {
         let results: Vec<Result<Option<BackSynced>, BackSyncError>> =
             futures_util::stream::iter(behind)
                 .map(|behind| {
-                    let (allowance, stop) = (&allowance, &stop);
+                    let stop = &stop;
                     async move {
                         if stop.load(Ordering::SeqCst) || budget.remaining() < SHORTEST_USEFUL_ALERT
                         {
@@ -321,36 +379,116 @@ impl<T: IncidentTable> BackSync<T> {
         report
     }
 
-    /// Every alert open in iLert, a page at a time, with its status.
+    /// The alerts open in iLert that this pass reaches, with their status: the newest
+    /// [`NEWEST_PAGES_PER_PASS`] pages, then the sweep through the older ones, continued
+    /// where the last pass on this key stopped and begun again below the newest once it has
+    /// read them all, within [`LIST_CALLS_PER_PASS`] in all. An alert whose incident is ahead
+    /// is so reached within two sweeps, however many alerts are open.
     async fn open_alerts(
         &self,
         ilert: &ILertAccount,
         budget: &Budget,
         allowance: &Allowance,
     ) -> Result<HashMap<String, (AlertId, AlertStatus)>, BackSyncError> {
+        let key = key_fingerprint(ilert);
         let mut open = HashMap::new();
-        for page in 0..OPEN_ALERT_PAGES_PER_PASS {
-            let listed = self
-                .call_ilert(budget, allowance, || {
-                    self.ilert.open_alerts(ilert, page * OPEN_ALERTS_PAGE)
-                })
-                .await?;
-            let Some(listed) = listed else {
-                break;
-            };
-            for (id, status) in listed.open {
-                open.insert(id.to_string(), (id, status));
+        let mut listing = Listing {
+            open: &mut open,
+            calls_left: LIST_CALLS_PER_PASS,
+            not_open: 0,
+        };
+        let mut newest = Scan::from_top(epoch_ms() as i64);
+        let read = self
+            .read_scan(
+                ilert,
+                &mut newest,
+                NEWEST_PAGES_PER_PASS,
+                &mut listing,
+                budget,
+                allowance,
+            )
+            .await;
+        if newest.done() || read.is_err() {
+            return read.map(|()| open);
+        }
+        let stored = self
+            .sweeps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+        let mut begun_below_newest = stored.is_none();
+        let mut sweep = stored.unwrap_or_else(|| newest.clone());
+        let mut read = Ok(());
+        while listing.calls_left > 0 && read.is_ok() {
+            if sweep.done() {
+                if begun_below_newest {
+                    break;
+                }
+                // The sweep has read every older alert: the next begins below the newest.
+                sweep = newest.clone();
+                begun_below_newest = true;
             }
-            if listed.last {
-                return Ok(open);
+            let calls = listing.calls_left;
+            read = self
+                .read_scan(ilert, &mut sweep, calls, &mut listing, budget, allowance)
+                .await;
+            if listing.calls_left == calls {
+                break;
             }
         }
-        tracing::warn!(
-            read = open.len(),
-            "more alerts are open in iLert than one back-sync pass reads; the service desk's \
-             changes to the others wait until fewer are open"
-        );
-        Ok(open)
+        let next = if sweep.done() { newest } else { sweep };
+        self.sweeps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, next);
+        if listing.not_open > 0 {
+            tracing::warn!(
+                listed = listing.not_open,
+                "iLert listed alerts that are not open though the pass asked only for \
+                 states=PENDING&states=ACCEPTED: the API did not honour the filter, and every \
+                 pass reads fewer open alerts than it could"
+            );
+        }
+        read.map(|()| open)
+    }
+
+    /// Reads up to `pages` pages of `scan` into `listing`. Stops early, with what it read, when
+    /// the scan ends, this pass's iLert calls or time are spent.
+    async fn read_scan(
+        &self,
+        ilert: &ILertAccount,
+        scan: &mut Scan,
+        pages: u32,
+        listing: &mut Listing<'_>,
+        budget: &Budget,
+        allowance: &Allowance,
+    ) -> Result<(), BackSyncError> {
+        for _ in 0..pages.min(listing.calls_left) {
+            let Some(window) = scan.next() else {
+                break;
+            };
+            if budget.remaining() < SHORTEST_USEFUL_ALERT {
+                break;
+            }
+            let page = self
+                .call_ilert(budget, allowance, || self.ilert.open_alerts(ilert, &window))
+                .await?;
+            let Some(page) = page else {
+                break;
+            };
+            listing.calls_left -= 1;
+            scan.read(&page, OPEN_ALERTS_PAGE);
+            for alert in page {
+                if alert.status == AlertStatus::Resolved {
+                    listing.not_open += 1;
+                } else {
+                    listing
+                        .open
+                        .insert(alert.id.to_string(), (alert.id, alert.status));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The open alerts whose incident the desk moved ahead of them, one entry per alert.
@@ -703,4 +841,16 @@ pub(crate) fn key_fingerprint(ilert: &ILertAccount) -> String {
     hash.update(b"\n");
     hash.update(ilert.api_key.expose_secret().as_bytes());
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_passes_to_reach_every_open_alert_are_those_the_readme_states() {
+        for (open, passes) in [(0, 1), (2_500, 1), (2_501, 2 * 2), (4_500, 4), (10_500, 10)] {
+            assert_eq!(passes_to_reach(open), passes, "{open} open alerts");
+        }
+    }
 }

@@ -610,30 +610,44 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
             }
         };
         let several = connections.several();
-        // Connections that share an iLert key share its rate limit.
-        let keys: Vec<Option<String>> = connections
-            .all()
-            .map(|connection| connection.ilert.as_ref().map(key_fingerprint))
+        let all: Vec<&Connection> = connections.all().map(|c| c.as_ref()).collect();
+        let budgets: Vec<Budget> = all
+            .iter()
+            .map(|_| Budget::new(PASS_TIME_CAP, lambda_deadline_ms))
             .collect();
-        let keys = &keys;
-        let passes = connections
-            .all()
-            .zip(keys)
-            .map(|(connection, key)| async move {
-                let budget = Budget::new(PASS_TIME_CAP, lambda_deadline_ms);
-                let sharers = keys.iter().filter(|other| *other == key).count() as u32;
-                let report = self.back_sync.pass(connection, sharers, &budget).await;
-                let instance = several.then_some(connection.name.as_str());
-                pass_finished(
-                    &report,
-                    instance,
-                    budget.spending(),
-                    started.elapsed(),
-                    &self.metrics,
-                );
-                report
-            });
-        PassReport::combined(futures_util::future::join_all(passes).await)
+        // Connections that share an iLert key list its alerts once and share its calls.
+        let mut groups: Vec<(Option<String>, Vec<usize>)> = Vec::new();
+        for (index, connection) in all.iter().enumerate() {
+            let key = connection.ilert.as_ref().map(key_fingerprint);
+            match groups.iter_mut().find(|(k, _)| key.is_some() && *k == key) {
+                Some((_, members)) => members.push(index),
+                None => groups.push((key, vec![index])),
+            }
+        }
+        let (all, budgets) = (&all, &budgets);
+        let passes = groups.iter().map(|(_, members)| async move {
+            let group: Vec<(&Connection, &Budget)> =
+                members.iter().map(|i| (all[*i], &budgets[*i])).collect();
+            let reports = self.back_sync.pass(&group).await;
+            members.iter().copied().zip(reports).collect::<Vec<_>>()
+        });
+        let mut reports: Vec<(usize, PassReport)> = futures_util::future::join_all(passes)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        reports.sort_by_key(|(index, _)| *index);
+        for (index, report) in &reports {
+            let instance = several.then_some(all[*index].name.as_str());
+            pass_finished(
+                report,
+                instance,
+                budgets[*index].spending(),
+                started.elapsed(),
+                &self.metrics,
+            );
+        }
+        PassReport::combined(reports.into_iter().map(|(_, report)| report).collect())
     }
 }
 

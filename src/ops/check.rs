@@ -2,13 +2,16 @@
 //! the Lambda's own environment, before iLert's first event does, and the way back when the
 //! secret turns it on. Never prints a secret.
 
-use crate::adapters::ilert::{ILertApi, ILertError};
+use crate::adapters::ilert::{ILertApi, ILertError, OPEN_ALERTS_PAGE};
 use crate::adapters::secrets::{
     Connection, Connections, SecretError, SecretSource, ServiceNowAccount,
 };
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError, TableApi};
+use crate::domain::alert::AlertStatus;
+use crate::domain::alert_scan::Scan;
 use crate::domain::incident::{CorrelationId, Incident, IncidentChanges, CORRELATION_DISPLAY};
 use crate::domain::settings::{Settings, DEFAULT_SETTINGS};
+use crate::flow::back_sync::{passes_to_reach, NEWEST_PAGES_PER_PASS};
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -336,11 +339,22 @@ async fn check_back_sync(
             false
         }
     };
-    // The pass's two reads: one page of the open alerts, then their incidents in a state
-    // that asks something of them (a widened answer is refused by the adapter).
+    // The pass's reads: how many alerts are open, the newest page of them (which shows whether
+    // the API honours the filter), then their incidents in a state that asks something of
+    // them (a widened answer is refused by the adapter).
     if passed {
-        let open = match ilert.open_alerts(account, 0).await {
-            Ok(page) => page.open,
+        let newest = Scan::from_top(crate::flow::budget::epoch_ms() as i64)
+            .next()
+            .expect("a new scan has a window");
+        let listed = match ilert.count_open_alerts(account).await {
+            Ok(count) => ilert
+                .open_alerts(account, &newest)
+                .await
+                .map(|page| (count, page)),
+            Err(error) => Err(error),
+        };
+        let (count, page) = match listed {
+            Ok(listed) => listed,
             Err(error) => {
                 report(
                     out,
@@ -351,9 +365,42 @@ async fn check_back_sync(
                 return false;
             }
         };
-        let keys: Vec<CorrelationId> = open
+        let not_open = page
             .iter()
-            .map(|(id, _)| CorrelationId::for_alert(id))
+            .filter(|alert| alert.status == AlertStatus::Resolved)
+            .count();
+        if not_open > 0 {
+            report(
+                out,
+                "FAIL",
+                "ilert open alerts",
+                &format!(
+                    "iLert counts {count} open alert(s) but listed {not_open} resolved one(s) \
+                     among the newest {}: it did not honour the filter \
+                     states=PENDING&states=ACCEPTED, and each pass reads fewer open alerts \
+                     than it could (check ilert_api_url: it must be iLert's API)",
+                    page.len()
+                ),
+            );
+            passed = false;
+        } else {
+            let passes = passes_to_reach(count);
+            report(
+                out,
+                "OK",
+                "ilert open alerts",
+                &format!(
+                    "{count} alert(s) open to this key, the filter honoured; a pass reads the \
+                     newest {} and sweeps the rest: every open alert is reached within {passes} \
+                     pass(es)",
+                    u64::from(NEWEST_PAGES_PER_PASS) * OPEN_ALERTS_PAGE as u64
+                ),
+            );
+        }
+        let keys: Vec<CorrelationId> = page
+            .iter()
+            .filter(|alert| alert.status != AlertStatus::Resolved)
+            .map(|alert| CorrelationId::for_alert(&alert.id))
             .collect();
         match table.of_alerts(&connection.servicenow, &keys).await {
             Ok(incidents) => report(
@@ -361,10 +408,10 @@ async fn check_back_sync(
                 "OK",
                 "back-sync reads",
                 &format!(
-                    "{} alert(s) open in iLert, {} incident(s) of them in ServiceNow (the pass \
-                     acts on those the desk moved ahead of their alert)",
-                    open.len(),
-                    incidents.len()
+                    "{} incident(s) in ServiceNow of the newest {} open alert(s) (the pass acts \
+                     on those the desk moved ahead of their alert)",
+                    incidents.len(),
+                    keys.len()
                 ),
             ),
             Err(error) => {
