@@ -415,6 +415,7 @@ async fn instances_sharing_an_ilert_key_share_its_calls() {
             simulator.insert(&[
                 ("correlation_id", &format!("ilert:{alert_id}")),
                 ("correlation_display", "iLert"),
+                ("sys_created_by", SN_USER),
                 ("short_description", "PENDING Host is DOWN"),
                 ("state", "6"),
                 ("close_code", "Solution provided"),
@@ -430,4 +431,74 @@ async fn instances_sharing_an_ilert_key_share_its_calls() {
         "{calls} calls to iLert in one pass: {report:?}"
     );
     assert!(report.resolved > 0 && report.deferred > 0, "{report:?}");
+}
+
+/// A provider's secret: two good customers and one whose entry has a typo (plain http), with
+/// a webhook token of its own.
+async fn with_a_broken_customer() -> (TestApp, ServiceNowSimulator, ILertSimulator) {
+    two_instances_both_ways(|secret| {
+        secret["instances"]["typo-corp"] = json!({
+            "instance_url": "http://typo-corp.service-now.com",
+            "username": SN_USER,
+            "password": "Typo-pa55-do-not-leak",
+            "webhook_token": "typo-corp-own-token",
+        });
+    })
+    .await
+}
+
+#[tokio::test]
+async fn one_customers_broken_entry_stops_only_that_customer() {
+    let (app, test, ilert) = with_a_broken_customer().await;
+
+    // The others work as before.
+    let prod = app
+        .send(event_at("01-alert-created", "instance=acme-prod"))
+        .await;
+    assert_eq!(prod.body["action"], "created", "{}", prod.text);
+    let other = app
+        .send(event_at("01-alert-created", "instance=acme-test"))
+        .await;
+    assert_eq!(other.body["action"], "created", "{}", other.text);
+    assert_eq!(test.incidents().len(), 1);
+
+    // Its own caller is told it is the function's configuration, and which key.
+    let own = with_authorization(
+        event_at("01-alert-created", "instance=typo-corp"),
+        Some("Bearer typo-corp-own-token"),
+    );
+    let broken = app.send(own).await;
+    assert_eq!(broken.status, 500, "{}", broken.text);
+    assert!(
+        broken.text.contains("instance_url") && broken.text.contains("https"),
+        "{}",
+        broken.text
+    );
+    assert!(!broken.text.contains("Typo-pa55"), "{}", broken.text);
+
+    // Another customer's caller learns nothing of it: the name is unknown to them.
+    let probe = app
+        .send(event_at("01-alert-created", "instance=typo-corp"))
+        .await;
+    assert_eq!(probe.status, 400, "{}", probe.text);
+    assert!(
+        !probe.text.contains("unusable") && !probe.text.contains("instance_url"),
+        "{}",
+        probe.text
+    );
+
+    // The way back passes over the good ones; the broken one fails alone.
+    let report = app
+        .handler
+        .back_sync_pass(Some(ilert_servicenow::flow::budget::epoch_ms() + 20_000))
+        .await;
+    assert_eq!(
+        report.failure.as_ref().map(|f| f.kind()),
+        Some("misconfigured"),
+        "{report:?}"
+    );
+    assert!(
+        ilert.requests().iter().any(|r| r.path == "/api/alerts"),
+        "the good instances' pass still ran"
+    );
 }

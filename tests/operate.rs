@@ -910,3 +910,42 @@ async fn check_and_send_work_per_instance() {
     assert!(test.incident_for(KEY).is_some());
     assert!(app.servicenow.incident_for(KEY).is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_fails_a_broken_entry_alone_and_checks_every_other() {
+    let app = TestApp::spawn_with(Default::default(), |secret| {
+        let prod = secret.clone();
+        *secret = serde_json::json!({
+            "instances": {
+                "acme-prod": prod,
+                "typo-corp": {
+                    "instance_url": "http://typo-corp.service-now.com",
+                    "username": "u",
+                    "password": "Typo-pa55-do-not-leak",
+                    "webhook_token": "typo-corp-own-token",
+                },
+            },
+        });
+    })
+    .await;
+    let run = run(&app, &["check"]).await;
+    assert_eq!(run.code, Some(1), "{}", run.stdout);
+    let broken = run
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("FAIL secret"))
+        .unwrap_or_default();
+    assert!(
+        broken.contains("typo-corp")
+            && broken.contains("instance_url")
+            && broken.contains("every other instance works"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        line(&run, "read incidents").starts_with("OK"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("Typo-pa55"));
+}

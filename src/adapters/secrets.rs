@@ -105,6 +105,30 @@ pub const DEFAULT_INSTANCE: &str = "default";
 #[derive(Debug, Clone)]
 pub struct Connections {
     by_name: BTreeMap<String, Arc<Connection>>,
+    /// Entries of `instances` the function cannot use: each fails its own calls, and only
+    /// its own (a provider's customer's typo never takes the others down).
+    broken: BTreeMap<String, Arc<BrokenEntry>>,
+}
+
+/// An entry of the secret's `instances` that the function cannot use.
+#[derive(Debug, Clone)]
+pub struct BrokenEntry {
+    pub name: String,
+    /// What is wrong, naming keys, never their values.
+    pub problem: String,
+    /// Its webhook credentials and push token when those could be read: only a caller they
+    /// accept is told that the entry is broken; anyone else learns nothing of it.
+    pub webhook: Option<WebhookCredentials>,
+    pub push_token: Option<SecretString>,
+}
+
+/// Why no connection was picked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NotPicked {
+    #[error("{0}")]
+    Unknown(UnknownInstance),
+    #[error("the secret's entry for ServiceNow instance `{}` is unusable: {}", .0.name, .0.problem)]
+    Broken(Arc<BrokenEntry>),
 }
 
 /// The keys that say who may call the webhook.
@@ -160,6 +184,7 @@ impl Connections {
             let connection = Connection::from_fields(DEFAULT_INSTANCE, &fields, &unusable)?;
             return Ok(Self {
                 by_name: [(DEFAULT_INSTANCE.to_owned(), Arc::new(connection))].into(),
+                broken: BTreeMap::new(),
             });
         };
         let Value::Object(instances) = instances else {
@@ -171,28 +196,65 @@ impl Connections {
             return Err(unusable("key `instances` names no connection".into()));
         }
         let mut by_name = BTreeMap::new();
+        let mut broken = BTreeMap::new();
         for (name, own) in instances {
-            if let Err(why) = check_instance_name(&name) {
-                return Err(unusable(format!("in `instances`: {why}")));
+            // One entry's mistake is its own: it is set aside with what is wrong, and every
+            // other entry works as before.
+            let entry = Self::entry(&name, own, &fields);
+            match entry {
+                Ok(connection) => {
+                    by_name.insert(name, Arc::new(connection));
+                }
+                Err(entry) => {
+                    broken.insert(name, Arc::from(entry));
+                }
             }
-            let Value::Object(own) = own else {
-                return Err(unusable(format!(
-                    "instance `{name}` must be an object of a connection's keys"
-                )));
-            };
-            let mut merged = fields.clone();
-            // The webhook's credentials go as one: an instance with a token or Basic pair of
-            // its own takes none of the shared ones (not the previous token of a rotation,
-            // not a Basic pair), so no shared credential opens it.
-            if WEBHOOK_KEYS.iter().any(|key| own.contains_key(*key)) {
-                merged.retain(|key, _| !WEBHOOK_KEYS.contains(&key.as_str()));
-            }
-            merged.extend(own);
-            let in_instance = |reason: String| unusable(format!("instance `{name}`: {reason}"));
-            let connection = Connection::from_fields(&name, &merged, &in_instance)?;
-            by_name.insert(name, Arc::new(connection));
         }
-        Ok(Self { by_name })
+        Ok(Self { by_name, broken })
+    }
+
+    /// The entry `name` of `instances`, with the keys at the top that it shares.
+    fn entry(
+        name: &str,
+        own: Value,
+        shared: &Map<String, Value>,
+    ) -> Result<Connection, Box<BrokenEntry>> {
+        let broken = |problem: String, own: Option<&Map<String, Value>>| {
+            let lenient = |reason: String| SecretError::Misconfigured(reason);
+            Box::new(BrokenEntry {
+                name: name.to_owned(),
+                problem,
+                webhook: own.and_then(|fields| webhook_credentials(fields, &lenient).ok()),
+                push_token: own
+                    .and_then(|fields| fields.get("servicenow_token"))
+                    .and_then(Value::as_str)
+                    .filter(|token| !token.trim().is_empty())
+                    .map(|token| SecretString::from(token.to_owned())),
+            })
+        };
+        if let Err(why) = check_instance_name(name) {
+            return Err(broken(format!("in `instances`: {why}"), None));
+        }
+        let Value::Object(own) = own else {
+            return Err(broken(
+                format!("instance `{name}` must be an object of a connection's keys"),
+                None,
+            ));
+        };
+        let mut merged = shared.clone();
+        // The webhook's credentials go as one: an instance with a token or Basic pair of its
+        // own takes none of the shared ones (not the previous token of a rotation, not a Basic
+        // pair), so no shared credential opens it.
+        if WEBHOOK_KEYS.iter().any(|key| own.contains_key(*key)) {
+            merged.retain(|key, _| !WEBHOOK_KEYS.contains(&key.as_str()));
+        }
+        merged.extend(own);
+        Connection::from_fields(name, &merged, &SecretError::Misconfigured).map_err(|error| {
+            let problem = match error {
+                SecretError::Misconfigured(problem) | SecretError::Unavailable(problem) => problem,
+            };
+            broken(problem, Some(&merged))
+        })
     }
 
     /// The connection named `name`.
@@ -206,33 +268,56 @@ impl Connections {
     }
 
     /// The connection an alert action asks for with `instance=<name>`; without one, the
-    /// secret's only connection or the one named `default`.
-    pub fn pick(&self, instance: Option<&str>) -> Result<&Arc<Connection>, UnknownInstance> {
-        match instance {
-            Some(name) => self.named(name),
-            None if !self.several() => Ok(self.all().next().expect("at least one connection")),
-            None => self.by_name.get(DEFAULT_INSTANCE).ok_or_else(|| {
-                UnknownInstance(format!(
-                    "the secret holds several ServiceNow instances ({}) and none is named \
-                     `{DEFAULT_INSTANCE}`: add instance=<name> to the webhook URL",
-                    self.names().join(", ")
-                ))
-            }),
+    /// secret's only connection or the one named `default`. A broken entry is named as such.
+    pub fn pick(&self, instance: Option<&str>) -> Result<&Arc<Connection>, NotPicked> {
+        let name = match instance {
+            Some(name) => name,
+            None if !self.several() => {
+                if let Some(only) = self.all().next() {
+                    return Ok(only);
+                }
+                DEFAULT_INSTANCE
+            }
+            None => DEFAULT_INSTANCE,
+        };
+        if let Some(broken) = self.broken.get(name) {
+            return Err(NotPicked::Broken(Arc::clone(broken)));
         }
+        if instance.is_none() && !self.by_name.contains_key(DEFAULT_INSTANCE) {
+            return Err(NotPicked::Unknown(UnknownInstance(format!(
+                "the secret holds several ServiceNow instances ({}) and none is named \
+                 `{DEFAULT_INSTANCE}`: add instance=<name> to the webhook URL",
+                self.names().join(", ")
+            ))));
+        }
+        self.named(name).map_err(NotPicked::Unknown)
     }
 
-    /// Every connection, by name.
+    /// Every connection the function can use, by name.
     pub fn all(&self) -> impl Iterator<Item = &Arc<Connection>> {
         self.by_name.values()
     }
 
+    /// Every entry it cannot use, by name.
+    pub fn broken(&self) -> impl Iterator<Item = &Arc<BrokenEntry>> {
+        self.broken.values()
+    }
+
+    /// The names of every entry, usable or not.
     pub fn names(&self) -> Vec<&str> {
-        self.by_name.keys().map(String::as_str).collect()
+        let mut names: Vec<&str> = self
+            .by_name
+            .keys()
+            .chain(self.broken.keys())
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// Whether the secret holds more than one connection (the log then names the one used).
     pub fn several(&self) -> bool {
-        self.by_name.len() > 1
+        self.by_name.len() + self.broken.len() > 1
     }
 }
 
@@ -241,6 +326,12 @@ impl Connection {
     /// messages.
     pub fn from_secret(secret: &SecretString, secret_name: &str) -> Result<Self, SecretError> {
         let connections = Connections::from_secret(secret, secret_name)?;
+        if let Some(broken) = connections.broken().next() {
+            return Err(SecretError::Misconfigured(format!(
+                "secret {secret_name} is unusable: {}",
+                broken.problem
+            )));
+        }
         if connections.several() {
             return Err(SecretError::Misconfigured(format!(
                 "secret {secret_name} holds several instances ({}); name one",
@@ -295,23 +386,7 @@ impl Connection {
             user,
             oauth_client,
         };
-        let token = text("webhook_token")?.map(SecretString::from);
-        let previous_token = text("webhook_token_previous")?.map(SecretString::from);
-        let basic = match (text("webhook_username")?, text("webhook_password")?) {
-            (Some(user), Some(password)) => Some((user, SecretString::from(password))),
-            (None, None) => None,
-            _ => {
-                return Err(unusable(
-                    "`webhook_username` and `webhook_password` go together".into(),
-                ))
-            }
-        };
-        if token.is_none() && basic.is_none() {
-            return Err(unusable(
-                "key `webhook_token` is missing (or set `webhook_username` and `webhook_password`)"
-                    .into(),
-            ));
-        }
+        let webhook = webhook_credentials(fields, unusable)?;
         let ilert = match text("ilert_api_key")? {
             None => None,
             Some(key) => Some(ILertAccount {
@@ -327,15 +402,48 @@ impl Connection {
         Ok(Self {
             name: name.to_owned(),
             servicenow,
-            webhook: WebhookCredentials {
-                token,
-                previous_token,
-                basic,
-            },
+            webhook,
             ilert,
             push_token: text("servicenow_token")?.map(SecretString::from),
         })
     }
+}
+
+/// The webhook's credentials of one connection's keys: a token, a Basic pair, or both.
+fn webhook_credentials(
+    fields: &Map<String, Value>,
+    unusable: &impl Fn(String) -> SecretError,
+) -> Result<WebhookCredentials, SecretError> {
+    let text = |key: &str| -> Result<Option<String>, SecretError> {
+        match fields.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(unusable(format!("key `{key}` must be a string"))),
+        }
+    };
+    let token = text("webhook_token")?.map(SecretString::from);
+    let previous_token = text("webhook_token_previous")?.map(SecretString::from);
+    let basic = match (text("webhook_username")?, text("webhook_password")?) {
+        (Some(user), Some(password)) => Some((user, SecretString::from(password))),
+        (None, None) => None,
+        _ => {
+            return Err(unusable(
+                "`webhook_username` and `webhook_password` go together".into(),
+            ))
+        }
+    };
+    if token.is_none() && basic.is_none() {
+        return Err(unusable(
+            "key `webhook_token` is missing (or set `webhook_username` and `webhook_password`)"
+                .into(),
+        ));
+    }
+    Ok(WebhookCredentials {
+        token,
+        previous_token,
+        basic,
+    })
 }
 
 /// The URL in secret key `key`: https only, except plain http to a loopback host (a local
@@ -791,36 +899,69 @@ mod tests {
     #[test]
     fn each_instance_is_checked_and_its_problems_name_it() {
         let base = r#""instance_url":"https://a.service-now.com","username":"u","password":"p""#;
+        // The secret as a whole.
         for (json, expected) in [
             (
-                r#"{"webhook_token":"t","instances":{}}"#.to_owned(),
+                r#"{"webhook_token":"t","instances":{}}"#,
                 "names no connection",
             ),
             (
-                r#"{"webhook_token":"t","instances":[]}"#.to_owned(),
+                r#"{"webhook_token":"t","instances":[]}"#,
                 "must be an object",
             ),
+        ] {
+            let message = several(json).unwrap_err();
+            assert!(message.contains(expected), "{json}: {message}");
+        }
+        // One entry: set aside, named, the others kept.
+        for (name, json, expected) in [
             (
-                format!(r#"{{"webhook_token":"t","instances":{{"Acme Prod":{{{base}}}}}}}"#),
+                "Acme Prod",
+                format!(
+                    r#"{{"webhook_token":"t","instances":{{"Acme Prod":{{{base}}},"ok":{{{base}}}}}}}"#
+                ),
                 "not a usable instance name",
             ),
             (
-                r#"{"webhook_token":"t","instances":{"acme":"x"}}"#.to_owned(),
+                "acme",
+                format!(r#"{{"webhook_token":"t","instances":{{"acme":"x","ok":{{{base}}}}}}}"#),
                 "instance `acme` must be an object",
             ),
             (
-                r#"{"webhook_token":"t","instances":{"acme":{"username":"u","password":"p"}}}"#
-                    .to_owned(),
-                "instance `acme`: key `instance_url` is missing",
+                "acme",
+                format!(
+                    r#"{{"webhook_token":"t","instances":{{"acme":{{"username":"u","password":"p"}},"ok":{{{base}}}}}}}"#
+                ),
+                "key `instance_url` is missing",
             ),
             (
-                format!(r#"{{"instances":{{"acme":{{{base}}}}}}}"#),
-                "instance `acme`: key `webhook_token` is missing",
+                "acme",
+                format!(
+                    r#"{{"instances":{{"acme":{{{base}}},"ok":{{{base},"webhook_token":"t"}}}}}}"#
+                ),
+                "key `webhook_token` is missing",
             ),
         ] {
-            let message = several(&json).unwrap_err();
-            assert!(message.contains(expected), "{json}: {message}");
-            assert!(!message.contains(PASSWORD));
+            let connections = several(&json).unwrap();
+            let broken: Vec<&Arc<BrokenEntry>> = connections.broken().collect();
+            assert_eq!(broken.len(), 1, "{json}");
+            assert_eq!(broken[0].name, name);
+            assert!(
+                broken[0].problem.contains(expected),
+                "{json}: {}",
+                broken[0].problem
+            );
+            assert!(!broken[0].problem.contains(PASSWORD));
+            assert!(matches!(
+                connections.pick(Some(name)),
+                Err(NotPicked::Broken(_))
+            ));
+            assert_eq!(connections.pick(Some("ok")).unwrap().name, "ok");
+            assert_eq!(connections.names(), {
+                let mut names = vec![name, "ok"];
+                names.sort_unstable();
+                names
+            });
         }
     }
 

@@ -6,7 +6,7 @@
 use crate::adapters::ilert::ILertApi;
 use crate::adapters::queue::{EventQueue, QueueError, QueuedEvent, SqsQueue};
 use crate::adapters::secrets::{
-    Connection, ConnectionCache, Connections, SecretError, SecretSource, UnknownInstance,
+    Connection, ConnectionCache, Connections, NotPicked, SecretError, SecretSource, UnknownInstance,
 };
 use crate::adapters::servicenow::{IncidentTable, SysId};
 use crate::domain::alert::InvalidEvent;
@@ -508,6 +508,27 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
         };
         let unknown = match connections.pick(asked.as_deref()) {
             Ok(connection) => return Ok(Arc::clone(connection)),
+            Err(NotPicked::Broken(entry)) => {
+                tracing::error!(
+                    instance = %entry.name,
+                    problem = %entry.problem,
+                    "a call for a ServiceNow instance whose entry in the secret is unusable; \
+                     every other instance works as before"
+                );
+                // Only its own callers are told: to anyone else the name is unknown.
+                let its_own = if is_push {
+                    authenticate_push(request.headers(), entry.push_token.as_ref()).is_ok()
+                } else {
+                    entry
+                        .webhook
+                        .as_ref()
+                        .is_some_and(|webhook| authenticate(request.headers(), webhook).is_ok())
+                };
+                if its_own {
+                    return Err(Failure::Deployment(NotPicked::Broken(entry).to_string()));
+                }
+                NotPicked::Broken(entry)
+            }
             Err(unknown) => unknown,
         };
         let mut refusal = None;
@@ -647,7 +668,27 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
                 &self.metrics,
             );
         }
-        PassReport::combined(reports.into_iter().map(|(_, report)| report).collect())
+        // An entry of the secret the function cannot use fails its own pass, and only its own.
+        let mut reports: Vec<PassReport> = reports.into_iter().map(|(_, report)| report).collect();
+        for entry in connections.broken() {
+            let report = PassReport {
+                failure: Some(BackSyncError::Misconfigured(format!(
+                    "the secret's entry for instance `{}` is unusable: {}",
+                    entry.name, entry.problem
+                ))),
+                ..PassReport::default()
+            };
+            let spending = Budget::new(PASS_TIME_CAP, lambda_deadline_ms).spending();
+            pass_finished(
+                &report,
+                Some(&entry.name),
+                spending,
+                started.elapsed(),
+                &self.metrics,
+            );
+            reports.push(report);
+        }
+        PassReport::combined(reports)
     }
 }
 

@@ -4,7 +4,7 @@
 //! synchronisation. Each door does only what is its own first (authentication and limits at
 //! the webhook, reading the message at the queue), then hands the event here.
 
-use crate::adapters::secrets::{Connection, ConnectionCache, SecretSource};
+use crate::adapters::secrets::{Connection, ConnectionCache, NotPicked, SecretSource};
 use crate::adapters::servicenow::IncidentTable;
 use crate::domain::alert::AlertEvent;
 use crate::domain::decision::ignored_by_policy;
@@ -92,16 +92,23 @@ impl<S: SecretSource, T: IncidentTable> Intake<S, T> {
                     .map_err(Failure::SecretUnreadable)?;
                 match connections.pick(settings.instance.as_deref()) {
                     Ok(connection) => Arc::clone(connection),
+                    // Its own entry is unusable: kept until the secret is mended, as any
+                    // deployment mistake, and no other instance's events wait for it.
+                    Err(broken @ NotPicked::Broken(_)) => {
+                        return Err(Failure::Deployment(broken.to_string()));
+                    }
                     // The deployment's default names an instance the secret lacks: retried
                     // until the deployment is fixed, never dead-lettered as the event's fault.
-                    Err(unknown)
+                    Err(NotPicked::Unknown(unknown))
                         if settings.instance.is_some()
                             && self.defaults().and_then(|d| d.instance.as_ref())
                                 == settings.instance.as_ref() =>
                     {
                         return Err(Failure::Deployment(format!("DEFAULT_SETTINGS: {unknown}")));
                     }
-                    Err(unknown) => return Err(Failure::UnknownInstance(unknown)),
+                    Err(NotPicked::Unknown(unknown)) => {
+                        return Err(Failure::UnknownInstance(unknown))
+                    }
                 }
             }
         };

@@ -69,32 +69,55 @@ pub async fn run<S: SecretSource>(
         }
     };
     let mut passed = configured;
+    let broken = |name: &str| connections.broken().find(|entry| entry.name == name);
     if let Some(name) = &defaults.instance {
-        if let Err(unknown) = connections.named(name) {
-            report(
-                out,
-                "FAIL",
-                "instance",
-                &format!("{DEFAULT_SETTINGS}: {unknown}"),
-            );
+        let problem = match (broken(name), connections.named(name)) {
+            (Some(entry), _) => Some(format!(
+                "{DEFAULT_SETTINGS} names instance `{name}`, whose entry in the secret is \
+                 unusable: {}",
+                entry.problem
+            )),
+            (None, Err(unknown)) => Some(format!("{DEFAULT_SETTINGS}: {unknown}")),
+            (None, Ok(_)) => None,
+        };
+        if let Some(problem) = problem {
+            report(out, "FAIL", "instance", &problem);
             passed = false;
         }
     }
-    // Every connection, or the one asked for: each is checked whole, one after the other.
-    let chosen: Vec<&Connection> = match instance {
-        None => connections.all().map(AsRef::as_ref).collect(),
-        Some(name) => match connections.named(name) {
-            Ok(connection) => vec![connection.as_ref()],
-            Err(unknown) => {
-                report(out, "FAIL", "instance", &unknown.to_string());
-                return false;
-            }
-        },
-    };
-    for connection in chosen {
-        if connections.several() {
-            report(out, "", "instance", &connection.name);
+    // Every entry, or the one asked for: each is checked whole, one after the other; an
+    // entry the function cannot use fails alone, and says why.
+    let names: Vec<&str> = match instance {
+        None => connections.names(),
+        Some(name) if broken(name).is_some() || connections.named(name).is_ok() => vec![name],
+        Some(name) => {
+            let unknown = connections.named(name).err().map(|u| u.to_string());
+            report(out, "FAIL", "instance", &unknown.unwrap_or_default());
+            return false;
         }
+    };
+    for name in names {
+        if connections.several() {
+            report(out, "", "instance", name);
+        }
+        let connection = match (broken(name), connections.named(name)) {
+            (None, Ok(connection)) => connection,
+            (Some(entry), _) => {
+                report(
+                    out,
+                    "FAIL",
+                    "secret",
+                    &format!(
+                        "the entry of instance `{name}` is unusable: {}; this instance's \
+                         calls answer 500 until it is mended, every other instance works",
+                        entry.problem
+                    ),
+                );
+                passed = false;
+                continue;
+            }
+            (None, Err(_)) => continue,
+        };
         passed &= checked(
             connection,
             &secret_name,
