@@ -70,6 +70,7 @@ impl BackSyncApp {
         self.servicenow().insert(&[
             ("correlation_id", &key),
             ("correlation_display", "iLert"),
+            ("sys_created_by", SN_USER),
             ("short_description", "PENDING Host is DOWN"),
             ("state", "1"),
         ])
@@ -569,6 +570,7 @@ async fn five_hundred_incidents_closed_at_once_are_all_synced_within_ilerts_rate
         numbers.push(app.servicenow().insert(&[
             ("correlation_id", &key),
             ("correlation_display", "iLert"),
+            ("sys_created_by", SN_USER),
             ("short_description", "PENDING Host is DOWN"),
             ("state", "1"),
         ]));
@@ -743,6 +745,7 @@ async fn only_the_incident_that_stays_speaks_for_its_alert() {
     let duplicate = app.servicenow().insert(&[
         ("correlation_id", "ilert:9801"),
         ("correlation_display", "iLert"),
+        ("sys_created_by", SN_USER),
         ("short_description", "PENDING Host is DOWN"),
         ("state", "1"),
     ]);
@@ -821,4 +824,36 @@ async fn a_push_to_a_misconfigured_deployment_is_a_500_and_its_401_names_its_own
     assert!(app.ilert.requests().is_empty(), "nothing reached iLert");
     let pass = app.pass().await;
     assert_eq!(pass.failure.map(|f| f.kind()), Some("misconfigured"));
+}
+
+#[tokio::test]
+async fn an_incident_a_desk_user_keyed_to_an_alert_never_accepts_or_resolves_it() {
+    let app = BackSyncApp::spawn().await;
+    app.ilert.add_alert(9901, "PENDING");
+    // Someone types another team's alert key into an incident of their own and resolves it.
+    let typed_in = app.servicenow().insert(&[
+        ("correlation_id", "ilert:9901"),
+        ("short_description", "my printer is broken"),
+        ("state", "1"),
+        ("sys_created_by", DESK),
+    ]);
+    app.desk_sets(&typed_in, "6");
+
+    let report = app.pass().await;
+    assert_eq!(report.behind, 0, "{report:?}");
+    let pushed = app
+        .push(&app.sys_id(&typed_in), Some(&bearer(PUSH_TOKEN)))
+        .await;
+    assert_eq!(pushed.body["action"], "unchanged", "{}", pushed.text);
+    assert!(
+        pushed.text.contains("sys_created_by"),
+        "the reason names the field: {}",
+        pushed.text
+    );
+    assert_eq!(app.ilert.alert_status(9901).as_deref(), Some("PENDING"));
+    assert!(
+        !ilert_calls(&app.ilert).iter().any(|c| c.starts_with("PUT")),
+        "{:?}",
+        ilert_calls(&app.ilert)
+    );
 }

@@ -42,6 +42,7 @@ impl Account {
         let number = self.app.servicenow.insert(&[
             ("correlation_id", &key),
             ("correlation_display", "iLert"),
+            ("sys_created_by", SN_USER),
             ("short_description", "PENDING Host is DOWN"),
             ("state", "1"),
         ]);
@@ -317,6 +318,7 @@ async fn connections_that_share_an_ilert_key_list_once_per_pass() {
     let prod_number = app.servicenow.insert(&[
         ("correlation_id", "ilert:3000005"),
         ("correlation_display", "iLert"),
+        ("sys_created_by", SN_USER),
         ("short_description", "PENDING Host is DOWN"),
         ("state", "1"),
     ]);
@@ -326,6 +328,7 @@ async fn connections_that_share_an_ilert_key_list_once_per_pass() {
     let test_number = test.insert(&[
         ("correlation_id", "ilert:3000006"),
         ("correlation_display", "iLert"),
+        ("sys_created_by", SN_USER),
         ("short_description", "PENDING Host is DOWN"),
         ("state", "1"),
     ]);

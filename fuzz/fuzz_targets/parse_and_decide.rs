@@ -75,6 +75,7 @@ fuzz_target!(|input: &[u8]| {
         close_code: String::new(),
         close_notes: String::new(),
         updated_by: String::new(),
+        created_by: String::new(),
         custom: Default::default(),
     };
     let mut situations = vec![None];

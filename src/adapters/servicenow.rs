@@ -667,6 +667,7 @@ fn incident_from(record: &Value) -> Incident {
         close_code: field("close_code"),
         close_notes: field("close_notes"),
         updated_by: field("sys_updated_by"),
+        created_by: field("sys_created_by"),
         // Whatever else the answer shows: the custom fields a write asked to see.
         custom: record
             .as_object()

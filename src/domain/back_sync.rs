@@ -9,7 +9,9 @@
 //! | New (1), On Hold (3), custom states | left alone |
 //!
 //! A merged duplicate (its key moved aside) and an incident the function did not open never
-//! ask anything. Nothing needs remembering: the function only ever writes a state its alert
+//! ask anything: not even one whose `correlation_id` reads `ilert:<id>`, if the integration
+//! user did not create it (`sys_created_by`), so that a desk user who types another alert's
+//! key into an incident cannot accept or resolve someone else's alert. Nothing needs remembering: the function only ever writes a state its alert
 //! already has, so an incident whose state is ahead of its alert was moved by someone else,
 //! and once the alert has caught up the incident asks nothing more, whoever wrote last.
 
@@ -51,8 +53,19 @@ impl BackSynced {
     }
 }
 
-/// Where the incident's state asks its alert to be, or why it asks nothing.
-pub fn wanted_in_ilert(incident: &Incident) -> Result<Wanted, &'static str> {
+/// Whether the integration user `opened_by` created the incident (`sys_created_by`); with no
+/// user to hold it to, any incident with the key is taken as the function's.
+pub fn opened_by_function(incident: &Incident, opened_by: Option<&str>) -> bool {
+    opened_by.is_none_or(|user| incident.created_by.eq_ignore_ascii_case(user))
+}
+
+/// Where the incident's state asks its alert to be, or why it asks nothing. `opened_by`: the
+/// integration user, who must have created the incident; `None` when the connection cannot
+/// name it (OAuth's client-credentials grant), and then the key alone decides.
+pub fn wanted_in_ilert(
+    incident: &Incident,
+    opened_by: Option<&str>,
+) -> Result<Wanted, &'static str> {
     let Some(alert) = CorrelationId::alert_of(&incident.correlation_id) else {
         return Err(if incident.correlation_id.starts_with(PREFIX) {
             "a merged duplicate or a connection check: it never triggers anything"
@@ -60,6 +73,12 @@ pub fn wanted_in_ilert(incident: &Incident) -> Result<Wanted, &'static str> {
             "not an incident of this function (its correlation_id is not ilert:<alert id>)"
         });
     };
+    if !opened_by_function(incident, opened_by) {
+        return Err(
+            "not opened by the integration user (sys_created_by): whatever its correlation_id \
+             says, only the function's own incidents speak for an alert",
+        );
+    }
     let status = match incident.state {
         IncidentState::InProgress => AlertStatus::Accepted,
         IncidentState::Resolved | IncidentState::Closed | IncidentState::Canceled => {
@@ -108,15 +127,18 @@ mod tests {
     use crate::domain::fixtures::incident_in;
     use AlertStatus::{Accepted, Pending, Resolved};
 
+    const INTEGRATION_USER: &str = "ilert.integration";
+
     fn incident(state: &str, key: &str) -> Incident {
         Incident {
             correlation_id: key.into(),
+            created_by: INTEGRATION_USER.into(),
             ..incident_in(state)
         }
     }
 
     fn wanted(state: &str) -> Option<AlertStatus> {
-        wanted_in_ilert(&incident(state, "ilert:42"))
+        wanted_in_ilert(&incident(state, "ilert:42"), Some(INTEGRATION_USER))
             .ok()
             .map(|w| w.status)
     }
@@ -130,8 +152,31 @@ mod tests {
         assert_eq!(wanted("7"), Some(Resolved), "Closed");
         assert_eq!(wanted("8"), Some(Resolved), "Canceled");
         assert_eq!(wanted("101"), None, "a custom state");
-        let found = wanted_in_ilert(&incident("6", "ilert:42")).unwrap();
+        let found = wanted_in_ilert(&incident("6", "ilert:42"), Some(INTEGRATION_USER)).unwrap();
         assert_eq!(found.alert.as_str(), "42");
+    }
+
+    #[test]
+    fn an_incident_someone_else_created_never_speaks_for_an_alert() {
+        let typed_in = Incident {
+            created_by: "jane.desk".into(),
+            ..incident("6", "ilert:42")
+        };
+        assert!(wanted_in_ilert(&typed_in, Some(INTEGRATION_USER)).is_err());
+        let unreadable = Incident {
+            created_by: String::new(),
+            ..incident("6", "ilert:42")
+        };
+        assert!(wanted_in_ilert(&unreadable, Some(INTEGRATION_USER)).is_err());
+        let other_case = Incident {
+            created_by: "iLert.Integration".into(),
+            ..incident("6", "ilert:42")
+        };
+        assert!(wanted_in_ilert(&other_case, Some(INTEGRATION_USER)).is_ok());
+        assert!(
+            wanted_in_ilert(&typed_in, None).is_ok(),
+            "no user to hold it to"
+        );
     }
 
     #[test]
@@ -143,7 +188,10 @@ mod tests {
             "",
         ] {
             let canceled = incident("8", key);
-            assert!(wanted_in_ilert(&canceled).is_err(), "{key}");
+            assert!(
+                wanted_in_ilert(&canceled, Some(INTEGRATION_USER)).is_err(),
+                "{key}"
+            );
         }
     }
 

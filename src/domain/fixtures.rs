@@ -39,6 +39,7 @@ pub(crate) fn apply(incident: Option<&Incident>, changes: &IncidentChanges) -> I
         close_code: String::new(),
         close_notes: String::new(),
         updated_by: String::new(),
+        created_by: String::new(),
         custom: Default::default(),
     };
     incident.unwrap_or(&blank).after(changes)

@@ -100,6 +100,9 @@ pub struct Incident {
     pub close_notes: String,
     /// Who changed it last (`sys_updated_by`), for the back-sync's log line.
     pub updated_by: String,
+    /// Who created it (`sys_created_by`): only the integration user's own incidents speak for
+    /// an alert on the way back.
+    pub created_by: String,
     /// Custom fields (`field.<name>` settings) as a write's answer showed them; a field the
     /// answer left out is absent.
     pub custom: BTreeMap<String, String>,
@@ -144,6 +147,7 @@ impl Incident {
         "close_code",
         "close_notes",
         "sys_updated_by",
+        "sys_created_by",
     ];
 }
 
@@ -332,6 +336,7 @@ mod tests {
             close_code: String::new(),
             close_notes: String::new(),
             updated_by: String::new(),
+            created_by: String::new(),
             custom: Default::default(),
         }
     }

@@ -24,7 +24,9 @@ use crate::adapters::secrets::{Connection, ILertAccount, SecretError};
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError, SysId};
 use crate::domain::alert::{AlertEvent, AlertId, AlertStatus, EventKind, Person};
 use crate::domain::alert_scan::Scan;
-use crate::domain::back_sync::{back_action, wanted_in_ilert, BackAction, BackSynced};
+use crate::domain::back_sync::{
+    back_action, opened_by_function, wanted_in_ilert, BackAction, BackSynced,
+};
 use crate::domain::incident::{CorrelationId, Incident};
 use crate::flow::budget::{epoch_ms, Backoff, Budget};
 use crate::flow::sync::SyncError;
@@ -510,12 +512,16 @@ impl<T: IncidentTable> BackSync<T> {
             // Several incidents of one alert (a race not merged yet, a duplicate the desk
             // canceled by hand): only the one that stays speaks for the alert, the lowest
             // number, as the merge keeps it. They come oldest first.
+            // An incident someone else created under the key is no candidate at all.
+            let opened_by = connection.servicenow.username();
             let mut seen = std::collections::HashSet::new();
             for incident in incidents {
-                if !seen.insert(incident.correlation_id.clone()) {
+                if !opened_by_function(&incident, opened_by)
+                    || !seen.insert(incident.correlation_id.clone())
+                {
                     continue;
                 }
-                let Ok(wanted) = wanted_in_ilert(&incident) else {
+                let Ok(wanted) = wanted_in_ilert(&incident, opened_by) else {
                     continue;
                 };
                 let Some((alert, in_ilert)) = open.get(wanted.alert.as_str()).cloned() else {
@@ -558,7 +564,7 @@ impl<T: IncidentTable> BackSync<T> {
                 reason: Some(reason),
             }))
         };
-        let wanted = match wanted_in_ilert(&incident) {
+        let wanted = match wanted_in_ilert(&incident, connection.servicenow.username()) {
             Ok(wanted) => wanted,
             Err(reason) => return unchanged(incident, None, reason),
         };
@@ -567,8 +573,10 @@ impl<T: IncidentTable> BackSync<T> {
         let of_alert = budget
             .servicenow(self.table.of_alerts(&connection.servicenow, &[key]))
             .await?;
+        let opened_by = connection.servicenow.username();
         if of_alert
-            .first()
+            .iter()
+            .find(|stays| opened_by_function(stays, opened_by))
             .is_some_and(|stays| stays.sys_id != incident.sys_id)
         {
             return unchanged(
