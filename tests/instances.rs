@@ -502,3 +502,44 @@ async fn one_customers_broken_entry_stops_only_that_customer() {
         "the good instances' pass still ran"
     );
 }
+
+#[tokio::test]
+async fn a_push_token_opens_only_its_own_instance_and_names_no_other() {
+    let (app, test, _ilert) = two_instances_both_ways(|secret| {
+        for (name, token) in [
+            ("acme-prod", "prod-push-token"),
+            ("acme-test", "test-push-token"),
+        ] {
+            secret["instances"][name]["servicenow_token"] = json!(token);
+        }
+        secret["shared_keys"] = json!(["ilert_api_key", "ilert_api_url"]);
+    })
+    .await;
+    let sys_id = test.insert(&[("correlation_id", "ilert:1"), ("state", "6")]);
+    let sys_id = test.incident_by_number(&sys_id).unwrap()["sys_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let push = |query: &str, token: &str| {
+        let mut request =
+            with_authorization(event("01-alert-created"), Some(&format!("Bearer {token}")));
+        *request.uri_mut() = format!("/servicenow?{query}").parse().unwrap();
+        with_body(request, json!({ "sys_id": sys_id }).to_string())
+    };
+
+    let wrong = app
+        .send(push("instance=acme-test", "prod-push-token"))
+        .await;
+    assert_eq!(wrong.status, 401, "{}", wrong.text);
+    let own = app
+        .send(push("instance=acme-test", "test-push-token"))
+        .await;
+    assert_eq!(own.status, 200, "{}", own.text);
+    let unknown = app.send(push("instance=globex", "prod-push-token")).await;
+    assert_eq!(unknown.status, 400, "{}", unknown.text);
+    assert!(
+        unknown.text.contains("acme-prod") && !unknown.text.contains("acme-test"),
+        "{}",
+        unknown.text
+    );
+}

@@ -400,8 +400,8 @@ async fn stored(moto: &simulator::Moto, secret_id: &str) -> Option<serde_json::V
 }
 
 /// `secret --instance` adds a named connection: a secret of one keeps its own as `default`
-/// (alert actions without `instance=` reach what they reached), the webhook token and the way
-/// back's keys stay shared, and a connection is never changed without being named.
+/// (alert actions without `instance=` reach what they reached), the webhook token stays
+/// shared, and a connection is never changed without being named.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_secret_command_adds_named_instances_and_keeps_the_first_as_default() {
     let moto = simulator::Moto::start().expect("moto starts");
@@ -478,6 +478,125 @@ async fn the_secret_command_adds_named_instances_and_keeps_the_first_as_default(
     .await;
     assert!(rotated.success, "{}{}", rotated.stdout, rotated.stderr);
     assert_ne!(stored(&moto, id).await.unwrap()["webhook_token"], token);
+}
+
+/// The way back's keys are each customer's: `secret --instance` writes them into that
+/// instance, a key already in a secret of one goes with its connection to `default`, and
+/// none is written where every instance would take it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_secret_command_writes_the_way_backs_keys_into_their_own_instance() {
+    let moto = simulator::Moto::start().expect("moto starts");
+    let id = "ilert/servicenow";
+    let created = create_secret(&moto, id, &[]).await;
+    assert!(created.success, "{}{}", created.stdout, created.stderr);
+    let on = run_with(
+        shell_with(&moto),
+        &["secret", "--secret-id", id, "--ilert-api-key"],
+        "il-key-of-the-first\n",
+    )
+    .await;
+    assert!(on.success, "{}{}", on.stdout, on.stderr);
+
+    let added = run_with(
+        shell_with(&moto),
+        &[
+            "secret",
+            "--secret-id",
+            id,
+            "--instance",
+            "globex",
+            "--instance-url",
+            "https://globex.service-now.com",
+            "--username",
+            "ilert.globex",
+            "--password-stdin",
+        ],
+        "Globex-pa55\n",
+    )
+    .await;
+    assert!(added.success, "{}{}", added.stdout, added.stderr);
+    let secret = stored(&moto, id).await.unwrap();
+    let top: Vec<&String> = secret.as_object().unwrap().keys().collect();
+    assert!(secret.get("ilert_api_key").is_none(), "at the top: {top:?}");
+    assert_eq!(
+        secret["instances"]["default"]["ilert_api_key"],
+        "il-key-of-the-first"
+    );
+    assert!(secret["instances"]["default"]["servicenow_token"].is_string());
+    assert!(secret["instances"]["globex"].get("ilert_api_key").is_none());
+
+    let globex_key = run_with(
+        shell_with(&moto),
+        &[
+            "secret",
+            "--secret-id",
+            id,
+            "--instance",
+            "globex",
+            "--ilert-api-key",
+        ],
+        "il-key-of-globex\n",
+    )
+    .await;
+    assert!(
+        globex_key.success,
+        "{}{}",
+        globex_key.stdout, globex_key.stderr
+    );
+    let secret = stored(&moto, id).await.unwrap();
+    let globex = &secret["instances"]["globex"];
+    assert_eq!(globex["ilert_api_key"], "il-key-of-globex");
+    assert_ne!(
+        globex["servicenow_token"],
+        secret["instances"]["default"]["servicenow_token"]
+    );
+    assert!(
+        !globex_key.stdout.contains("il-key-of"),
+        "{}",
+        globex_key.stdout
+    );
+
+    let unnamed = run_with(
+        shell_with(&moto),
+        &["secret", "--secret-id", id, "--ilert-api-key"],
+        "il-key-for-everyone\n",
+    )
+    .await;
+    assert!(!unnamed.success, "{}", unnamed.stdout);
+    assert!(unnamed.stderr.contains("--instance"), "{}", unnamed.stderr);
+}
+
+/// A secret of several written before the way back's keys became each instance's own: it
+/// works as it did, and `check` says what to change.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_names_the_way_backs_keys_every_instance_takes_from_the_top() {
+    let ilert = simulator::ILertSimulator::start(ILERT_KEY).await.unwrap();
+    let ilert_url = ilert.url();
+    let app = TestApp::spawn_with(Default::default(), move |secret| {
+        let prod = secret.clone();
+        *secret = json!({
+            "ilert_api_key": ILERT_KEY,
+            "ilert_api_url": ilert_url,
+            "instances": { "acme-prod": prod },
+        });
+    })
+    .await;
+    let checked = run(&app, &["check"]).await;
+    assert!(checked.success, "it still works: {}", checked.stdout);
+    let warned = line(&checked, "shared keys");
+    assert!(
+        warned.starts_with("WARN")
+            && warned.contains("`ilert_api_key`, `ilert_api_url`")
+            && warned.contains("secret --instance acme-prod --ilert-api-key")
+            && warned.contains("shared_keys"),
+        "{warned}"
+    );
+    assert!(
+        line(&checked, "ilert api key").starts_with("OK"),
+        "{}",
+        checked.stdout
+    );
+    assert!(!checked.stdout.contains(ILERT_KEY));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -84,7 +84,15 @@ pub struct Connection {
     pub ilert: Option<ILertAccount>,
     /// What ServiceNow's business rule must present to push a change (`servicenow_token`).
     pub push_token: Option<SecretString>,
+    /// The way back's keys this connection takes from the top of a secret of several without
+    /// `shared_keys` naming them: how secrets were written before those keys became each
+    /// instance's own. It works as it did; `check` says what to change.
+    pub implicitly_shared: Vec<&'static str>,
 }
+
+/// The way back's keys: with `instances`, each instance's own, unless the secret's
+/// `shared_keys` names them (one iLert account and one push token for every instance).
+pub const WAY_BACK_KEYS: [&str; 3] = ["ilert_api_key", "ilert_api_url", "servicenow_token"];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
@@ -195,12 +203,34 @@ impl Connections {
         if instances.is_empty() {
             return Err(unusable("key `instances` names no connection".into()));
         }
+        let shared_keys = match fields.remove("shared_keys") {
+            None => None,
+            Some(Value::Array(keys)) => {
+                let mut named = Vec::new();
+                for key in keys {
+                    match WAY_BACK_KEYS
+                        .iter()
+                        .find(|known| Some(**known) == key.as_str())
+                    {
+                        Some(known) => named.push(*known),
+                        None => {
+                            return Err(unusable(format!(
+                                "`shared_keys` may name only {}",
+                                WAY_BACK_KEYS.join(", ")
+                            )))
+                        }
+                    }
+                }
+                Some(named)
+            }
+            Some(_) => return Err(unusable("`shared_keys` must be a list of key names".into())),
+        };
         let mut by_name = BTreeMap::new();
         let mut broken = BTreeMap::new();
         for (name, own) in instances {
             // One entry's mistake is its own: it is set aside with what is wrong, and every
             // other entry works as before.
-            let entry = Self::entry(&name, own, &fields);
+            let entry = Self::entry(&name, own, &fields, shared_keys.as_deref());
             match entry {
                 Ok(connection) => {
                     by_name.insert(name, Arc::new(connection));
@@ -218,6 +248,7 @@ impl Connections {
         name: &str,
         own: Value,
         shared: &Map<String, Value>,
+        shared_keys: Option<&[&'static str]>,
     ) -> Result<Connection, Box<BrokenEntry>> {
         let broken = |problem: String, own: Option<&Map<String, Value>>| {
             let lenient = |reason: String| SecretError::Misconfigured(reason);
@@ -248,13 +279,36 @@ impl Connections {
         if WEBHOOK_KEYS.iter().any(|key| own.contains_key(*key)) {
             merged.retain(|key, _| !WEBHOOK_KEYS.contains(&key.as_str()));
         }
+        // The way back's keys at the top are taken only where `shared_keys` says so; a secret
+        // without `shared_keys` is read as before, and the connection remembers what it took.
+        let mut implicitly_shared = Vec::new();
+        for key in WAY_BACK_KEYS {
+            if own.contains_key(key) || !merged.contains_key(key) {
+                continue;
+            }
+            match shared_keys {
+                Some(named) if named.contains(&key) => {}
+                Some(_) => {
+                    merged.remove(key);
+                }
+                None => implicitly_shared.push(key),
+            }
+        }
         merged.extend(own);
-        Connection::from_fields(name, &merged, &SecretError::Misconfigured).map_err(|error| {
-            let problem = match error {
-                SecretError::Misconfigured(problem) | SecretError::Unavailable(problem) => problem,
-            };
-            broken(problem, Some(&merged))
-        })
+        let connection = Connection::from_fields(name, &merged, &SecretError::Misconfigured);
+        connection
+            .map(|connection| Connection {
+                implicitly_shared,
+                ..connection
+            })
+            .map_err(|error| {
+                let problem = match error {
+                    SecretError::Misconfigured(problem) | SecretError::Unavailable(problem) => {
+                        problem
+                    }
+                };
+                broken(problem, Some(&merged))
+            })
     }
 
     /// The connection named `name`.
@@ -405,6 +459,7 @@ impl Connection {
             webhook,
             ilert,
             push_token: text("servicenow_token")?.map(SecretString::from),
+            implicitly_shared: Vec::new(),
         })
     }
 }
@@ -865,6 +920,56 @@ mod tests {
         assert!(message.contains("acme-prod, acme-test"), "{message}");
         let unknown = connections.pick(Some("acme")).unwrap_err().to_string();
         assert!(unknown.contains("`acme`") && unknown.contains("acme-prod, acme-test"));
+    }
+
+    #[test]
+    fn the_way_backs_keys_are_each_instances_own_unless_the_secret_shares_them() {
+        let secret = |shared: &str| {
+            format!(
+                r#"{{"webhook_token":"t","ilert_api_key":"top-key","servicenow_token":"top-push",{shared}
+                    "instances":{{
+                      "a":{{"instance_url":"https://a.service-now.com","username":"u","password":"p"}},
+                      "b":{{"instance_url":"https://b.service-now.com","username":"u","password":"p",
+                            "ilert_api_key":"b-key","servicenow_token":"b-push"}}}}}}"#
+            )
+        };
+        let key = |c: &Connection| {
+            c.ilert
+                .as_ref()
+                .map(|i| i.api_key.expose_secret().to_owned())
+        };
+        let push = |c: &Connection| c.push_token.as_ref().map(|t| t.expose_secret().to_owned());
+
+        // Written before `shared_keys`: read as before, and remembered as taken implicitly.
+        let legacy = several(&secret("")).unwrap();
+        let (a, b) = (legacy.named("a").unwrap(), legacy.named("b").unwrap());
+        assert_eq!(key(a).as_deref(), Some("top-key"));
+        assert_eq!(a.implicitly_shared, ["ilert_api_key", "servicenow_token"]);
+        assert_eq!(
+            (key(b).as_deref(), push(b).as_deref()),
+            (Some("b-key"), Some("b-push"))
+        );
+        assert!(b.implicitly_shared.is_empty());
+
+        // `shared_keys` names what is shared, and nothing else is.
+        let explicit = several(&secret(r#""shared_keys":["ilert_api_key"],"#)).unwrap();
+        let a = explicit.named("a").unwrap();
+        assert_eq!(key(a).as_deref(), Some("top-key"));
+        assert_eq!(push(a), None, "the push token at the top is not shared");
+        assert!(a.implicitly_shared.is_empty());
+        assert_eq!(
+            push(explicit.named("b").unwrap()).as_deref(),
+            Some("b-push")
+        );
+
+        let none = several(&secret(r#""shared_keys":[],"#)).unwrap();
+        assert!(
+            none.named("a").unwrap().ilert.is_none(),
+            "the way back is off for a"
+        );
+
+        let wrong = several(&secret(r#""shared_keys":["password"],"#)).unwrap_err();
+        assert!(wrong.contains("shared_keys"), "{wrong}");
     }
 
     #[test]

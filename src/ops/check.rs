@@ -118,6 +118,22 @@ pub async fn run<S: SecretSource>(
             }
             (None, Err(_)) => continue,
         };
+        if !connection.implicitly_shared.is_empty() {
+            let keys = connection.implicitly_shared.join("`, `");
+            report(
+                out,
+                "WARN",
+                "shared keys",
+                &format!(
+                    "`{keys}` at the top of the secret serve instance `{name}` too, as they serve \
+                     every instance of a secret without `shared_keys`: one customer's key then \
+                     acts on another's alerts. Give each instance its own (`ilert-servicenow \
+                     secret --instance {name} --ilert-api-key`), or, if one is meant for all, \
+                     add \"shared_keys\": [\"{}\"] to the secret",
+                    connection.implicitly_shared.join("\", \"")
+                ),
+            );
+        }
         passed &= checked(
             connection,
             &secret_name,

@@ -4,7 +4,7 @@
 
 use crate::adapters::aws;
 use crate::adapters::secrets::Connections;
-use crate::adapters::secrets::DEFAULT_INSTANCE;
+use crate::adapters::secrets::{DEFAULT_INSTANCE, WAY_BACK_KEYS};
 use crate::domain::settings::check_instance_name;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
@@ -89,33 +89,38 @@ pub fn merged(
     if changes.drop_previous_token && fields.remove("webhook_token_previous").is_some() {
         token_change = TokenChange::PreviousDropped;
     }
-    if let Some(key) = changes.ilert_api_key {
-        fields.insert(
-            "ilert_api_key".into(),
-            Value::String(key.expose_secret().trim().to_owned()),
-        );
-    }
-    set_field(&mut fields, "ilert_api_url", changes.ilert_api_url);
-    if changes.no_back_sync {
-        for key in ["ilert_api_key", "ilert_api_url", "servicenow_token"] {
-            fields.remove(key);
+    // The way back's keys are the connection's own: with `instances`, the named instance's,
+    // so that one customer's iLert key and push token never serve another.
+    {
+        let way_back = connection_fields_mut(&mut fields, changes.instance.as_deref())?;
+        if let Some(key) = changes.ilert_api_key {
+            way_back.insert(
+                "ilert_api_key".into(),
+                Value::String(key.expose_secret().trim().to_owned()),
+            );
         }
-    }
-    // The push needs its own token as soon as the way back is on; never the webhook's, so
-    // that what ServiceNow holds cannot open the webhook.
-    let back_sync_on = fields
-        .get("ilert_api_key")
-        .and_then(Value::as_str)
-        .is_some_and(|k| !k.is_empty());
-    let has_push_token = fields
-        .get("servicenow_token")
-        .and_then(Value::as_str)
-        .is_some_and(|t| !t.is_empty());
-    if back_sync_on && (changes.new_servicenow_token || !has_push_token) {
-        fields.insert(
-            "servicenow_token".into(),
-            Value::String(new_webhook_token()),
-        );
+        set_field(way_back, "ilert_api_url", changes.ilert_api_url);
+        if changes.no_back_sync {
+            for key in WAY_BACK_KEYS {
+                way_back.remove(key);
+            }
+        }
+        // The push needs its own token as soon as the way back is on; never the webhook's, so
+        // that what ServiceNow holds cannot open the webhook.
+        let back_sync_on = way_back
+            .get("ilert_api_key")
+            .and_then(Value::as_str)
+            .is_some_and(|k| !k.is_empty());
+        let has_push_token = way_back
+            .get("servicenow_token")
+            .and_then(Value::as_str)
+            .is_some_and(|t| !t.is_empty());
+        if back_sync_on && (changes.new_servicenow_token || !has_push_token) {
+            way_back.insert(
+                "servicenow_token".into(),
+                Value::String(new_webhook_token()),
+            );
+        }
     }
     let json = SecretString::from(Value::Object(fields).to_string());
     Connections::from_secret(&json, secret_id).map_err(|problem| problem.to_string())?;
@@ -123,14 +128,16 @@ pub fn merged(
 }
 
 /// A connection's own keys: they stay at the top of a secret of one; with several they go to
-/// `instances`, and what every connection shares (the webhook token, the way back's keys)
-/// stays at the top.
-const CONNECTION_KEYS: [&str; 5] = [
+/// `instances`, and what every connection shares (the webhook token) stays at the top.
+const CONNECTION_KEYS: [&str; 8] = [
     "instance_url",
     "username",
     "password",
     "client_id",
     "client_secret",
+    "ilert_api_key",
+    "ilert_api_url",
+    "servicenow_token",
 ];
 
 /// Where the connection's keys are written: the secret itself, or `instances.<name>`. A secret
@@ -270,7 +277,11 @@ pub async fn run(
     let changes_connection = asked.instance_url.is_some()
         || asked.username.is_some()
         || asked.password_stdin
-        || asked.change_password;
+        || asked.change_password
+        || asked.ilert_api_key
+        || asked.ilert_api_url.is_some()
+        || asked.new_servicenow_token
+        || asked.no_back_sync;
     if named && asked.instance.is_none() && changes_connection {
         let names = old
             .get("instances")
@@ -391,6 +402,7 @@ pub async fn run(
     let arn = store.write(secret_id, existing.as_ref(), &contents).await?;
     let back_sync = serde_json::from_str::<Map<String, Value>>(contents.expose_secret())
         .ok()
+        .map(|fields| connection_fields(&fields, instance.as_deref()))
         .filter(|fields| fields.contains_key("ilert_api_key"))
         .map(|fields| {
             fields
