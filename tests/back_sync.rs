@@ -857,3 +857,49 @@ async fn an_incident_a_desk_user_keyed_to_an_alert_never_accepts_or_resolves_it(
         ilert_calls(&app.ilert)
     );
 }
+
+/// An assignment rule moves a New incident to In Progress inside the function's own create
+/// (the alert action assigns it): that is the instance's doing, not the desk's, and the page
+/// must go on until a person acts.
+#[tokio::test]
+async fn a_state_the_instance_sets_inside_the_functions_write_never_accepts_the_alert() {
+    let app = BackSyncApp::spawn().await;
+    app.servicenow().set_in_progress_on_assignment();
+    app.ilert.add_alert(12797430, "PENDING");
+    let created = app
+        .app
+        .send(event_at("01-alert-created", "assigned_to=jdoe"))
+        .await;
+    assert_eq!(created.body["action"], "created", "{}", created.text);
+    assert_eq!(app.servicenow().assignment_rule_fired(), 1, "the rule ran");
+    let number = created.body["incident"]["number"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.incident(&number)["state"],
+        "2",
+        "the rule set In Progress"
+    );
+
+    let report = app.pass().await;
+    assert_eq!((report.behind, report.accepted), (0, 0), "{report:?}");
+    let pushed = app
+        .push(&app.sys_id(&number), Some(&bearer(PUSH_TOKEN)))
+        .await;
+    assert_eq!(pushed.body["action"], "unchanged", "{}", pushed.text);
+    assert!(
+        pushed.text.contains("the instance set this state"),
+        "{}",
+        pushed.text
+    );
+    assert_eq!(app.ilert.alert_status(12797430).as_deref(), Some("PENDING"));
+
+    // The desk's own change still counts.
+    app.desk_sets(&number, "6");
+    assert_eq!(app.pass().await.resolved, 1);
+    assert_eq!(
+        app.ilert.alert_status(12797430).as_deref(),
+        Some("RESOLVED")
+    );
+}

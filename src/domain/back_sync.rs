@@ -16,7 +16,7 @@
 //! and once the alert has caught up the incident asks nothing more, whoever wrote last.
 
 use crate::domain::alert::{AlertId, AlertStatus};
-use crate::domain::incident::{CorrelationId, Incident, IncidentState, PREFIX};
+use crate::domain::incident::{CorrelationId, Incident, IncidentState, NoteMemory, PREFIX};
 
 /// What an incident asks of its alert.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +73,12 @@ pub fn wanted_in_ilert(
             "not an incident of this function (its correlation_id is not ilert:<alert id>)"
         });
     };
+    if NoteMemory::read(&incident.correlation_display).set_by_instance(&incident.state) {
+        return Err(
+            "the instance set this state itself inside the function's own write (an assignment \
+             rule or a flow), not a person: the alert is left as it is",
+        );
+    }
     if !opened_by_function(incident, opened_by) {
         return Err(
             "not opened by the integration user (sys_created_by): whatever its correlation_id \

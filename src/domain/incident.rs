@@ -65,6 +65,18 @@ impl IncidentState {
         }
     }
 
+    /// How far along the lifecycle: New, then In Progress or On Hold, then Resolved, then
+    /// Closed or Canceled. `None` for an instance's own states.
+    fn progress(&self) -> Option<u8> {
+        match self {
+            Self::New => Some(0),
+            Self::InProgress | Self::OnHold => Some(1),
+            Self::Resolved => Some(2),
+            Self::Closed | Self::Canceled => Some(3),
+            Self::Other(_) => None,
+        }
+    }
+
     pub fn code(&self) -> &str {
         match self {
             Self::New => "1",
@@ -201,8 +213,14 @@ impl IncidentChanges {
     /// duplicate, a dropped `correlation_display` would forget which notes were written and
     /// the notes already written (every redelivery noted again).
     pub fn not_applied_in(&self, written: &Incident) -> Vec<&'static str> {
+        // A state further along than the one written was set by the instance (see
+        // `state_set_by_instance`), not dropped.
+        let state = self
+            .state
+            .as_deref()
+            .filter(|_| self.state_set_by_instance(written).is_none());
         let checks = [
-            ("state", self.state.as_deref(), written.state.code()),
+            ("state", state, written.state.code()),
             (
                 "correlation_id",
                 self.correlation_id.as_deref(),
@@ -219,6 +237,19 @@ impl IncidentChanges {
             .filter(|(_, wanted, got)| wanted.is_some_and(|wanted| wanted != *got))
             .map(|(field, _, _)| field)
             .collect()
+    }
+
+    /// The state ServiceNow itself set inside this write: the answer shows a state further
+    /// along than the one written (an assignment rule that moves a New incident to In Progress
+    /// once `assigned_to` is filled, a flow on insert). It is neither the function's doing nor a
+    /// person's, so the way back must never act on it.
+    pub fn state_set_by_instance(&self, written: &Incident) -> Option<IncidentState> {
+        let wanted = IncidentState::from_code(self.state.as_deref()?);
+        let further = matches!(
+            (wanted.progress(), written.state.progress()),
+            (Some(wanted), Some(got)) if got > wanted
+        );
+        further.then(|| written.state.clone())
     }
 
     /// The custom fields this write set that `written` does not show: left out of the answer
@@ -257,49 +288,82 @@ pub const CORRELATION_DISPLAY: &str = "iLert";
 /// Work notes are journal entries: ServiceNow appends them and reads them back empty, so a
 /// redelivered event would add its note twice. The incident remembers the last few notes it
 /// was given as short fingerprints in `correlation_display` ("iLert #1a2b3c #4d5e6f"), the
-/// integration's own field, which reads back like any other string.
+/// integration's own field, which reads back like any other string. It also remembers a state
+/// the instance set by itself inside one of the function's writes ("iLert @2 #1a2b3c"), which
+/// the way back must never take for a person's.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NoteMemory(Vec<String>);
+pub struct NoteMemory {
+    notes: Vec<String>,
+    /// `@<state code>`: states the instance set inside the function's own writes.
+    instance_states: Vec<String>,
+}
 
 impl NoteMemory {
     pub fn read(correlation_display: &str) -> Self {
-        Self(
+        let tokens = |mark: char| {
             correlation_display
                 .split_whitespace()
-                .filter(|token| token.starts_with('#'))
+                .filter(|token| token.starts_with(mark))
                 .map(str::to_owned)
-                .collect(),
-        )
+                .collect()
+        };
+        Self {
+            notes: tokens('#'),
+            instance_states: tokens('@'),
+        }
     }
 
     pub fn contains(&self, fingerprint: &NoteFingerprint) -> bool {
-        self.0.contains(&fingerprint.0)
+        self.notes.contains(&fingerprint.0)
     }
 
     /// The notes this memory holds that `before` did not: what one write added.
     pub fn added_since(&self, before: &NoteMemory) -> Vec<NoteFingerprint> {
-        self.0
+        self.notes
             .iter()
-            .filter(|token| !before.0.contains(token))
+            .filter(|token| !before.notes.contains(token))
             .map(|token| NoteFingerprint(token.clone()))
             .collect()
+    }
+
+    /// Whether the instance, not a person, set `state` inside one of the function's writes.
+    pub fn set_by_instance(&self, state: &IncidentState) -> bool {
+        self.instance_states
+            .iter()
+            .any(|token| token[1..] == *state.code())
     }
 
     /// The field's new value with `fingerprint` added, forgetting the oldest notes when the
     /// field would grow past ServiceNow's 100 characters.
     pub fn remember(&self, fingerprint: &NoteFingerprint) -> String {
-        let mut tokens: Vec<&str> = self.0.iter().map(String::as_str).collect();
-        tokens.push(&fingerprint.0);
-        let render = |tokens: &[&str]| {
+        let mut notes: Vec<&str> = self.notes.iter().map(String::as_str).collect();
+        notes.push(&fingerprint.0);
+        self.render(notes)
+    }
+
+    /// The field's new value remembering that the instance set `state` by itself.
+    pub fn remember_set_by_instance(&self, state: &IncidentState) -> String {
+        let mut copy = self.clone();
+        let token = format!("@{}", state.code());
+        if !copy.instance_states.contains(&token) {
+            copy.instance_states.push(token);
+        }
+        copy.render(self.notes.iter().map(String::as_str).collect())
+    }
+
+    /// `iLert`, the instance's states, then the notes, the oldest notes forgotten first.
+    fn render(&self, mut notes: Vec<&str>) -> String {
+        let render = |notes: &[&str]| {
             std::iter::once(CORRELATION_DISPLAY)
-                .chain(tokens.iter().copied())
+                .chain(self.instance_states.iter().map(String::as_str))
+                .chain(notes.iter().copied())
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        while render(&tokens).chars().count() > CORRELATION_FIELD_MAX_CHARS {
-            tokens.remove(0);
+        while render(&notes).chars().count() > CORRELATION_FIELD_MAX_CHARS && !notes.is_empty() {
+            notes.remove(0);
         }
-        render(&tokens)
+        render(&notes)
     }
 }
 
@@ -366,6 +430,49 @@ mod tests {
         let memory = NoteMemory::read(&display);
         assert!(memory.contains(&first));
         assert!(!memory.contains(&second));
+    }
+
+    #[test]
+    fn a_state_the_instance_set_is_remembered_beside_the_notes_and_kept_by_them() {
+        let note = NoteFingerprint::of("event-a");
+        let display = NoteMemory::read(CORRELATION_DISPLAY).remember(&note);
+        let display =
+            NoteMemory::read(&display).remember_set_by_instance(&IncidentState::InProgress);
+        let display = NoteMemory::read(&display).remember(&NoteFingerprint::of("event-b"));
+        let memory = NoteMemory::read(&display);
+        assert!(
+            memory.set_by_instance(&IncidentState::InProgress),
+            "{display}"
+        );
+        assert!(!memory.set_by_instance(&IncidentState::Resolved));
+        assert!(memory.contains(&note));
+
+        let written = Incident {
+            state: IncidentState::InProgress,
+            ..written()
+        };
+        let new = IncidentChanges {
+            state: Some("1".into()),
+            ..IncidentChanges::default()
+        };
+        assert_eq!(
+            new.state_set_by_instance(&written),
+            Some(IncidentState::InProgress)
+        );
+        assert!(
+            new.not_applied_in(&written).is_empty(),
+            "further along is not dropped"
+        );
+        let resolve = IncidentChanges {
+            state: Some("6".into()),
+            ..IncidentChanges::default()
+        };
+        assert_eq!(resolve.state_set_by_instance(&written), None);
+        assert_eq!(
+            resolve.not_applied_in(&written),
+            ["state"],
+            "behind is dropped"
+        );
     }
 
     #[test]

@@ -411,6 +411,9 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                         .await
                     {
                         Ok(written) => {
+                            let written = self
+                                .remember_instance_state(account, budget, &changes, written)
+                                .await;
                             if let Some(display) = &changes.correlation_display {
                                 let added =
                                     NoteMemory::read(display).added_since(&NoteMemory::read(
@@ -472,6 +475,9 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                     {
                         continue;
                     }
+                    let created = self
+                        .remember_instance_state(account, budget, &changes, created)
+                        .await;
                     Outcome::with(Action::Created, &created)
                 }
             };
@@ -480,6 +486,51 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         Err(Interrupted::look_again(
             "the alert's incidents kept changing under concurrent deliveries",
         ))
+    }
+
+    /// A state the instance set by itself inside this write (an assignment rule, a flow) is
+    /// remembered in the incident, so that the way back never takes it for the desk's work and
+    /// accepts or resolves a page nobody looked at. One more write, only when it happens; if
+    /// even that fails, an error line says so.
+    async fn remember_instance_state(
+        &self,
+        account: &ServiceNowAccount,
+        budget: &Budget,
+        changes: &IncidentChanges,
+        written: Incident,
+    ) -> Incident {
+        let Some(state) = changes.state_set_by_instance(&written) else {
+            return written;
+        };
+        let memory = NoteMemory::read(&written.correlation_display);
+        if memory.set_by_instance(&state) {
+            return written;
+        }
+        tracing::warn!(
+            incident = %written.number,
+            state = state.code(),
+            "the instance set the incident's state itself inside the function's write (an \
+             assignment rule or a flow); remembered, so the way back never acts on it"
+        );
+        let remembered = IncidentChanges {
+            correlation_display: Some(memory.remember_set_by_instance(&state)),
+            ..IncidentChanges::default()
+        };
+        match budget
+            .servicenow(self.table.update(account, &written.sys_id, &remembered))
+            .await
+        {
+            Ok(updated) => updated,
+            Err(cause) => {
+                tracing::error!(
+                    incident = %written.number,
+                    %cause,
+                    "could not remember that the instance set the state itself; the way back \
+                     may take it for the desk's work"
+                );
+                written
+            }
+        }
     }
 
     /// Concurrent writers each rewrite the notes' memory from what they read, so one can

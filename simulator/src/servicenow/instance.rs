@@ -257,6 +257,7 @@ impl ServiceNowState {
                     if let Some(refusal) = self.business_rules(&pending.fields) {
                         return refusal.response();
                     }
+                    self.assignment_rule(&mut pending.fields);
                     let index = self.insert_stored(pending, number, &user_name);
                     respond_json(
                         StatusCode::CREATED,
@@ -346,6 +347,17 @@ impl ServiceNowState {
         })
     }
 
+    /// The instance's own assignment rule, when it has one: New with an assignee becomes In
+    /// Progress within the write.
+    fn assignment_rule(&mut self, fields: &mut BTreeMap<String, String>) {
+        let assigned = fields.get("assigned_to").is_some_and(|v| !v.is_empty());
+        let new = fields.get("state").is_some_and(|state| state == "1");
+        if self.quirks.in_progress_on_assignment && assigned && new {
+            fields.insert("state".into(), "2".into());
+            self.quirks.assignment_rule_fired += 1;
+        }
+    }
+
     /// Writes `values` to the incident at `index` as `user_name` does, through the Table API
     /// or on the instance's form: Closed and Canceled incidents refuse, the business rules
     /// apply, and a saved change records who made it and when. Like a real instance, a write
@@ -356,7 +368,7 @@ impl ServiceNowState {
         values: Map<String, Value>,
         user_name: &str,
     ) -> Result<(), Refusal> {
-        let current = &self.incidents[index];
+        let current = self.incidents[index].clone();
         if matches!(
             current.fields.get("state").map(String::as_str),
             Some("7" | "8")
@@ -370,6 +382,7 @@ impl ServiceNowState {
         if let Some(refusal) = self.business_rules(&pending.fields) {
             return Err(refusal);
         }
+        self.assignment_rule(&mut pending.fields);
         let changed =
             pending.fields != current.fields || pending.journal.len() != current.journal.len();
         if changed {

@@ -153,6 +153,10 @@ struct Quirks {
     insert_time: (Duration, Duration),
     /// A rate-limit rule: at most this many requests a second; the rest are answered 429.
     rate_limit: Option<RateWindow>,
+    /// An assignment rule (or flow) that moves a New incident to In Progress as soon as
+    /// `assigned_to` is filled, inside the very write that fills it; and how often it did.
+    in_progress_on_assignment: bool,
+    assignment_rule_fired: u64,
 }
 
 /// One second's worth of a rate-limit rule.
@@ -656,6 +660,18 @@ impl ServiceNowSimulator {
     /// Adds a column to incidents, as an admin adding a `u_…` field to the form does.
     pub fn add_column(&self, name: &str) {
         self.lock().custom_columns.push(name.to_owned());
+    }
+
+    /// An assignment rule, as many instances have: a New incident whose `assigned_to` is
+    /// filled moves to In Progress inside the same write, whoever wrote it, and the write's
+    /// answer shows the state the rule set.
+    pub fn set_in_progress_on_assignment(&self) {
+        self.lock().quirks.in_progress_on_assignment = true;
+    }
+
+    /// How many writes the assignment rule moved to In Progress.
+    pub fn assignment_rule_fired(&self) -> u64 {
+        self.lock().quirks.assignment_rule_fired
     }
 
     /// A data policy that makes `column` mandatory: a write leaving it blank is refused with
