@@ -95,6 +95,7 @@ async fn answer<S: SecretSource, T: IncidentTable, Q: EventQueue>(
                 "resolved": report.resolved,
                 "unchanged": report.unchanged,
                 "failed": report.failed,
+                "refused": report.refused,
                 "deferred": report.deferred,
                 "failure": report.failure.as_ref().map(|failure| failure.kind()),
             }))

@@ -903,3 +903,64 @@ async fn a_state_the_instance_sets_inside_the_functions_write_never_accepts_the_
         Some("RESOLVED")
     );
 }
+
+/// A refusal no retry fixes (the sync user may not act on the alert's source; the alert was
+/// deleted) is tried once, then left alone for 15 minutes: it never eats a pass's calls every
+/// minute.
+#[tokio::test]
+async fn an_alert_ilert_refuses_to_move_is_left_alone_for_a_while_and_counted() {
+    let app = BackSyncApp::spawn().await;
+    let denied_source = 77;
+    let numbers: Vec<String> = [9701, 9702, 9703]
+        .into_iter()
+        .map(|alert| {
+            app.ilert.add_alert_reported(
+                alert,
+                "PENDING",
+                now_ms() - 60_000,
+                if alert == 9701 { denied_source } else { 1 },
+            );
+            let number = app.servicenow().insert(&[
+                ("correlation_id", &format!("ilert:{alert}")),
+                ("correlation_display", "iLert"),
+                ("sys_created_by", SN_USER),
+                ("short_description", "PENDING Host is DOWN"),
+                ("state", "1"),
+            ]);
+            app.desk_sets(&number, "6");
+            number
+        })
+        .collect();
+    app.ilert.deny_actions_on_source(denied_source);
+    app.ilert.delete_alert(9702);
+
+    let first = app.pass().await;
+    assert_eq!(
+        (first.resolved, first.refused, first.failed),
+        (1, 1, 0),
+        "{first:?}"
+    );
+    assert!(
+        app.ilert.denied_actions() > 0,
+        "the source's refusal was met"
+    );
+    assert_eq!(app.ilert.alert_status(9703).as_deref(), Some("RESOLVED"));
+
+    app.ilert.clear_requests();
+    for _ in 0..3 {
+        let next = app.pass().await;
+        assert_eq!(next.refused, 1, "{next:?}");
+        assert_eq!(next.failure, None);
+    }
+    let calls = ilert_calls(&app.ilert);
+    assert!(
+        !calls.iter().any(|c| c.contains("/9701")),
+        "left alone for 15 minutes: {calls:?}"
+    );
+    assert_eq!(app.ilert.alert_status(9701).as_deref(), Some("PENDING"));
+    assert_eq!(numbers.len(), 3);
+}
+
+fn now_ms() -> i64 {
+    ilert_servicenow::flow::budget::epoch_ms() as i64
+}

@@ -285,6 +285,10 @@ struct ILertState {
     /// Parameters this API does not know (an older or other API behind `ilert_api_url`): it
     /// ignores them, as it ignores any unknown one.
     unknown_parameters: Vec<String>,
+    /// Alert sources on which the key's user may not act (no responder rights): an accept or
+    /// resolve of their alerts is a `403` that is not `KEY_ERROR`; and how many were refused.
+    denied_sources: Vec<u64>,
+    denied_actions: u64,
     latency: Duration,
     rate_limit: SlidingWindow,
     redundant_actions: u64,
@@ -507,8 +511,25 @@ impl ILertState {
         self.alerts.get_mut(&id)
     }
 
+    /// The refusal of an action on an alert whose source the key's user may not act on.
+    fn denied(&mut self, id: &str) -> Option<Answer> {
+        let source = self.alert(id)?.source_id;
+        if !self.denied_sources.contains(&source) {
+            return None;
+        }
+        self.denied_actions += 1;
+        Some(error(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "the user has no responder rights on this alert's alert source",
+        ))
+    }
+
     /// `PUT /api/alerts/{id}/accept`: PENDING → ACCEPTED by the key's user.
     fn accept(&mut self, id: &str) -> Answer {
+        if let Some(denied) = self.denied(id) {
+            return denied;
+        }
         let Some(alert) = self.alert_mut(id) else {
             return alert_not_found();
         };
@@ -538,6 +559,9 @@ impl ILertState {
 
     /// `PUT /api/alerts/{id}/resolve`: PENDING or ACCEPTED → RESOLVED.
     fn resolve(&mut self, id: &str) -> Answer {
+        if let Some(denied) = self.denied(id) {
+            return denied;
+        }
         let Some(alert) = self.alert_mut(id) else {
             return alert_not_found();
         };
@@ -672,6 +696,8 @@ impl ILertSimulator {
             lists_answered: 0,
             resolved_between_pages: VecDeque::new(),
             unknown_parameters: Vec::new(),
+            denied_sources: Vec::new(),
+            denied_actions: 0,
             latency: Duration::ZERO,
             rate_limit: SlidingWindow::new(120, Duration::from_secs(60)),
             redundant_actions: 0,
@@ -858,6 +884,22 @@ impl ILertSimulator {
     /// version would: a `states` it ignores lists every alert.
     pub fn forget_parameter(&self, parameter: &str) {
         self.lock().unknown_parameters.push(parameter.to_owned());
+    }
+
+    /// The key's user may no longer act on alerts of `source_id`: accepting or resolving one
+    /// is a `403` (not `KEY_ERROR`); reading it still works.
+    pub fn deny_actions_on_source(&self, source_id: u64) {
+        self.lock().denied_sources.push(source_id);
+    }
+
+    /// Accepts and resolves refused for a denied source.
+    pub fn denied_actions(&self) -> u64 {
+        self.lock().denied_actions
+    }
+
+    /// Deletes alert `id`, as an admin may: every request for it is now a `404`.
+    pub fn delete_alert(&self, id: u64) {
+        self.lock().alerts.remove(&id);
     }
 
     /// `GET /api/alerts` requests answered so far.

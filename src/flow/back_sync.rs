@@ -63,6 +63,11 @@ const KEY_USER_TTL: Duration = Duration::from_secs(3600);
 const KEY_USER_FAILURE_MEMORY: Duration = Duration::from_secs(10);
 /// The most a webhook waits to learn the key's user, to recognise an echo.
 const KEY_USER_WAIT: Duration = Duration::from_millis(1500);
+/// How long an alert iLert refused to move in a way no retry fixes (`403` without
+/// `KEY_ERROR`: the sync user may not act on its source; `404`: the alert was deleted) is left
+/// alone: it would otherwise cost a pass its calls every minute. Long enough to matter, short
+/// enough that a permission granted meanwhile is soon used.
+pub const REFUSAL_MEMORY: Duration = Duration::from_secs(15 * 60);
 /// Not worth starting an alert with less time than this left: it would be cut off half-way.
 const SHORTEST_USEFUL_ALERT: Duration = Duration::from_secs(1);
 
@@ -188,6 +193,9 @@ pub struct PassReport {
     pub unchanged: u32,
     /// Alerts that failed; the next pass tries them again.
     pub failed: u32,
+    /// Alerts iLert refused to move in a way no retry fixes, in this pass or in the last
+    /// [`REFUSAL_MEMORY`]: left alone until then.
+    pub refused: u32,
     /// Alerts left for the next pass: this pass's share of iLert's rate limit or its time
     /// was spent, or iLert throttled.
     pub deferred: u32,
@@ -209,6 +217,7 @@ impl PassReport {
             total.resolved += report.resolved;
             total.unchanged += report.unchanged;
             total.failed += report.failed;
+            total.refused += report.refused;
             total.deferred += report.deferred;
             if total.failure.is_none() && !off(&report) {
                 total.failure = report.failure;
@@ -267,6 +276,9 @@ pub struct BackSync<T> {
     /// Where each key's sweep through its older open alerts stands, by the key's fingerprint:
     /// kept for as long as the execution environment lives (a new one begins a new sweep).
     sweeps: Mutex<HashMap<String, Scan>>,
+    /// Alerts iLert refused to move in a way no retry fixes, by the key's fingerprint and the
+    /// alert, and when: left alone for [`REFUSAL_MEMORY`].
+    refused: Mutex<HashMap<(String, String), Instant>>,
 }
 
 impl<T: IncidentTable> BackSync<T> {
@@ -276,6 +288,7 @@ impl<T: IncidentTable> BackSync<T> {
             ilert,
             key_user: Mutex::default(),
             sweeps: Mutex::default(),
+            refused: Mutex::default(),
         }
     }
 
@@ -333,6 +346,11 @@ impl<T: IncidentTable> BackSync<T> {
             }
         };
         report.behind = behind.len() as u32;
+        let key = key_fingerprint(ilert);
+        let (refused_before, behind): (Vec<Behind>, Vec<Behind>) = behind
+            .into_iter()
+            .partition(|behind| self.refused_lately(&key, &behind.alert));
+        report.refused = refused_before.len() as u32;
         let stop = AtomicBool::new(false);
         let results: Vec<Result<Option<BackSynced>, BackSyncError>> =
             futures_util::stream::iter(behind)
@@ -365,6 +383,9 @@ impl<T: IncidentTable> BackSync<T> {
                 Ok(Some(BackSynced::Resolved)) => report.resolved += 1,
                 Ok(Some(BackSynced::Unchanged)) => report.unchanged += 1,
                 Ok(None) => report.deferred += 1,
+                Err(BackSyncError::ILertRefused(_) | BackSyncError::ILertNotFound(_)) => {
+                    report.refused += 1;
+                }
                 Err(error) => {
                     report.failed += 1;
                     // The key's refusal, or iLert's absence, is the pass's news, said once.
@@ -685,7 +706,7 @@ impl<T: IncidentTable> BackSync<T> {
                     refused_before = true;
                     None
                 }
-                Err(error) => return Err(self.failed(behind, error.into())),
+                Err(error) => return Err(self.failed(ilert, behind, error.into())),
             };
             if let Some((cause, wait)) = wait {
                 budget.count_retry();
@@ -694,7 +715,7 @@ impl<T: IncidentTable> BackSync<T> {
                         cause: format!("{cause}; left for the next pass"),
                         retry_after: wait.max(Duration::from_secs(5)),
                     };
-                    return Err(self.failed(behind, error));
+                    return Err(self.failed(ilert, behind, error));
                 }
                 tracing::warn!(%cause, wait_ms = wait.as_millis() as u64, "retrying iLert");
                 tokio::time::sleep(wait).await;
@@ -702,7 +723,7 @@ impl<T: IncidentTable> BackSync<T> {
             let read = self
                 .call_ilert(budget, allowance, || self.ilert.alert(ilert, alert))
                 .await
-                .map_err(|error| self.failed(behind, error))?;
+                .map_err(|error| self.failed(ilert, behind, error))?;
             let Some(now) = read else {
                 return Ok(None);
             };
@@ -719,8 +740,31 @@ impl<T: IncidentTable> BackSync<T> {
         Ok(Some(synced))
     }
 
-    fn failed(&self, behind: &Behind, error: BackSyncError) -> BackSyncError {
+    /// Whether iLert refused to move `alert` for this key within [`REFUSAL_MEMORY`].
+    fn refused_lately(&self, key: &str, alert: &AlertId) -> bool {
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        refused.retain(|_, at| at.elapsed() < REFUSAL_MEMORY);
+        refused.contains_key(&(key.to_owned(), alert.to_string()))
+    }
+
+    /// Logs the alert's failure; one no retry fixes is remembered, and the alert left alone
+    /// for [`REFUSAL_MEMORY`] (the log line says so: `left_alone_s`).
+    fn failed(&self, ilert: &ILertAccount, behind: &Behind, error: BackSyncError) -> BackSyncError {
+        let refused = matches!(
+            error,
+            BackSyncError::ILertRefused(_) | BackSyncError::ILertNotFound(_)
+        );
+        if refused {
+            self.refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(
+                    (key_fingerprint(ilert), behind.alert.to_string()),
+                    Instant::now(),
+                );
+        }
         tracing::warn!(
+            left_alone_s = refused.then_some(REFUSAL_MEMORY.as_secs()),
             alert_id = %behind.alert,
             incident = %behind.incident.number,
             failure = error.kind(),

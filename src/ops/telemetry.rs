@@ -301,6 +301,7 @@ pub fn pass_finished(
         resolved = report.resolved,
         unchanged = report.unchanged,
         failed = report.failed,
+        refused = report.refused,
         deferred = report.deferred,
         failure = kind,
         cause = cause.as_deref(),
@@ -319,6 +320,7 @@ pub fn pass_finished(
         resolved: report.resolved,
         unchanged: report.unchanged,
         failed: report.failed,
+        refused: report.refused,
         deferred: report.deferred,
     };
     metrics.write(&back_sync_document(&counts, spending, duration_ms, kind));
@@ -331,6 +333,7 @@ struct BackSyncCounts {
     resolved: u32,
     unchanged: u32,
     failed: u32,
+    refused: u32,
     deferred: u32,
 }
 
@@ -338,7 +341,8 @@ const EMF_BACK_SYNC_DIRECTIVES: &str = concat!(
     r#"{"Namespace":"ilert-servicenow","Dimensions":[[]],"Metrics":["#,
     r#"{"Name":"BackSyncAccepted","Unit":"Count"},{"Name":"BackSyncResolved","Unit":"Count"},"#,
     r#"{"Name":"BackSyncUnchanged","Unit":"Count"},{"Name":"BackSyncFailed","Unit":"Count"},"#,
-    r#"{"Name":"BackSyncDeferred","Unit":"Count"},{"Name":"ILertRequests","Unit":"Count"},"#,
+    r#"{"Name":"BackSyncDeferred","Unit":"Count"},{"Name":"BackSyncRefused","Unit":"Count"},"#,
+    r#"{"Name":"ILertRequests","Unit":"Count"},"#,
     r#"{"Name":"ServiceNowRequests","Unit":"Count"},{"Name":"Duration","Unit":"Milliseconds"}]}"#
 );
 
@@ -354,7 +358,7 @@ fn back_sync_document(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let mut line = format!(
-        r#"{{"_aws":{{"Timestamp":{timestamp},"CloudWatchMetrics":[{EMF_BACK_SYNC_DIRECTIVES}{}]}},"BackSyncAccepted":{},"BackSyncResolved":{},"BackSyncUnchanged":{},"BackSyncFailed":{},"BackSyncDeferred":{},"ILertRequests":{},"ServiceNowRequests":{},"Duration":{duration_ms:.3}"#,
+        r#"{{"_aws":{{"Timestamp":{timestamp},"CloudWatchMetrics":[{EMF_BACK_SYNC_DIRECTIVES}{}]}},"BackSyncAccepted":{},"BackSyncResolved":{},"BackSyncUnchanged":{},"BackSyncFailed":{},"BackSyncDeferred":{},"BackSyncRefused":{},"ILertRequests":{},"ServiceNowRequests":{},"Duration":{duration_ms:.3}"#,
         if failure.is_some() {
             EMF_FAILURE_DIRECTIVE
         } else {
@@ -365,6 +369,7 @@ fn back_sync_document(
         counts.unchanged,
         counts.failed,
         counts.deferred,
+        counts.refused,
         spending.ilert_requests,
         spending.servicenow_requests,
     );
