@@ -10,7 +10,7 @@
 #![no_main]
 
 use ilert_servicenow::domain::alert::AlertEvent;
-use ilert_servicenow::domain::decision::{decide, People, Plan};
+use ilert_servicenow::domain::decision::{decide, Echo, People, Plan};
 use ilert_servicenow::domain::incident::{CorrelationId, Incident, IncidentState};
 use ilert_servicenow::domain::settings::Settings;
 use libfuzzer_sys::fuzz_target;
@@ -90,7 +90,7 @@ fuzz_target!(|input: &[u8]| {
         // iLert's echo of the back-sync's own accept or resolve writes nothing to an incident
         // already there: only one behind the alert's state is written.
         let echo = People {
-            echo_of_back_sync: true,
+            echo_of_back_sync: Echo::Yes,
             ..People::default()
         };
         if let Plan::Update { changes, .. } =

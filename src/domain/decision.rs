@@ -33,9 +33,22 @@ pub struct People {
     pub caller: Option<String>,
     /// With `assign_on_accept`: who accepted the alert, as ServiceNow knows them.
     pub assignee: Assignee,
-    /// The event names the iLert user the back-sync acts as: it is iLert's echo of the
+    /// Whether the event names the iLert user the back-sync acts as: iLert's echo of the
     /// function's own accept or resolve, which followed the service desk's change.
-    pub echo_of_back_sync: bool,
+    pub echo_of_back_sync: Echo,
+}
+
+/// Whether an event is iLert's echo of the back-sync's own accept or resolve.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Echo {
+    /// Not an echo: no back-sync, not an accept or resolve, or another actor.
+    #[default]
+    No,
+    Yes,
+    /// The back-sync is on, but iLert could not say who its key acts as (and never had):
+    /// the event may be an echo. Its accept then never takes an In Progress incident from
+    /// whoever the desk assigned it to.
+    CannotTell,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -200,7 +213,11 @@ fn decide_update(
     }
 
     if let Assignee::Found(sys_id) = &people.assignee {
-        if was_active && incident.assigned_to != *sys_id {
+        // An accept that may be the echo of the desk's own In Progress would hand the ticket
+        // from the desk's assignee to the sync user: not done while it cannot be told apart.
+        let maybe_echo = people.echo_of_back_sync == Echo::CannotTell
+            && incident.state == IncidentState::InProgress;
+        if was_active && incident.assigned_to != *sys_id && !maybe_echo {
             changes.assigned_to = Some(sys_id.clone());
         }
     }
@@ -221,7 +238,7 @@ fn decide_update(
     // already put the incident there: it says nothing the desk does not know, and writes
     // nothing. An event naming the key's user that finds the incident behind it is no echo
     // (a person using that key, a resolve after the back-sync's accept): it is applied whole.
-    if people.echo_of_back_sync && changes.state.is_none() {
+    if people.echo_of_back_sync == Echo::Yes && changes.state.is_none() {
         return Plan::Unchanged;
     }
 

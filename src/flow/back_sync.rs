@@ -27,6 +27,7 @@ use crate::domain::alert_scan::Scan;
 use crate::domain::back_sync::{
     back_action, opened_by_function, wanted_in_ilert, BackAction, BackSynced,
 };
+use crate::domain::decision::Echo;
 use crate::domain::incident::{CorrelationId, Incident};
 use crate::flow::budget::{epoch_ms, Backoff, Budget};
 use crate::flow::sync::SyncError;
@@ -824,45 +825,46 @@ impl<T: IncidentTable> BackSync<T> {
         connection: &Connection,
         event: &AlertEvent,
         budget: &Budget,
-    ) -> bool {
+    ) -> Echo {
         let Some(ilert) = &connection.ilert else {
-            return false;
+            return Echo::No;
         };
         if !matches!(event.kind, EventKind::Acknowledged | EventKind::Resolved) {
-            return false;
+            return Echo::No;
         }
         match self.key_user(ilert, budget).await {
-            Ok(user) => event.acted_by(&user),
+            Ok(user) if event.acted_by(&user) => Echo::Yes,
+            Ok(_) => Echo::No,
             Err(cause) => {
-                tracing::warn!(%cause, "could not learn who the iLert API key acts as; an echo of the back-sync may be noted");
-                false
+                tracing::warn!(%cause, "could not learn who the iLert API key acts as; an echo of the back-sync may be noted, but takes no incident from its assignee");
+                Echo::CannotTell
             }
         }
     }
 
-    /// The user the API key acts as (`GET /api/users/current`), cached per key.
+    /// The user the API key acts as (`GET /api/users/current`), cached per key. Once known,
+    /// the user is kept past [`KEY_USER_TTL`] while iLert cannot be asked again: an API key
+    /// does not change its user, and an echo must still be recognised while iLert is away.
     pub async fn key_user(
         &self,
         ilert: &ILertAccount,
         budget: &Budget,
     ) -> Result<Person, ILertError> {
         let key = key_fingerprint(ilert);
-        {
+        let stale = {
             let cached = self.key_user.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((at, user)) = cached.known.get(&key) {
-                if at.elapsed() < KEY_USER_TTL {
-                    return Ok(user.clone());
-                }
-            }
-            if let Some(at) = cached.failed.get(&key) {
-                if at.elapsed() < KEY_USER_FAILURE_MEMORY {
+            match cached.lookup(&key, Instant::now()) {
+                KeyUserLookup::Fresh(user) => return Ok(user),
+                KeyUserLookup::FailedLately(Some(stale)) => return Ok(stale),
+                KeyUserLookup::FailedLately(None) => {
                     return Err(ILertError::Transient {
                         message: "iLert could not say who the API key acts as a moment ago".into(),
                         retry_after: None,
-                    });
+                    })
                 }
+                KeyUserLookup::Ask(stale) => stale,
             }
-        }
+        };
         let wait = KEY_USER_WAIT.min(budget.remaining());
         let learned =
             match tokio::time::timeout(wait, budget.ilert(self.ilert.current_user(ilert))).await {
@@ -873,16 +875,51 @@ impl<T: IncidentTable> BackSync<T> {
                 }),
             };
         let mut cached = self.key_user.lock().unwrap_or_else(|e| e.into_inner());
-        match &learned {
+        match learned {
             Ok(user) => {
                 cached.failed.remove(&key);
                 cached.known.insert(key, (Instant::now(), user.clone()));
+                Ok(user)
             }
-            Err(_) => {
+            Err(cause) => {
                 cached.failed.insert(key, Instant::now());
+                match stale {
+                    Some(user) => {
+                        tracing::warn!(%cause, "could not ask iLert again who the API key acts as; keeping the user it named before");
+                        Ok(user)
+                    }
+                    None => Err(cause),
+                }
             }
         }
-        learned
+    }
+}
+
+/// What the key-user cache says for a key at a moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeyUserLookup {
+    Fresh(Person),
+    /// iLert failed to say a moment ago: the user it named before, if any.
+    FailedLately(Option<Person>),
+    /// Ask iLert; if it fails, the user it named before, if any.
+    Ask(Option<Person>),
+}
+
+impl KeyUser {
+    fn lookup(&self, key: &str, now: Instant) -> KeyUserLookup {
+        let known = self.known.get(key);
+        if let Some((at, user)) = known {
+            if now.saturating_duration_since(*at) < KEY_USER_TTL {
+                return KeyUserLookup::Fresh(user.clone());
+            }
+        }
+        let stale = known.map(|(_, user)| user.clone());
+        match self.failed.get(key) {
+            Some(at) if now.saturating_duration_since(*at) < KEY_USER_FAILURE_MEMORY => {
+                KeyUserLookup::FailedLately(stale)
+            }
+            _ => KeyUserLookup::Ask(stale),
+        }
     }
 }
 
@@ -898,6 +935,37 @@ pub(crate) fn key_fingerprint(ilert: &ILertAccount) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_keys_user_is_kept_past_its_lifetime_while_ilert_cannot_be_asked() {
+        let person = Person {
+            id: Some(900001),
+            username: None,
+            first_name: Some("ServiceNow".into()),
+            last_name: Some("Sync".into()),
+            email: Some("servicenow-sync@example.com".into()),
+        };
+        let start = Instant::now();
+        let mut cache = KeyUser::default();
+        assert_eq!(cache.lookup("k", start), KeyUserLookup::Ask(None));
+        cache.known.insert("k".into(), (start, person.clone()));
+        assert_eq!(
+            cache.lookup("k", start),
+            KeyUserLookup::Fresh(person.clone())
+        );
+        let later = start + KEY_USER_TTL + Duration::from_secs(1);
+        assert_eq!(
+            cache.lookup("k", later),
+            KeyUserLookup::Ask(Some(person.clone()))
+        );
+        cache.failed.insert("k".into(), later);
+        assert_eq!(
+            cache.lookup("k", later),
+            KeyUserLookup::FailedLately(Some(person.clone())),
+            "a refresh that failed keeps the user it named before"
+        );
+        assert_eq!(cache.lookup("other", later), KeyUserLookup::Ask(None));
+    }
 
     #[test]
     fn the_passes_to_reach_every_open_alert_are_those_the_readme_states() {

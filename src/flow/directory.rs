@@ -5,7 +5,7 @@
 use crate::adapters::secrets::ServiceNowAccount;
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError, UserKey};
 use crate::domain::alert::AlertEvent;
-use crate::domain::decision::{wants_assignee, Assignee, People};
+use crate::domain::decision::{wants_assignee, Assignee, Echo, People};
 use crate::domain::settings::{Email, Settings, UserRef};
 use crate::flow::budget::Budget;
 use std::collections::HashMap;
@@ -59,7 +59,7 @@ impl UserDirectory {
         Ok(People {
             caller,
             assignee,
-            echo_of_back_sync: false,
+            echo_of_back_sync: Echo::No,
         })
     }
 

@@ -8,7 +8,7 @@ use crate::adapters::secrets::{
 };
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError, SysId};
 use crate::domain::alert::{AlertEvent, AlertStatus};
-use crate::domain::decision::{cancel_duplicate, decide, merge_into, Assignee, Plan};
+use crate::domain::decision::{cancel_duplicate, decide, merge_into, Assignee, Echo, Plan};
 use crate::domain::incident::{
     CorrelationId, Incident, IncidentChanges, NoteFingerprint, NoteMemory,
 };
@@ -123,8 +123,8 @@ impl Outcome {
     }
 
     /// iLert's echo of the back-sync's own accept or resolve changes nothing: say so.
-    fn echoed(mut self, echo: bool) -> Self {
-        if echo && self.action == Action::Unchanged {
+    fn echoed(mut self, echo: Echo) -> Self {
+        if echo == Echo::Yes && self.action == Action::Unchanged {
             self.reason = Some("iLert's echo of the back-sync's own accept or resolve");
         }
         self
@@ -710,7 +710,7 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
 #[derive(Debug, Clone, Copy)]
 struct Conditions {
     /// The event is iLert's echo of the back-sync's own accept or resolve.
-    echo: bool,
+    echo: Echo,
     /// A create was sent whose answer never came: it may be committing still.
     create_in_doubt: bool,
 }

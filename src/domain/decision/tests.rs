@@ -656,3 +656,46 @@ fn custom_fields_ride_along_with_updates_only_when_chosen_and_never_cause_one() 
         Plan::Unchanged
     );
 }
+
+#[test]
+fn an_accept_that_may_be_the_back_syncs_echo_never_takes_an_in_progress_incident_from_its_assignee()
+{
+    let settings = with("assign_on_accept=true");
+    let in_progress = Incident {
+        assigned_to: "desk-person-sys-id".into(),
+        ..incident_in("2")
+    };
+    let people = |echo| People {
+        assignee: Assignee::Found("sync-user-sys-id".into()),
+        echo_of_back_sync: echo,
+        ..People::default()
+    };
+    let plan = |echo, incident: &Incident| {
+        super::decide(
+            &acknowledged(),
+            Some(incident),
+            &settings,
+            &people(echo),
+            SystemTime::now(),
+        )
+    };
+    let cannot_tell = plan(Echo::CannotTell, &in_progress);
+    if let Plan::Update { changes, .. } = &cannot_tell {
+        assert_eq!(changes.assigned_to, None, "{changes:?}");
+    }
+    // Told apart: a person's accept assigns as always; an echo writes nothing.
+    assert_eq!(
+        changes_of(plan(Echo::No, &in_progress))
+            .assigned_to
+            .as_deref(),
+        Some("sync-user-sys-id")
+    );
+    assert_eq!(plan(Echo::Yes, &in_progress), Plan::Unchanged);
+    // A New incident is not the desk's yet: the accept assigns it even when in doubt.
+    assert_eq!(
+        changes_of(plan(Echo::CannotTell, &incident_in("1")))
+            .assigned_to
+            .as_deref(),
+        Some("sync-user-sys-id")
+    );
+}
