@@ -563,6 +563,7 @@ async fn five_hundred_incidents_closed_at_once_are_all_synced_within_ilerts_rate
     // seconds: 120 calls a second, with passes a second apart.
     let window = Duration::from_secs(1);
     app.ilert.set_rate_limit(120, window);
+    app.app.handler.set_ilert_key_minute(window);
     let mut numbers = Vec::new();
     for alert in 100_001..=100_500u64 {
         app.ilert.add_alert(alert, "PENDING");
@@ -963,4 +964,65 @@ async fn an_alert_ilert_refuses_to_move_is_left_alone_for_a_while_and_counted() 
 
 fn now_ms() -> i64 {
     ilert_servicenow::flow::budget::epoch_ms() as i64
+}
+
+/// A desk closing many incidents at once with the business rule installed: every push draws
+/// on the key's calls for the minute, shared with the passes, so iLert's limit is never met;
+/// a push past it is a 503 that says the next pass brings the change.
+#[tokio::test]
+async fn a_mass_of_pushes_never_spends_more_than_the_keys_minute() {
+    let app = BackSyncApp::spawn().await;
+    let mut sys_ids = Vec::new();
+    for alert in 9601..=9680u64 {
+        app.ilert.add_alert(alert, "PENDING");
+        let number = app.servicenow().insert(&[
+            ("correlation_id", &format!("ilert:{alert}")),
+            ("correlation_display", "iLert"),
+            ("sys_created_by", SN_USER),
+            ("short_description", "PENDING Host is DOWN"),
+            ("state", "1"),
+        ]);
+        app.desk_sets(&number, "7");
+        sys_ids.push(app.sys_id(&number));
+    }
+    let mut answered = Vec::new();
+    for sys_id in &sys_ids {
+        answered.push(app.push(sys_id, Some(&bearer(PUSH_TOKEN))).await);
+    }
+    let resolved = answered
+        .iter()
+        .filter(|a| a.body["action"] == "resolved")
+        .count();
+    let spent: Vec<&Answer> = answered.iter().filter(|a| a.status == 503).collect();
+    assert_eq!(
+        resolved + spent.len(),
+        80,
+        "each push resolved or told to wait"
+    );
+    assert!(
+        !spent.is_empty(),
+        "80 pushes need 160 calls: some must wait"
+    );
+    assert!(
+        spent[0].text.contains("the next pass brings this change"),
+        "{}",
+        spent[0].text
+    );
+    let calls = app.ilert.requests().len();
+    assert!(
+        calls <= ilert_servicenow::flow::back_sync::KEY_CALLS_PER_MINUTE,
+        "{calls} iLert calls in a minute"
+    );
+    assert_eq!(app.ilert.rate_limited(), 0, "iLert never throttled the key");
+    // The pass that follows within the minute says why it lists nothing.
+    let pass = app.pass().await;
+    assert_eq!(
+        pass.failure.as_ref().map(|f| f.kind()),
+        Some("ilert_unavailable"),
+        "{pass:?}"
+    );
+    assert!(app.ilert.requests().len() <= ilert_servicenow::flow::back_sync::KEY_CALLS_PER_MINUTE);
+    // The webhook is never held back by it.
+    let webhook = app.app.send(event_at("01-alert-created", "")).await;
+    assert_eq!(webhook.body["action"], "created", "{}", webhook.text);
 }

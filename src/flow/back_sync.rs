@@ -231,20 +231,56 @@ impl PassReport {
     }
 }
 
-/// iLert calls a pass or push may still make.
-struct Allowance(AtomicU32);
+/// iLert calls a pass or push may still make: its own share, within what the key has left
+/// this minute in this execution environment.
+struct Allowance<'a> {
+    left: AtomicU32,
+    key: &'a KeyMinute,
+    window: Duration,
+}
 
-impl Allowance {
-    fn new(calls: u32) -> Self {
-        Self(AtomicU32::new(calls))
+impl<'a> Allowance<'a> {
+    fn new(calls: u32, key: &'a KeyMinute, window: Duration) -> Self {
+        Self {
+            left: AtomicU32::new(calls),
+            key,
+            window,
+        }
     }
 
     fn take(&self) -> bool {
-        self.0
+        self.left
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
                 left.checked_sub(1)
             })
             .is_ok()
+            && self.key.take(self.window)
+    }
+}
+
+/// iLert calls one key may make in any minute from one execution environment, passes and
+/// pushes together: iLert allows 120, and the rest is left for `check` and for pushes served
+/// by other environments. A mass change in ServiceNow then never gets the key throttled.
+pub const KEY_CALLS_PER_MINUTE: usize = 100;
+
+/// The iLert calls one key made in the last minute, shared by the passes and pushes of an
+/// execution environment.
+#[derive(Default)]
+struct KeyMinute(Mutex<std::collections::VecDeque<Instant>>);
+
+impl KeyMinute {
+    /// Whether one more call fits in the last `window` (a minute, but in tests that scale
+    /// iLert's time).
+    fn take(&self, window: Duration) -> bool {
+        let mut calls = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        while calls.front().is_some_and(|at| at.elapsed() >= window) {
+            calls.pop_front();
+        }
+        if calls.len() >= KEY_CALLS_PER_MINUTE {
+            return false;
+        }
+        calls.push_back(Instant::now());
+        true
     }
 }
 
@@ -254,6 +290,8 @@ struct Listing<'a> {
     calls_left: u32,
     /// Alerts listed that are not open: the API ignored the filter.
     not_open: u32,
+    /// Whether a page was left unread because the key's calls were spent.
+    spent: bool,
 }
 
 /// An alert behind its incident, and the incident that asks for it.
@@ -280,6 +318,9 @@ pub struct BackSync<T> {
     /// Alerts iLert refused to move in a way no retry fixes, by the key's fingerprint and the
     /// alert, and when: left alone for [`REFUSAL_MEMORY`].
     refused: Mutex<HashMap<(String, String), Instant>>,
+    /// Each key's calls in the last minute, by its fingerprint, and the minute's length in ms.
+    minutes: Mutex<HashMap<String, Arc<KeyMinute>>>,
+    minute_ms: std::sync::atomic::AtomicU64,
 }
 
 impl<T: IncidentTable> BackSync<T> {
@@ -290,7 +331,20 @@ impl<T: IncidentTable> BackSync<T> {
             key_user: Mutex::default(),
             sweeps: Mutex::default(),
             refused: Mutex::default(),
+            minutes: Mutex::default(),
+            minute_ms: std::sync::atomic::AtomicU64::new(60_000),
         }
+    }
+
+    /// The span iLert's per-key limit is counted over: a minute, shorter in tests that scale
+    /// iLert's time down.
+    pub fn set_key_minute(&self, minute: Duration) {
+        self.minute_ms
+            .store(minute.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn minute(&self) -> Duration {
+        Duration::from_millis(self.minute_ms.load(Ordering::Relaxed))
     }
 
     /// One scheduled pass for the connections that share one iLert API key (one, unless the
@@ -314,7 +368,8 @@ impl<T: IncidentTable> BackSync<T> {
         let Some(ilert) = &first.ilert else {
             return failed(BackSyncError::Off);
         };
-        let allowance = Allowance::new(ILERT_CALLS_PER_PASS);
+        let minute = self.key_minute(ilert);
+        let allowance = Allowance::new(ILERT_CALLS_PER_PASS, &minute, self.minute());
         let open = match self.open_alerts(ilert, list_budget, &allowance).await {
             Ok(open) => open,
             Err(error) => return failed(error),
@@ -333,7 +388,7 @@ impl<T: IncidentTable> BackSync<T> {
         ilert: &ILertAccount,
         open: &HashMap<String, (AlertId, AlertStatus)>,
         budget: &Budget,
-        allowance: &Allowance,
+        allowance: &Allowance<'_>,
     ) -> PassReport {
         let mut report = PassReport {
             open_alerts: open.len() as u32,
@@ -412,7 +467,7 @@ impl<T: IncidentTable> BackSync<T> {
         &self,
         ilert: &ILertAccount,
         budget: &Budget,
-        allowance: &Allowance,
+        allowance: &Allowance<'_>,
     ) -> Result<HashMap<String, (AlertId, AlertStatus)>, BackSyncError> {
         let key = key_fingerprint(ilert);
         let mut open = HashMap::new();
@@ -420,6 +475,7 @@ impl<T: IncidentTable> BackSync<T> {
             open: &mut open,
             calls_left: LIST_CALLS_PER_PASS,
             not_open: 0,
+            spent: false,
         };
         let mut newest = Scan::from_top(epoch_ms() as i64);
         let read = self
@@ -434,6 +490,16 @@ impl<T: IncidentTable> BackSync<T> {
             .await;
         if newest.done() || read.is_err() {
             return read.map(|()| open);
+        }
+        if listing.spent && listing.open.is_empty() {
+            // Pushes spent the key's minute: say so rather than report nothing open.
+            return Err(BackSyncError::ILertUnavailable {
+                cause: format!(
+                    "this iLert key's calls for the minute are spent (passes and pushes share \
+                     {KEY_CALLS_PER_MINUTE}); the next pass lists the open alerts"
+                ),
+                retry_after: self.minute(),
+            });
         }
         let stored = self
             .sweeps
@@ -485,7 +551,7 @@ impl<T: IncidentTable> BackSync<T> {
         pages: u32,
         listing: &mut Listing<'_>,
         budget: &Budget,
-        allowance: &Allowance,
+        allowance: &Allowance<'_>,
     ) -> Result<(), BackSyncError> {
         for _ in 0..pages.min(listing.calls_left) {
             let Some(window) = scan.next() else {
@@ -498,6 +564,7 @@ impl<T: IncidentTable> BackSync<T> {
                 .call_ilert(budget, allowance, || self.ilert.open_alerts(ilert, &window))
                 .await?;
             let Some(page) = page else {
+                listing.spent = true;
                 break;
             };
             listing.calls_left -= 1;
@@ -607,29 +674,31 @@ impl<T: IncidentTable> BackSync<T> {
                 "a duplicate: the alert's incident that stays, the lowest number, speaks for it",
             );
         }
-        let allowance = Allowance::new(ILERT_CALLS_PER_PUSH);
+        let minute = self.key_minute(ilert);
+        let allowance = Allowance::new(ILERT_CALLS_PER_PUSH, &minute, self.minute());
         let read = self
             .call_ilert(budget, &allowance, || {
                 self.ilert.alert(ilert, &wanted.alert)
             })
             .await;
-        let in_ilert = match read {
-            Ok(Some(alert)) => alert.status,
-            Ok(None) => {
-                return Err(BackSyncError::ILertUnavailable {
-                    cause: "iLert did not answer the push's read in the tries it is given".into(),
-                    retry_after: Duration::from_secs(60),
-                })
-            }
-            Err(BackSyncError::ILertNotFound(_)) => {
-                return unchanged(
+        let spent = || BackSyncError::ILertUnavailable {
+            cause: format!(
+                "this iLert key's calls for the minute are spent (passes and pushes share \
+                 {KEY_CALLS_PER_MINUTE}, within iLert's 120); the next pass brings this change"
+            ),
+            retry_after: Duration::from_secs(60),
+        };
+        let in_ilert =
+            match read {
+                Ok(Some(alert)) => alert.status,
+                Ok(None) => return Err(spent()),
+                Err(BackSyncError::ILertNotFound(_)) => return unchanged(
                     incident,
                     alert_id,
                     "iLert has no such alert, or the API key's user may not see its alert source",
-                )
-            }
-            Err(error) => return Err(error),
-        };
+                ),
+                Err(error) => return Err(error),
+            };
         let action = back_action(wanted.status, in_ilert);
         if action == BackAction::LeaveAlone {
             return unchanged(incident, alert_id, "the alert is already that far in iLert");
@@ -663,7 +732,7 @@ impl<T: IncidentTable> BackSync<T> {
         ilert: &ILertAccount,
         behind: &Behind,
         budget: &Budget,
-        allowance: &Allowance,
+        allowance: &Allowance<'_>,
     ) -> Result<Option<BackSynced>, BackSyncError> {
         let alert = &behind.alert;
         let wanted = behind.action.target();
@@ -741,6 +810,12 @@ impl<T: IncidentTable> BackSync<T> {
         Ok(Some(synced))
     }
 
+    /// The key's calls in the last minute.
+    fn key_minute(&self, ilert: &ILertAccount) -> Arc<KeyMinute> {
+        let mut minutes = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(minutes.entry(key_fingerprint(ilert)).or_default())
+    }
+
     /// Whether iLert refused to move `alert` for this key within [`REFUSAL_MEMORY`].
     fn refused_lately(&self, key: &str, alert: &AlertId) -> bool {
         let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
@@ -781,7 +856,7 @@ impl<T: IncidentTable> BackSync<T> {
     async fn call_ilert<R, F, Fut>(
         &self,
         budget: &Budget,
-        allowance: &Allowance,
+        allowance: &Allowance<'_>,
         call: F,
     ) -> Result<Option<R>, BackSyncError>
     where

@@ -359,6 +359,12 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
         self
     }
 
+    /// The span over which iLert counts a key's calls (a minute); tests that scale iLert's
+    /// time down scale this with it.
+    pub fn set_ilert_key_minute(&self, minute: Duration) {
+        self.back_sync.set_key_minute(minute);
+    }
+
     /// How long a creator waits before reading back the alert's incidents (see `sync`).
     pub fn with_settle_delay(self, settle_delay: Duration) -> Self {
         self.sync.set_settle_delay(settle_delay);
