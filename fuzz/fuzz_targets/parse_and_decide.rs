@@ -76,6 +76,7 @@ fuzz_target!(|input: &[u8]| {
         close_notes: String::new(),
         updated_by: String::new(),
         created_by: String::new(),
+        journal: String::new(),
         custom: Default::default(),
     };
     let mut situations = vec![None];

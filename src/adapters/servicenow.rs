@@ -163,6 +163,8 @@ pub struct TableApi {
     http: reqwest::Client,
     /// The OAuth access token, per execution environment.
     tokens: Arc<Mutex<std::collections::HashMap<String, CachedToken>>>,
+    /// One token fetch at a time per instance and client.
+    token_fetches: Arc<Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl TableApi {
@@ -170,6 +172,7 @@ impl TableApi {
         Self {
             http,
             tokens: Arc::default(),
+            token_fetches: Arc::default(),
         }
     }
 
@@ -366,7 +369,11 @@ impl IncidentTable for TableApi {
                 "sysparm_query",
                 &format!("correlation_id={}^ORDERBYnumber", key.as_str()),
             )
-            .append_pair("sysparm_limit", &LOOKUP_LIMIT.to_string());
+            .append_pair("sysparm_limit", &LOOKUP_LIMIT.to_string())
+            // Journal fields read back empty as stored values; their display value is every
+            // entry, which is how the lookup learns which notes were written. Every other
+            // field then comes as {display_value, value}, and its value is read.
+            .append_pair("sysparm_display_value", "all");
         let result = self.call(account, Method::GET, url, None).await?;
         let records = result.as_array().ok_or_else(|| {
             ServiceNowError::NotTableApi("ServiceNow's lookup answer has no list of records".into())
@@ -668,6 +675,12 @@ fn incident_from(record: &Value) -> Incident {
         close_notes: field("close_notes"),
         updated_by: field("sys_updated_by"),
         created_by: field("sys_created_by"),
+        // Asked for with `sysparm_display_value=all`: the entries are the display value.
+        journal: ["work_notes", "comments"]
+            .iter()
+            .filter_map(|name| record[*name].get("display_value")?.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
         // Whatever else the answer shows: the custom fields a write asked to see.
         custom: record
             .as_object()

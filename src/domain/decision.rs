@@ -226,10 +226,12 @@ fn decide_update(
     // other notes describe the alert's progress and would only confuse once it is over.
     let note_still_relevant = was_active || event.kind == EventKind::CommentAdded;
     if let Some(note) = note(event, settings, people).filter(|_| note_still_relevant) {
-        let memory = NoteMemory::read(&incident.correlation_display);
         let fingerprint = NoteFingerprint::of(&event_identity(event));
-        if !memory.contains(&fingerprint) {
-            note.write_into(&mut changes);
+        if !NoteMemory::of(incident).contains(&fingerprint) {
+            note.marked(&fingerprint).write_into(&mut changes);
+            // Also in the integration's own field: the memory that still works where the
+            // integration user may not read the journal.
+            let memory = NoteMemory::read(&incident.correlation_display);
             changes.correlation_display = Some(memory.remember(&fingerprint));
         }
     }

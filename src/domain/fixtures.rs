@@ -40,6 +40,7 @@ pub(crate) fn apply(incident: Option<&Incident>, changes: &IncidentChanges) -> I
         close_notes: String::new(),
         updated_by: String::new(),
         created_by: String::new(),
+        journal: String::new(),
         custom: Default::default(),
     };
     incident.unwrap_or(&blank).after(changes)
@@ -90,4 +91,12 @@ pub(crate) fn changes_of(plan: Plan) -> IncidentChanges {
         Plan::Create(changes) | Plan::Update { changes, .. } => changes,
         other => panic!("expected a write, got {other:?}"),
     }
+}
+
+/// A note's text without the fingerprint line that marks it in the journal.
+pub fn unmarked(note: Option<&str>) -> Option<&str> {
+    note.map(|text| match text.rsplit_once('\n') {
+        Some((body, last)) if last.starts_with("[iLert #") => body,
+        _ => text,
+    })
 }

@@ -115,6 +115,10 @@ pub struct Incident {
     /// Who created it (`sys_created_by`): only the integration user's own incidents speak for
     /// an alert on the way back.
     pub created_by: String,
+    /// Its work notes and comments as the lookup's display value shows them (every entry,
+    /// newest first, with its header); empty where they were not asked for or may not be
+    /// read.
+    pub journal: String,
     /// Custom fields (`field.<name>` settings) as a write's answer showed them; a field the
     /// answer left out is absent.
     pub custom: BTreeMap<String, String>,
@@ -160,6 +164,8 @@ impl Incident {
         "close_notes",
         "sys_updated_by",
         "sys_created_by",
+        "work_notes",
+        "comments",
     ];
 }
 
@@ -299,6 +305,18 @@ pub struct NoteMemory {
 }
 
 impl NoteMemory {
+    /// What the incident remembers: the fingerprints in `correlation_display`, and those
+    /// marked in its journal, which concurrent writers can only add to, never erase.
+    pub fn of(incident: &Incident) -> Self {
+        let mut memory = Self::read(&incident.correlation_display);
+        for marked in NoteFingerprint::marked_in(&incident.journal) {
+            if !memory.notes.contains(&marked.0) {
+                memory.notes.push(marked.0);
+            }
+        }
+        memory
+    }
+
     pub fn read(correlation_display: &str) -> Self {
         let tokens = |mark: char| {
             correlation_display
@@ -372,7 +390,28 @@ impl NoteMemory {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoteFingerprint(String);
 
+/// How a note's fingerprint is marked in its text: `[iLert #1a2b3c]`.
+const MARKER_OPEN: &str = "[iLert #";
+
 impl NoteFingerprint {
+    /// The line a note carries so that the journal says it was written.
+    pub fn marker(&self) -> String {
+        format!("[iLert {}]", self.0)
+    }
+
+    /// Every fingerprint marked in `journal` text.
+    pub fn marked_in(journal: &str) -> Vec<Self> {
+        journal
+            .match_indices(MARKER_OPEN)
+            .filter_map(|(at, _)| {
+                let hex = journal.get(at + MARKER_OPEN.len()..at + MARKER_OPEN.len() + 6)?;
+                let closed = journal[at + MARKER_OPEN.len() + 6..].starts_with(']');
+                (closed && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .then(|| Self(format!("#{hex}")))
+            })
+            .collect()
+    }
+
     pub fn of(identity: &str) -> Self {
         let hash = identity.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
             (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
@@ -401,6 +440,7 @@ mod tests {
             close_notes: String::new(),
             updated_by: String::new(),
             created_by: String::new(),
+            journal: String::new(),
             custom: Default::default(),
         }
     }

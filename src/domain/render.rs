@@ -3,7 +3,7 @@
 
 use crate::domain::alert::{shorten, AlertEvent, AlertStatus, EventKind, Priority};
 use crate::domain::decision::{Assignee, People};
-use crate::domain::incident::IncidentChanges;
+use crate::domain::incident::{IncidentChanges, NoteFingerprint};
 use crate::domain::settings::{OnComment, OnOther, OnResolve, Settings};
 use crate::domain::template::{Placeholder, Template};
 
@@ -118,6 +118,16 @@ pub(crate) enum Note {
 }
 
 impl Note {
+    /// The note with its fingerprint on a line of its own: the journal, which ServiceNow
+    /// only ever appends to, then remembers which events were noted (see `NoteMemory`).
+    pub(crate) fn marked(self, fingerprint: &NoteFingerprint) -> Self {
+        let mark = |text: String| format!("{text}\n{}", fingerprint.marker());
+        match self {
+            Self::Work(text) => Self::Work(mark(text)),
+            Self::Customer(text) => Self::Customer(mark(text)),
+        }
+    }
+
     pub(crate) fn write_into(self, changes: &mut IncidentChanges) {
         match self {
             Self::Work(text) => changes.work_notes = Some(text),

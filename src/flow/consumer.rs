@@ -13,7 +13,7 @@ use crate::adapters::servicenow::IncidentTable;
 use crate::flow::budget::{epoch_ms, Budget, Spending};
 use crate::flow::edge::Failure;
 use crate::flow::intake::{Intake, Read};
-use crate::flow::sync::Outcome;
+use crate::flow::sync::{Arrival, Outcome};
 use crate::ops::telemetry::{Ending, Metrics, Summary};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use std::collections::HashSet;
@@ -155,7 +155,10 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
             Read::Ignored(outcome) => Ok(outcome),
             Read::Event(read) => {
                 let (event, settings) = *read;
-                self.intake.apply(&event, &settings, None, budget).await
+                // The queue's message group is the alert: its events arrive one at a time.
+                self.intake
+                    .apply(&event, &settings, None, Arrival::OneAtATime, budget)
+                    .await
             }
         }
     }

@@ -63,6 +63,21 @@ impl UserDirectory {
         })
     }
 
+    /// Looks up, beside the incident's own lookup, the caller a create would need, so that
+    /// the first create of a function instance does not wait for it in sequence. What it
+    /// finds is kept as any lookup is; a failure is left for `people` to meet and answer.
+    pub async fn look_up_caller_ahead(
+        &self,
+        table: &impl IncidentTable,
+        account: &ServiceNowAccount,
+        settings: &Settings,
+        budget: &Budget,
+    ) {
+        if let Err(cause) = self.caller(table, account, settings, budget).await {
+            tracing::debug!(%cause, "the caller looked up ahead is not there yet");
+        }
+    }
+
     /// `caller_id` as set, an email resolved to its user; without one, the integration user.
     async fn caller(
         &self,
@@ -88,9 +103,12 @@ impl UserDirectory {
                     return Ok(None);
                 };
                 match self.user(table, account, &key, budget).await {
-                    // Without read access to sys_user the incident is still worth creating.
+                    // Without read access to sys_user the incident is still worth creating;
+                    // the refusal is kept as an absence, so it is not asked again each event.
                     Err(ServiceNowError::Refused(cause)) => {
                         tracing::warn!(%cause, "could not look up the integration user as caller");
+                        let instance_user = (account.instance_url.to_string(), key);
+                        self.found().insert(instance_user, (Instant::now(), None));
                         Ok(None)
                     }
                     other => other,

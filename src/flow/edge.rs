@@ -17,7 +17,7 @@ use crate::flow::back_sync::{key_fingerprint, BackSync, BackSyncError, PassRepor
 use crate::flow::budget::{Budget, DEFAULT_TIME_BUDGET};
 use crate::flow::consumer::QueueConsumer;
 use crate::flow::intake::{Intake, Read};
-use crate::flow::sync::{Action, IncidentRef, IncidentSync, Outcome, SyncError};
+use crate::flow::sync::{Action, Arrival, IncidentRef, IncidentSync, Outcome, SyncError};
 use crate::ops::telemetry::{pass_finished, Ending, Metrics, Summary};
 use http::{header, HeaderValue, Method, StatusCode};
 use serde_json::json;
@@ -487,7 +487,13 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
             };
         }
         self.intake
-            .apply(&event, &settings, Some(connection), budget)
+            .apply(
+                &event,
+                &settings,
+                Some(connection),
+                Arrival::Concurrent,
+                budget,
+            )
             .await
     }
 

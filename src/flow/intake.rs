@@ -11,7 +11,7 @@ use crate::domain::decision::ignored_by_policy;
 use crate::domain::settings::{InvalidSetting, Settings};
 use crate::flow::budget::Budget;
 use crate::flow::edge::Failure;
-use crate::flow::sync::{IncidentSync, Outcome};
+use crate::flow::sync::{Arrival, IncidentSync, Outcome};
 use crate::ops::telemetry::Summary;
 use std::sync::Arc;
 
@@ -81,6 +81,7 @@ impl<S: SecretSource, T: IncidentTable> Intake<S, T> {
         event: &AlertEvent,
         settings: &Settings,
         connection: Option<Arc<Connection>>,
+        arrival: Arrival,
         budget: &Budget,
     ) -> Result<Outcome, Failure> {
         let connection = match connection {
@@ -112,6 +113,9 @@ impl<S: SecretSource, T: IncidentTable> Intake<S, T> {
                 }
             }
         };
-        Ok(self.sync.apply(event, settings, connection, budget).await?)
+        Ok(self
+            .sync
+            .apply(event, settings, connection, arrival, budget)
+            .await?)
     }
 }

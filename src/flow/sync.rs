@@ -6,12 +6,10 @@
 use crate::adapters::secrets::{
     Connection, ConnectionCache, SecretError, SecretSource, ServiceNowAccount,
 };
-use crate::adapters::servicenow::{IncidentTable, ServiceNowError, SysId};
+use crate::adapters::servicenow::{IncidentTable, ServiceNowError};
 use crate::domain::alert::{AlertEvent, AlertStatus};
 use crate::domain::decision::{cancel_duplicate, decide, merge_into, Assignee, Echo, Plan};
-use crate::domain::incident::{
-    CorrelationId, Incident, IncidentChanges, NoteFingerprint, NoteMemory,
-};
+use crate::domain::incident::{CorrelationId, Incident, IncidentChanges, NoteMemory};
 use crate::domain::settings::Settings;
 use crate::flow::back_sync::BackSync;
 use crate::flow::budget::{Backoff, Budget};
@@ -29,9 +27,6 @@ const ASLEEP_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// just canceled as a duplicate looks again too. More than a few means the alert's incidents
 /// keep changing under it.
 const MAX_PASSES: usize = 5;
-/// Read-backs of the notes' memory after a write that added to it: each one that finds a
-/// fingerprint erased by a concurrent writer puts it back and reads again.
-const MEMORY_READ_BACKS: usize = 3;
 /// How long a resolve that finds no incident waits before it looks again: longer than the
 /// create of a flapping alert, delivered at the same moment, takes to commit on a busy
 /// instance.
@@ -254,6 +249,7 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         event: &AlertEvent,
         settings: &Settings,
         mut connection: Arc<Connection>,
+        arrival: Arrival,
         budget: &Budget,
     ) -> Result<Outcome, SyncError> {
         let mut backoff = Backoff::new();
@@ -261,6 +257,7 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         let mut intermittent_failures = 0;
         let mut write_answer_lost = None;
         let mut create_in_doubt = false;
+        let mut first_attempt = true;
         let echo = self.back_sync.is_echo(&connection, event, budget).await;
         loop {
             let interrupted = match self
@@ -272,6 +269,8 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                     Conditions {
                         echo,
                         create_in_doubt,
+                        arrival,
+                        caller_ahead: std::mem::take(&mut first_attempt),
                     },
                 )
                 .await
@@ -366,8 +365,17 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         let mut created_here: Option<String> = None;
         let mut assignment_refused: Option<String> = None;
         let mut looked_again = false;
-        for _ in 0..MAX_PASSES {
-            let found = budget.servicenow(self.table.find(account, &key)).await?;
+        for pass in 0..MAX_PASSES {
+            let lookup = budget.servicenow(self.table.find(account, &key));
+            let found = if pass == 0 && conditions.caller_ahead {
+                // The caller a create needs is looked up beside the incident, not after it.
+                let ahead =
+                    self.users
+                        .look_up_caller_ahead(&*self.table, account, settings, budget);
+                futures_util::future::join(lookup, ahead).await.0?
+            } else {
+                lookup.await?
+            };
             let current = match found.split_first() {
                 Some((oldest, younger)) => {
                     Some(self.merge(account, budget, oldest, younger).await?)
@@ -414,17 +422,6 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                             let written = self
                                 .remember_instance_state(account, budget, &changes, written)
                                 .await;
-                            if let Some(display) = &changes.correlation_display {
-                                let added =
-                                    NoteMemory::read(display).added_since(&NoteMemory::read(
-                                        &current
-                                            .as_ref()
-                                            .map(|i| i.correlation_display.clone())
-                                            .unwrap_or_default(),
-                                    ));
-                                self.keep_remembered(account, budget, &written, &added)
-                                    .await;
-                            }
                             Outcome::with(Action::Updated, &written)
                         }
                         Err(ServiceNowError::Refused(cause) | ServiceNowError::NotFound(cause)) => {
@@ -469,9 +466,10 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                         Err(error) => return Err(Interrupted::writing(error, Action::Created)),
                     };
                     created_here = Some(created.sys_id.clone());
-                    if self
-                        .others_appeared(account, budget, &key, &created)
-                        .await?
+                    if conditions.arrival == Arrival::Concurrent
+                        && self
+                            .others_appeared(account, budget, &key, &created)
+                            .await?
                     {
                         continue;
                     }
@@ -529,61 +527,6 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                      may take it for the desk's work"
                 );
                 written
-            }
-        }
-    }
-
-    /// Concurrent writers each rewrite the notes' memory from what they read, so one can
-    /// erase another's fingerprints, and a redelivery of that note would be written again.
-    /// Reads the memory back after a write that added to it and puts back what is missing.
-    /// The note itself is written: a failure here is logged, not answered.
-    async fn keep_remembered(
-        &self,
-        account: &ServiceNowAccount,
-        budget: &Budget,
-        written: &Incident,
-        added: &[NoteFingerprint],
-    ) {
-        let Some(sys_id) = SysId::parse(&written.sys_id).filter(|_| !added.is_empty()) else {
-            return;
-        };
-        for _ in 0..MEMORY_READ_BACKS {
-            let repaired = async {
-                let Some(fresh) = budget.servicenow(self.table.get(account, &sys_id)).await? else {
-                    return Ok(true);
-                };
-                let mut display = fresh.correlation_display.clone();
-                let mut missing = false;
-                for fingerprint in added {
-                    let memory = NoteMemory::read(&display);
-                    if !memory.contains(fingerprint) {
-                        missing = true;
-                        display = memory.remember(fingerprint);
-                    }
-                }
-                if !missing || fresh.state.is_final() {
-                    return Ok(true);
-                }
-                tracing::info!(
-                    incident = %fresh.number,
-                    "a concurrent write erased a note's fingerprint; putting it back"
-                );
-                let changes = IncidentChanges {
-                    correlation_display: Some(display),
-                    ..IncidentChanges::default()
-                };
-                budget
-                    .servicenow(self.table.update(account, &fresh.sys_id, &changes))
-                    .await?;
-                Ok::<_, ServiceNowError>(false)
-            };
-            match repaired.await {
-                Ok(true) => return,
-                Ok(false) => continue,
-                Err(cause) => {
-                    tracing::warn!(%cause, "could not check the notes' memory; a redelivery of this note may be written again");
-                    return;
-                }
             }
         }
     }
@@ -706,13 +649,27 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
     }
 }
 
+/// How the events of one alert reach [`IncidentSync::apply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Any number at once (direct delivery): a create may race another, so it reads back.
+    Concurrent,
+    /// One at a time, in order (queued delivery: the message group is the alert), so no
+    /// create of this alert can race another and none reads back.
+    OneAtATime,
+}
+
 /// What an attempt must know of the attempts before it and of the event.
 #[derive(Debug, Clone, Copy)]
 struct Conditions {
+    arrival: Arrival,
     /// The event is iLert's echo of the back-sync's own accept or resolve.
     echo: Echo,
     /// A create was sent whose answer never came: it may be committing still.
     create_in_doubt: bool,
+    /// Look the caller up beside the first lookup (the invocation's first attempt only: a
+    /// retry need not ask a failing instance twice).
+    caller_ahead: bool,
 }
 
 /// A ServiceNow call that did not finish, and the write it was part of, if any: after a lost

@@ -196,11 +196,19 @@ impl TestApp {
             .to_owned()
     }
 
+    /// The incident's journal entries, oldest first, as `field: text`; the fingerprint line
+    /// each of the function's notes ends with (`[iLert #1a2b3c]`) is left out.
     pub fn notes(&self, number: &str) -> Vec<String> {
         self.servicenow
             .journal(number)
             .into_iter()
-            .map(|entry| format!("{}: {}", entry.field, entry.text))
+            .map(|entry| {
+                let text = match entry.text.rsplit_once('\n') {
+                    Some((body, mark)) if mark.starts_with("[iLert #") => body.to_owned(),
+                    _ => entry.text.clone(),
+                };
+                format!("{}: {text}", entry.field)
+            })
             .collect()
     }
 

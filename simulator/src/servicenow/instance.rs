@@ -181,13 +181,23 @@ impl ServiceNowState {
             == Some("true");
         let unreadable = self.quirks.unreadable.clone();
         let custom = self.custom_columns.clone();
+        let names: BTreeMap<String, String> = self
+            .users
+            .iter()
+            .filter_map(|user| Some((user.get("user_name")?.clone(), user.get("name")?.clone())))
+            .collect();
+        let display = DisplayValue::of(query.get("sysparm_display_value").map(String::as_str));
         let project = |incident: &StoredIncident| {
-            Value::Object(record_of(
+            Value::Object(record_shown(
                 incident,
-                fields.as_deref(),
-                exclude_links,
-                &unreadable,
-                &custom,
+                &Shown {
+                    fields: fields.as_deref(),
+                    exclude_links,
+                    unreadable: &unreadable,
+                    custom: &custom,
+                    display,
+                    names: &names,
+                },
             ))
         };
         if path.trim_end_matches('/') == "/api/now/table/sys_user" && method == Method::GET {
@@ -253,7 +263,7 @@ impl ServiceNowState {
                         fields: record,
                         journal: Vec::new(),
                     };
-                    merge(&mut pending, values, &self.custom_columns);
+                    merge(&mut pending, values, &self.custom_columns, &user_name);
                     if let Some(refusal) = self.business_rules(&pending.fields) {
                         return refusal.response();
                     }
@@ -378,7 +388,7 @@ impl ServiceNowState {
             });
         }
         let mut pending = current.clone();
-        merge(&mut pending, values, &self.custom_columns);
+        merge(&mut pending, values, &self.custom_columns, user_name);
         if let Some(refusal) = self.business_rules(&pending.fields) {
             return Err(refusal);
         }
@@ -769,7 +779,12 @@ pub(super) fn unreadable_payload() -> HttpResponse {
 
 /// Applies written values the way an instance stores them: as strings, journal fields as new
 /// entries, unknown fields ignored, `priority` recomputed.
-pub(super) fn merge(incident: &mut StoredIncident, values: Map<String, Value>, custom: &[String]) {
+pub(super) fn merge(
+    incident: &mut StoredIncident,
+    values: Map<String, Value>,
+    custom: &[String],
+    author: &str,
+) {
     for (field, value) in values {
         let text = match value {
             Value::String(s) => s,
@@ -778,7 +793,12 @@ pub(super) fn merge(incident: &mut StoredIncident, values: Map<String, Value>, c
         };
         if JOURNAL_FIELDS.contains(&field.as_str()) {
             if !text.is_empty() {
-                incident.journal.push(JournalEntry { field, text });
+                incident.journal.push(JournalEntry {
+                    field,
+                    text,
+                    author: author.to_owned(),
+                    at: clock::glide_now(),
+                });
             }
         } else if writable(&field, custom) {
             incident.fields.insert(field, text);
@@ -840,27 +860,135 @@ pub(super) fn record_of(
     unreadable: &[String],
     custom: &[String],
 ) -> Map<String, Value> {
-    let wanted: Vec<&str> = match fields {
+    record_shown(
+        incident,
+        &Shown {
+            fields,
+            exclude_links,
+            unreadable,
+            custom,
+            display: DisplayValue::Stored,
+            names: &BTreeMap::new(),
+        },
+    )
+}
+
+/// `sysparm_display_value`: what a record's fields show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DisplayValue {
+    /// `false`, the default (and any value the instance does not know): the stored value; a
+    /// journal field shows empty.
+    Stored,
+    /// `true`: the display value (a state's label; a journal field's entries, newest first,
+    /// each `YYYY-MM-DD HH:MM:SS - <the writer's name> (Work notes)\n<text>\n\n`).
+    Display,
+    /// `all`: both, as `{"display_value": …, "value": …}` (a journal field's value empty).
+    Both,
+}
+
+impl DisplayValue {
+    pub(super) fn of(parameter: Option<&str>) -> Self {
+        match parameter.map(str::trim) {
+            Some(text) if text.eq_ignore_ascii_case("true") => Self::Display,
+            Some(text) if text.eq_ignore_ascii_case("all") => Self::Both,
+            _ => Self::Stored,
+        }
+    }
+}
+
+/// How a request asks to see records.
+pub(super) struct Shown<'a> {
+    pub(super) fields: Option<&'a [String]>,
+    pub(super) exclude_links: bool,
+    /// Fields the user may not read (a field ACL): shown empty, journal fields included.
+    pub(super) unreadable: &'a [String],
+    pub(super) custom: &'a [String],
+    pub(super) display: DisplayValue,
+    /// Users' names by `user_name`, for a journal entry's header.
+    pub(super) names: &'a BTreeMap<String, String>,
+}
+
+/// A record as the Table API shows it to this request.
+pub(super) fn record_shown(incident: &StoredIncident, shown: &Shown<'_>) -> Map<String, Value> {
+    let wanted: Vec<&str> = match shown.fields {
         Some(list) => list.iter().map(String::as_str).collect(),
         None => INCIDENT_FIELDS
             .iter()
             .copied()
-            .chain(custom.iter().map(String::as_str))
+            .chain(shown.custom.iter().map(String::as_str))
             .collect(),
     };
     wanted
         .into_iter()
-        .filter(|name| is_column(name, custom))
+        .filter(|name| is_column(name, shown.custom))
         .map(|name| {
-            let text = incident.fields.get(name).cloned().unwrap_or_default();
-            let value = if JOURNAL_FIELDS.contains(&name) || unreadable.iter().any(|u| u == name) {
-                Value::String(String::new())
-            } else if REFERENCE_FIELDS.contains(&name) && !exclude_links && !text.is_empty() {
-                json!({ "link": format!("/api/now/table/sys_user/{text}"), "value": text })
+            let unreadable = shown.unreadable.iter().any(|u| u == name);
+            let journal = JOURNAL_FIELDS.contains(&name);
+            let text = if unreadable || journal {
+                String::new()
             } else {
-                Value::String(text)
+                incident.fields.get(name).cloned().unwrap_or_default()
+            };
+            let display = if unreadable {
+                String::new()
+            } else if journal {
+                journal_display(incident, name, shown.names)
+            } else if name == "state" {
+                state_label(&text).to_owned()
+            } else {
+                text.clone()
+            };
+            let link = REFERENCE_FIELDS.contains(&name) && !shown.exclude_links && !text.is_empty();
+            let value = match shown.display {
+                DisplayValue::Display => Value::String(display),
+                DisplayValue::Both if link => json!({
+                    "display_value": display,
+                    "link": format!("/api/now/table/sys_user/{text}"),
+                    "value": text,
+                }),
+                DisplayValue::Both => json!({ "display_value": display, "value": text }),
+                DisplayValue::Stored if link => {
+                    json!({ "link": format!("/api/now/table/sys_user/{text}"), "value": text })
+                }
+                DisplayValue::Stored => Value::String(text),
             };
             (name.to_owned(), value)
         })
         .collect()
+}
+
+/// A journal field's display value: its entries, newest first, each with its header.
+fn journal_display(
+    incident: &StoredIncident,
+    field: &str,
+    names: &BTreeMap<String, String>,
+) -> String {
+    let label = if field == "comments" {
+        "Additional comments"
+    } else {
+        "Work notes"
+    };
+    incident
+        .journal
+        .iter()
+        .rev()
+        .filter(|entry| entry.field == field)
+        .map(|entry| {
+            let writer = names.get(&entry.author).unwrap_or(&entry.author);
+            format!("{} - {writer} ({label})\n{}\n\n", entry.at, entry.text)
+        })
+        .collect()
+}
+
+/// A stock state's label, as its display value.
+fn state_label(code: &str) -> &str {
+    match code {
+        "1" => "New",
+        "2" => "In Progress",
+        "3" => "On Hold",
+        "6" => "Resolved",
+        "7" => "Closed",
+        "8" => "Canceled",
+        other => other,
+    }
 }

@@ -37,6 +37,9 @@ pub struct ReceivedRequest {
 pub struct JournalEntry {
     pub field: String,
     pub text: String,
+    /// Who wrote it (`user_name`), and when (`YYYY-MM-DD HH:MM:SS`).
+    pub author: String,
+    pub at: String,
 }
 
 #[derive(Debug, Clone)]

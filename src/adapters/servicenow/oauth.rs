@@ -22,10 +22,28 @@ impl TableApi {
     ) -> Result<SecretString, ServiceNowError> {
         // One token per instance and client: another instance's token is never sent.
         let key = token_key(account);
-        if !force_new {
+        let cached = || {
             let cached = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(token) = cached.get(&key).filter(|t| Instant::now() < t.refresh_at) {
-                return Ok(token.value.clone());
+            cached
+                .get(&key)
+                .filter(|t| Instant::now() < t.refresh_at)
+                .map(|t| t.value.clone())
+        };
+        if !force_new {
+            if let Some(token) = cached() {
+                return Ok(token);
+            }
+        }
+        // One fetch at a time per instance and client: requests sent together (a lookup and
+        // a user lookup beside it) wait for the same token rather than ask for one each.
+        let gate = {
+            let mut gates = self.token_fetches.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(gates.entry(key.clone()).or_default())
+        };
+        let _fetching = gate.lock().await;
+        if !force_new {
+            if let Some(token) = cached() {
+                return Ok(token);
             }
         }
         let (value, lifetime) = self.fetch_token(account).await?;

@@ -4,7 +4,7 @@ use super::*;
 use crate::domain::alert::sample;
 use crate::domain::fixtures::{
     acknowledged, apply, changes_of, commented, created, decide, incident_in, resolved, run,
-    settings, with,
+    settings, unmarked, with,
 };
 
 #[test]
@@ -55,7 +55,7 @@ fn a_first_event_of_any_other_type_creates_the_incident_in_its_status() {
     let changes = changes_of(decide(&acknowledged(), None, &settings()));
     assert_eq!(changes.state.as_deref(), Some("2"));
     assert_eq!(
-        changes.work_notes.as_deref(),
+        unmarked(changes.work_notes.as_deref()),
         Some("Accepted in iLert by Jane Doe.")
     );
     assert!(changes.correlation_display.unwrap().starts_with("iLert #"));
@@ -77,7 +77,7 @@ fn the_legacy_docs_sample_creates_an_in_progress_incident() {
     assert_eq!(changes.state.as_deref(), Some("2"));
     assert_eq!(changes.impact.as_deref(), Some("3"));
     assert_eq!(
-        changes.work_notes.as_deref(),
+        unmarked(changes.work_notes.as_deref()),
         Some("Accepted in iLert by Andreas Farmer.")
     );
 }
@@ -93,14 +93,14 @@ fn the_full_lifecycle_lands_on_one_incident_in_the_right_states() {
         Some("ACCEPTED PROBLEM: api-gateway-prod p95 latency > 2s")
     );
     assert_eq!(
-        accept.work_notes.as_deref(),
+        unmarked(accept.work_notes.as_deref()),
         Some("Accepted in iLert by Jane Doe.")
     );
     let comment = changes_of(plans[2].clone());
     assert_eq!(comment.state, None);
     assert_eq!(comment.short_description, None);
     assert_eq!(
-        comment.work_notes.as_deref(),
+        unmarked(comment.work_notes.as_deref()),
         Some("Comment in iLert: Rolled back deploy 2025.10.17-3 (\"gw-cache\" flag); latency recovering.")
     );
     let resolve = changes_of(plans[3].clone());
@@ -111,7 +111,7 @@ fn the_full_lifecycle_lands_on_one_incident_in_the_right_states() {
     assert!(close_notes
         .contains("Resolved in iLert at 2025-10-17T11:05:44.310Z (responder: Jane Doe)."));
     assert_eq!(
-        resolve.work_notes.as_deref(),
+        unmarked(resolve.work_notes.as_deref()),
         Some("Resolved in iLert by Jane Doe.")
     );
     let incident = incident.unwrap();
@@ -206,18 +206,22 @@ fn assignment_and_escalation_add_a_note_naming_who() {
     assigned.kind = EventKind::Assigned;
     assigned.event_id = Some("assign-1".into());
     assert_eq!(
-        changes_of(decide(&assigned, Some(&incident), &settings()))
-            .work_notes
-            .as_deref(),
+        unmarked(
+            changes_of(decide(&assigned, Some(&incident), &settings()))
+                .work_notes
+                .as_deref()
+        ),
         Some("Assigned in iLert to Jane Doe.")
     );
     let mut escalated = acknowledged();
     escalated.kind = EventKind::AutoEscalated;
     escalated.event_id = Some("escalate-1".into());
     assert_eq!(
-        changes_of(decide(&escalated, Some(&incident), &settings()))
-            .work_notes
-            .as_deref(),
+        unmarked(
+            changes_of(decide(&escalated, Some(&incident), &settings()))
+                .work_notes
+                .as_deref()
+        ),
         Some("Escalated in iLert to Jane Doe (escalation policy Platform On-Call).")
     );
 }
@@ -229,7 +233,7 @@ fn an_accept_on_an_incident_on_hold_keeps_its_state() {
     let changes = changes_of(plan);
     assert_eq!(changes.state, None);
     assert_eq!(
-        changes.work_notes.as_deref(),
+        unmarked(changes.work_notes.as_deref()),
         Some("Accepted in iLert by Jane Doe.")
     );
 }
@@ -264,7 +268,7 @@ fn raised_priority_updates_impact_and_urgency() {
     assert_eq!(changes.impact.as_deref(), Some("2"));
     assert_eq!(changes.urgency.as_deref(), Some("1"));
     assert_eq!(
-        changes.work_notes.as_deref(),
+        unmarked(changes.work_notes.as_deref()),
         Some("Priority raised in iLert to HIGH.")
     );
     // Other events leave a priority the service desk may have changed alone.
@@ -308,7 +312,7 @@ fn on_accept_state_moves_to_in_progress_note_only_notes_and_ignore_ignores() {
     let note = changes_of(decide(&acknowledged(), Some(&new), &with("on_accept=note")));
     assert_eq!(note.state, None);
     assert_eq!(
-        note.work_notes.as_deref(),
+        unmarked(note.work_notes.as_deref()),
         Some("Accepted in iLert by Jane Doe.")
     );
     assert!(
@@ -335,7 +339,7 @@ fn on_resolve_note_keeps_the_incident_open_and_says_so() {
     assert_eq!(changes.state, None);
     assert_eq!(changes.close_code, None);
     assert_eq!(
-        changes.work_notes.as_deref(),
+        unmarked(changes.work_notes.as_deref()),
         Some("Resolved in iLert by Jane Doe at 2025-10-17T11:05:44.310Z. The incident stays open for the service desk.")
     );
     assert!(ignored_by_policy(&resolved(), &with("on_resolve=ignore")).is_some());

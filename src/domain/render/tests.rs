@@ -2,7 +2,7 @@
 
 use crate::domain::alert::{EventKind, Person};
 use crate::domain::fixtures::{
-    acknowledged, changes_of, created, decide, incident_in, resolved, settings, with,
+    acknowledged, changes_of, created, decide, incident_in, resolved, settings, unmarked, with,
 };
 
 #[test]
@@ -64,7 +64,10 @@ fn a_note_without_a_known_actor_says_what_happened() {
     event.assigned_to = Some(Person::default());
     event.responders.clear();
     let changes = changes_of(decide(&event, Some(&incident_in("1")), &settings()));
-    assert_eq!(changes.work_notes.as_deref(), Some("Accepted in iLert."));
+    assert_eq!(
+        unmarked(changes.work_notes.as_deref()),
+        Some("Accepted in iLert.")
+    );
 }
 
 // ── Settings and policies ────────────────────────────────────────────────────────────
