@@ -632,3 +632,23 @@ async fn a_queued_event_reaches_the_instance_its_webhook_url_named() {
     assert!(test.incident_for(KEY).is_some());
     assert!(app.servicenow.incident_for(KEY).is_some());
 }
+
+/// In queued delivery one alert's events never run at once (the message group is the alert),
+/// so a create needs no read-back for a racing twin: two requests, as an update.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_create_costs_a_lookup_and_an_insert_and_an_update_a_lookup_and_a_write() {
+    let queued = queued("two-requests", Duration::from_secs(5)).await;
+    for name in ["01-alert-created", "03-alert-comment-added"] {
+        assert_eq!(queued.app.deliver(name).await.status, 202);
+    }
+    let batch = queued.source.receive(10, Duration::from_secs(1)).await;
+    assert_eq!(batch.records.len(), 2);
+    queued.app.servicenow.clear_requests();
+    let response = queued.consume(&batch).await;
+    assert!(failures(&response).is_empty(), "{response:?}");
+    assert_eq!(
+        queued.app.methods(),
+        ["GET", "POST", "GET", "PATCH"],
+        "create: lookup, insert; comment: lookup, write"
+    );
+}
