@@ -248,7 +248,10 @@ impl IncidentChanges {
     /// The state ServiceNow itself set inside this write: the answer shows a state further
     /// along than the one written (an assignment rule that moves a New incident to In Progress
     /// once `assigned_to` is filled, a flow on insert). It is neither the function's doing nor a
-    /// person's, so the way back must never act on it.
+    /// person's, so the way back must never act on it. Only a write that set a state can tell:
+    /// the instance's rules run inside the write, so nobody else's change can show in its
+    /// answer as a different state; a write of no state could show a desk change committed
+    /// between the lookup and the write, and take a person's work for the instance's.
     pub fn state_set_by_instance(&self, written: &Incident) -> Option<IncidentState> {
         let wanted = IncidentState::from_code(self.state.as_deref()?);
         let further = matches!(
