@@ -902,11 +902,6 @@ impl ILertSimulator {
         self.lock().alerts.remove(&id);
     }
 
-    /// `GET /api/alerts` requests answered so far.
-    pub fn lists_answered(&self) -> u64 {
-        self.lock().lists_answered
-    }
-
     /// Drops every fault still queued.
     pub fn clear_faults(&self) {
         let mut state = self.lock();

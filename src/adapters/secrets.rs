@@ -402,14 +402,7 @@ impl Connection {
         fields: &Map<String, Value>,
         unusable: &impl Fn(String) -> SecretError,
     ) -> Result<Self, SecretError> {
-        let text = |key: &str| -> Result<Option<String>, SecretError> {
-            match fields.get(key) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(unusable(format!("key `{key}` must be a string"))),
-            }
-        };
+        let text = |key: &str| text_field(fields, key, unusable);
         let required = |key: &str| -> Result<String, SecretError> {
             text(key)?.ok_or_else(|| unusable(format!("key `{key}` is missing")))
         };
@@ -464,19 +457,27 @@ impl Connection {
     }
 }
 
+/// The text in key `key`: none when absent, null or blank; a value that is not a string is
+/// named by its key, never quoted (it could be a password).
+fn text_field(
+    fields: &Map<String, Value>,
+    key: &str,
+    unusable: &impl Fn(String) -> SecretError,
+) -> Result<Option<String>, SecretError> {
+    match fields.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(unusable(format!("key `{key}` must be a string"))),
+    }
+}
+
 /// The webhook's credentials of one connection's keys: a token, a Basic pair, or both.
 fn webhook_credentials(
     fields: &Map<String, Value>,
     unusable: &impl Fn(String) -> SecretError,
 ) -> Result<WebhookCredentials, SecretError> {
-    let text = |key: &str| -> Result<Option<String>, SecretError> {
-        match fields.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(unusable(format!("key `{key}` must be a string"))),
-        }
-    };
+    let text = |key: &str| text_field(fields, key, unusable);
     let token = text("webhook_token")?.map(SecretString::from);
     let previous_token = text("webhook_token_previous")?.map(SecretString::from);
     let basic = match (text("webhook_username")?, text("webhook_password")?) {

@@ -338,15 +338,6 @@ impl NoteMemory {
         self.notes.contains(&fingerprint.0)
     }
 
-    /// The notes this memory holds that `before` did not: what one write added.
-    pub fn added_since(&self, before: &NoteMemory) -> Vec<NoteFingerprint> {
-        self.notes
-            .iter()
-            .filter(|token| !before.notes.contains(token))
-            .map(|token| NoteFingerprint(token.clone()))
-            .collect()
-    }
-
     /// Whether the instance, not a person, set `state` inside one of the function's writes.
     pub fn set_by_instance(&self, state: &IncidentState) -> bool {
         self.instance_states
