@@ -193,9 +193,12 @@ async fn main() {
         let comments: Vec<String> = notes
             .iter()
             .filter_map(|note| {
-                note.text
-                    .strip_prefix("Comment in iLert: ")
-                    .map(str::to_owned)
+                // Each note ends with its fingerprint line, `[iLert #1a2b3c]`.
+                let text = note
+                    .text
+                    .rsplit_once('\n')
+                    .map_or(note.text.as_str(), |(body, _)| body);
+                text.strip_prefix("Comment in iLert: ").map(str::to_owned)
             })
             .collect();
         let in_order: Vec<String> = (0..COMMENTS_PER_ALERT)
@@ -253,10 +256,19 @@ async fn main() {
         "| dead-lettered events | {} |",
         dead_letters.0 + dead_letters.1
     );
+    let refused = servicenow.rate_limited() as usize;
+    let applied = servicenow.requests().len().saturating_sub(refused);
+    let events = ALERTS * (COMMENTS_PER_ALERT + 3);
     println!(
-        "| requests ServiceNow refused with 429 | {} |",
-        servicenow.rate_limited()
+        "| ServiceNow requests answered / per event | {applied} / {:.2} |",
+        applied as f64 / events as f64
     );
+    println!(
+        "| the physical limit: those requests at {RATE_LIMIT_PER_SECOND} a second; drain / limit | {:.1} s; {:.2}× |",
+        applied as f64 / f64::from(RATE_LIMIT_PER_SECOND),
+        drained.as_secs_f64() / (applied as f64 / f64::from(RATE_LIMIT_PER_SECOND))
+    );
+    println!("| requests ServiceNow refused with 429 | {refused} |");
     println!("| most concurrent requests ServiceNow met (cap {QUEUE_CONCURRENCY}) | {writers} |");
     for problem in wrong.iter().take(5) {
         println!("  {problem}");

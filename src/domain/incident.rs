@@ -510,6 +510,31 @@ mod tests {
     }
 
     #[test]
+    fn the_journal_tells_which_notes_were_written_whatever_else_it_holds() {
+        let journal = "2026-12-04 10:41:12 - ServiceNow Sync (Work notes)\nComment in iLert: \
+                       ok\n[iLert #a6254e]\n\n2026-12-04 10:40:00 - Jane (Work notes)\n\
+                       [iLert #zzzzzz] [iLert #12345] [iLert #ééé] [iLert #4801ec]\n\n";
+        let marked: Vec<NoteFingerprint> = NoteFingerprint::marked_in(journal);
+        assert_eq!(
+            marked,
+            [
+                NoteFingerprint("#a6254e".into()),
+                NoteFingerprint("#4801ec".into())
+            ]
+        );
+        let incident = Incident {
+            journal: journal.into(),
+            correlation_display: "iLert #111111".into(),
+            ..written()
+        };
+        let memory = NoteMemory::of(&incident);
+        assert!(memory.contains(&NoteFingerprint("#a6254e".into())));
+        assert!(memory.contains(&NoteFingerprint("#111111".into())));
+        assert!(NoteFingerprint::marked_in("[iLert #").is_empty());
+        assert!(NoteFingerprint::marked_in("[iLert #abcdé").is_empty());
+    }
+
+    #[test]
     fn note_memory_forgets_the_oldest_to_fit_the_field() {
         let mut display = CORRELATION_DISPLAY.to_owned();
         for n in 0..50 {
