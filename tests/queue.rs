@@ -263,8 +263,11 @@ async fn the_consumer_applies_each_alerts_events_in_order_and_hands_nothing_back
 #[tokio::test(flavor = "multi_thread")]
 async fn trouble_a_retry_may_fix_hands_back_the_record_and_every_later_one_of_its_alert() {
     let queued = queued("handed-back", Duration::from_millis(800)).await;
+    // The create lands first, on its own.
+    assert_eq!(queued.app.send(event("01-alert-created")).await.status, 202);
+    let created = queued.source.receive(10, Duration::from_secs(1)).await;
+    assert!(failures(&queued.consume(&created).await).is_empty());
     for request in [
-        event("01-alert-created"),
         event("02-alert-acknowledged"),
         event("03-alert-comment-added"),
         of_alert("01-alert-created", "555"),
@@ -276,7 +279,7 @@ async fn trouble_a_retry_may_fix_hands_back_the_record_and_every_later_one_of_it
         .source
         .receive_hidden_for(10, Duration::from_secs(1), Some(Duration::from_secs(1)))
         .await;
-    assert_eq!(batch.records.len(), 4);
+    assert_eq!(batch.records.len(), 3);
     // The accept's write meets an instance that stays unavailable past the budget.
     for _ in 0..50 {
         queued
@@ -288,8 +291,8 @@ async fn trouble_a_retry_may_fix_hands_back_the_record_and_every_later_one_of_it
     let alert = ids_of_alert(&batch, "12797430");
     assert_eq!(
         failures(&response),
-        alert[1..],
-        "the accept and the comment after it"
+        alert,
+        "the accept and the comment after it, applied as one"
     );
     assert_eq!(
         queued.app.incident()["state"],
@@ -313,7 +316,7 @@ async fn trouble_a_retry_may_fix_hands_back_the_record_and_every_later_one_of_it
     for record in batch
         .records
         .iter()
-        .filter(|r| alert[1..].contains(r.message_id.as_ref().unwrap()))
+        .filter(|r| alert.contains(r.message_id.as_ref().unwrap()))
     {
         sqs.change_message_visibility()
             .queue_url(&queued.queues.queue_url)
@@ -330,7 +333,7 @@ async fn trouble_a_retry_may_fix_hands_back_the_record_and_every_later_one_of_it
             .iter()
             .map(|r| r.message_id.clone().unwrap())
             .collect::<Vec<_>>(),
-        alert[1..]
+        alert
     );
     assert_eq!(
         again.records[0].attributes["ApproximateReceiveCount"], "2",
@@ -339,10 +342,14 @@ async fn trouble_a_retry_may_fix_hands_back_the_record_and_every_later_one_of_it
     assert!(failures(&queued.consume(&again).await).is_empty());
     let incident = queued.app.incident();
     assert_eq!(incident["state"], "2");
-    let notes = queued.app.notes(incident["number"].as_str().unwrap());
+    let notes = queued
+        .app
+        .notes(incident["number"].as_str().unwrap())
+        .join("\n");
+    let accepted = notes.find("Accepted").expect("the accept's note");
     assert!(
-        notes[0].contains("Accepted") && notes[1].contains("Comment"),
-        "{notes:?}"
+        notes[accepted..].contains("Comment"),
+        "both, in order: {notes}"
     );
 }
 
@@ -357,6 +364,12 @@ async fn a_permanent_refusal_is_dead_lettered_with_its_cause_and_the_alert_moves
         assert_eq!(queued.app.deliver(name).await.status, 202);
     }
     let batch = queued.source.receive(10, Duration::from_secs(1)).await;
+    // Applied as one, the three are refused (a 403 to their one insert); each is then tried
+    // on its own, and only the accept is refused again.
+    queued
+        .app
+        .servicenow
+        .inject(Some("POST"), Fault::status(403, None));
     queued
         .app
         .servicenow
@@ -543,11 +556,15 @@ async fn sqs_calls_of_the_consumer_end_within_the_invocation_and_hand_the_record
 #[tokio::test(flavor = "multi_thread")]
 async fn every_records_fate_is_logged_the_held_back_ones_too_and_a_queued_answer_as_202() {
     let queued = queued("fates", Duration::from_millis(800)).await;
+    assert_eq!(queued.app.send(event("01-alert-created")).await.status, 202);
+    let created = queued.source.receive(10, Duration::from_secs(1)).await;
+    assert!(failures(&queued.consume(&created).await).is_empty());
     let sent = logs_of(|| async {
         for request in [
-            event("01-alert-created"),
             event("02-alert-acknowledged"),
             event("03-alert-comment-added"),
+            // Another alert action's settings: not applied with the two before it.
+            event_at("04-alert-resolved", "close_code=Workaround%20provided"),
         ] {
             assert_eq!(queued.app.send(request).await.status, 202);
         }
@@ -592,8 +609,12 @@ async fn every_records_fate_is_logged_the_held_back_ones_too_and_a_queued_answer
         .collect();
     assert_eq!(
         fates,
-        [("handled", ""), ("failed", "retry"), ("held_back", "retry")],
-        "one line for each of the three records"
+        [
+            ("failed", "retry"),
+            ("failed", "retry"),
+            ("held_back", "retry")
+        ],
+        "one line for each of the three records: the two applied as one failed together"
     );
     queued.app.servicenow.clear_faults();
 }
@@ -634,21 +655,64 @@ async fn a_queued_event_reaches_the_instance_its_webhook_url_named() {
 }
 
 /// In queued delivery one alert's events never run at once (the message group is the alert),
-/// so a create needs no read-back for a racing twin: two requests, as an update.
+/// so a create needs no read-back for a racing twin; and a batch's events of one alert are
+/// applied as one: one lookup and one write, the notes in order, the state the last leaves.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_queued_create_costs_a_lookup_and_an_insert_and_an_update_a_lookup_and_a_write() {
-    let queued = queued("two-requests", Duration::from_secs(5)).await;
-    for name in ["01-alert-created", "03-alert-comment-added"] {
+async fn a_batchs_events_of_one_alert_cost_one_lookup_and_one_write() {
+    let queued = queued("one-write", Duration::from_secs(5)).await;
+    assert_eq!(queued.app.deliver("01-alert-created").await.status, 202);
+    let first = queued.source.receive(10, Duration::from_secs(1)).await;
+    assert_eq!(first.records.len(), 1);
+    queued.app.servicenow.clear_requests();
+    assert!(failures(&queued.consume(&first).await).is_empty());
+    assert_eq!(
+        queued.app.methods(),
+        ["GET", "POST"],
+        "a queued create: no read-back"
+    );
+
+    for name in [
+        "02-alert-acknowledged",
+        "03-alert-comment-added",
+        "04-alert-resolved",
+    ] {
         assert_eq!(queued.app.deliver(name).await.status, 202);
     }
     let batch = queued.source.receive(10, Duration::from_secs(1)).await;
-    assert_eq!(batch.records.len(), 2);
+    assert_eq!(batch.records.len(), 3);
     queued.app.servicenow.clear_requests();
     let response = queued.consume(&batch).await;
     assert!(failures(&response).is_empty(), "{response:?}");
     assert_eq!(
         queued.app.methods(),
-        ["GET", "POST", "GET", "PATCH"],
-        "create: lookup, insert; comment: lookup, write"
+        ["GET", "PATCH"],
+        "three events, one lookup and one write"
+    );
+    let incident = queued.app.incident();
+    assert_eq!(incident["state"], "6", "the state the last event leaves");
+    let notes = queued
+        .app
+        .notes(incident["number"].as_str().unwrap())
+        .join("\n");
+    let accepted = notes.find("Accepted in iLert").expect("the accept's note");
+    let comment = notes.find("Comment in iLert").expect("the comment's note");
+    assert!(accepted < comment, "in order: {notes}");
+
+    // The same batch again changes nothing: each note once.
+    let again = queued.consume(&batch).await;
+    assert!(failures(&again).is_empty());
+    let notes_after = queued
+        .app
+        .notes(incident["number"].as_str().unwrap())
+        .join("\n");
+    assert_eq!(
+        notes_after.matches("Comment in iLert").count(),
+        1,
+        "{notes_after}"
+    );
+    assert_eq!(
+        notes_after.matches("Accepted in iLert").count(),
+        1,
+        "{notes_after}"
     );
 }

@@ -125,6 +125,29 @@ pub struct Incident {
 }
 
 impl Incident {
+    /// The incident a create of `changes` makes, as a lookup would read it before the
+    /// instance gives it its number: what a batch's later events are decided against.
+    pub fn created_by(changes: &IncidentChanges) -> Self {
+        Self {
+            sys_id: String::new(),
+            number: String::new(),
+            state: IncidentState::New,
+            short_description: String::new(),
+            correlation_id: String::new(),
+            correlation_display: String::new(),
+            impact: String::new(),
+            urgency: String::new(),
+            assigned_to: String::new(),
+            close_code: String::new(),
+            close_notes: String::new(),
+            updated_by: String::new(),
+            created_by: String::new(),
+            journal: String::new(),
+            custom: BTreeMap::new(),
+        }
+        .after(changes)
+    }
+
     /// The incident as a lookup would read it after `changes` were written: journal fields are
     /// appended elsewhere and read back empty; every other field is replaced.
     pub fn after(&self, changes: &IncidentChanges) -> Self {
@@ -211,6 +234,39 @@ pub struct IncidentChanges {
 impl IncidentChanges {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
+    }
+
+    /// This write and then `later`, as one write: `later`'s values win, and the journal
+    /// entries of both are kept, in order, in one entry each (a write appends one entry per
+    /// journal field).
+    pub fn then(mut self, later: IncidentChanges) -> Self {
+        let take = |field: &mut Option<String>, value: Option<String>| {
+            if value.is_some() {
+                *field = value;
+            }
+        };
+        let append = |field: &mut Option<String>, value: Option<String>| {
+            *field = match (field.take(), value) {
+                (Some(first), Some(second)) => Some(format!("{first}\n\n{second}")),
+                (first, second) => first.or(second),
+            };
+        };
+        take(&mut self.short_description, later.short_description);
+        take(&mut self.description, later.description);
+        take(&mut self.state, later.state);
+        take(&mut self.impact, later.impact);
+        take(&mut self.urgency, later.urgency);
+        take(&mut self.close_code, later.close_code);
+        take(&mut self.close_notes, later.close_notes);
+        append(&mut self.work_notes, later.work_notes);
+        append(&mut self.comments, later.comments);
+        take(&mut self.caller_id, later.caller_id);
+        take(&mut self.assigned_to, later.assigned_to);
+        self.passthrough.extend(later.passthrough);
+        self.custom.extend(later.custom);
+        take(&mut self.correlation_id, later.correlation_id);
+        take(&mut self.correlation_display, later.correlation_display);
+        self
     }
 
     /// The fields this write set that `written` (ServiceNow's answer) does not show. A field

@@ -10,6 +10,8 @@
 use crate::adapters::queue::{EventQueue, QueuedEvent};
 use crate::adapters::secrets::SecretSource;
 use crate::adapters::servicenow::IncidentTable;
+use crate::domain::alert::AlertEvent;
+use crate::domain::settings::Settings;
 use crate::flow::budget::{epoch_ms, Budget, Spending};
 use crate::flow::edge::Failure;
 use crate::flow::intake::{Intake, Read};
@@ -65,7 +67,13 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
         let mut response = SqsBatchResponse::default();
         let mut held_back: HashSet<String> = HashSet::new();
         let mut retries: Vec<(String, &str, Duration)> = Vec::new();
-        for record in &batch.records {
+        let records = &batch.records;
+        let mut next = 0;
+        // After a run was refused, its records are tried one by one, never as a run again.
+        let mut one_by_one_until = 0;
+        while next < records.len() {
+            let record = &records[next];
+            next += 1;
             let message_id = record.message_id.clone().unwrap_or_default();
             let group = record
                 .attributes
@@ -94,6 +102,62 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
                 held_back.insert(group);
                 response.add_failure(message_id);
                 continue;
+            }
+            // The alert's next events in the batch, applied with this one as one write.
+            let run = (next > one_by_one_until)
+                .then(|| self.run_of(&records[next - 1..], &group))
+                .flatten();
+            if let Some((events, settings)) = run {
+                let run = &records[next - 1..next - 1 + events.len()];
+                one_by_one_until = next - 1 + events.len();
+                let budget = Budget::new(self.time_budget, lambda_deadline_ms);
+                let result = self.intake.apply_all(&events, &settings, &budget).await;
+                // A refusal is left to the events one by one, so that only the one refused
+                // is dead-lettered; anything else is the whole run's.
+                if result.as_ref().map_or_else(Failure::may_pass, |_| true) {
+                    for (index, (record, event)) in run.iter().zip(&events).enumerate() {
+                        let mut summary = Summary::new();
+                        summary.queue_wait = waited_in_queue(record);
+                        summary.alert_id = Some(event.id.to_string());
+                        summary.event_type = Some(event.kind.name().to_owned());
+                        summary.instance.clone_from(&settings.instance);
+                        let ending = match &result {
+                            Ok(outcome) => Ending::Handled {
+                                action: outcome.action.as_str(),
+                                incident: outcome.incident.as_ref().map(|i| i.number.clone()),
+                            },
+                            Err(failure) => {
+                                response.add_failure(record.message_id.clone().unwrap_or_default());
+                                let asked = failure.retry_after().unwrap_or(FIRST_RETRY_WAIT);
+                                if let Some(receipt) = record.receipt_handle.as_deref() {
+                                    retries.push((
+                                        group.clone(),
+                                        receipt,
+                                        retry_wait(record, asked),
+                                    ));
+                                }
+                                summary.disposition = Some("retry");
+                                Ending::Failed {
+                                    status: failure.status().as_u16(),
+                                    kind: failure.kind(),
+                                    cause: failure.to_string(),
+                                }
+                            }
+                        };
+                        // The run's requests are told once, with its first event.
+                        let spending = if index == 0 {
+                            budget.spending()
+                        } else {
+                            Spending::default()
+                        };
+                        summary.finish(&ending, spending, &self.metrics);
+                    }
+                    if result.is_err() {
+                        held_back.insert(group.clone());
+                    }
+                    next += events.len() - 1;
+                    continue;
+                }
             }
             let mut summary = Summary::new();
             summary.queue_wait = waited_in_queue(record);
@@ -161,6 +225,43 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
                     .await
             }
         }
+    }
+
+    /// The records from `records[0]` on that are events of one alert with the same settings,
+    /// read: at least two, or `None` (one by one then, as a record that cannot be read, or an
+    /// ignored event, is decided on its own).
+    fn run_of(&self, records: &[SqsMessage], group: &str) -> Option<(Vec<AlertEvent>, Settings)> {
+        let mut events = Vec::new();
+        let mut settings: Option<(String, Settings)> = None;
+        for record in records {
+            let same_group =
+                record.attributes.get("MessageGroupId").map(String::as_str) == Some(group);
+            let body = record.body.as_deref().unwrap_or_default();
+            let Some(queued) = same_group
+                .then(|| QueuedEvent::from_message(group, body).ok())
+                .flatten()
+            else {
+                break;
+            };
+            if settings
+                .as_ref()
+                .is_some_and(|(query, _)| *query != queued.settings)
+            {
+                break;
+            }
+            let mut summary = Summary::new();
+            let Ok(Read::Event(read)) =
+                self.intake
+                    .read(&queued.settings, Ok(queued.event.as_bytes()), &mut summary)
+            else {
+                break;
+            };
+            let (event, read_settings) = *read;
+            settings.get_or_insert((queued.settings.clone(), read_settings));
+            events.push(event);
+        }
+        let (_, settings) = settings?;
+        (events.len() > 1).then_some((events, settings))
     }
 
     /// Moves a record that can never be applied to the dead-letter queue, so it no longer

@@ -118,4 +118,27 @@ impl<S: SecretSource, T: IncidentTable> Intake<S, T> {
             .apply(event, settings, connection, arrival, budget)
             .await?)
     }
+
+    /// Several queued events of one alert, with the same settings, as one write (see
+    /// `IncidentSync::apply_all`), through the connection their settings name.
+    pub(crate) async fn apply_all(
+        &self,
+        events: &[AlertEvent],
+        settings: &Settings,
+        budget: &Budget,
+    ) -> Result<Outcome, Failure> {
+        let connections = budget
+            .secrets_manager(self.connections.all())
+            .await
+            .map_err(Failure::SecretUnreadable)?;
+        let connection = match connections.pick(settings.instance.as_deref()) {
+            Ok(connection) => Arc::clone(connection),
+            // Whatever keeps the connection from being picked is decided event by event.
+            Err(not_picked) => return Err(Failure::Deployment(not_picked.to_string())),
+        };
+        Ok(self
+            .sync
+            .apply_all(events, settings, connection, Arrival::OneAtATime, budget)
+            .await?)
+    }
 }

@@ -248,6 +248,29 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         &self,
         event: &AlertEvent,
         settings: &Settings,
+        connection: Arc<Connection>,
+        arrival: Arrival,
+        budget: &Budget,
+    ) -> Result<Outcome, SyncError> {
+        self.apply_all(
+            std::slice::from_ref(event),
+            settings,
+            connection,
+            arrival,
+            budget,
+        )
+        .await
+    }
+
+    /// Several events of one alert, in the order they happened, as one: one lookup and one
+    /// write carrying every event's note in order and the state the last one leaves (a queued
+    /// batch's events of one alert). Decided event by event against the incident as the
+    /// writes before would leave it, so the write is what applying them one by one would
+    /// write, each note still once.
+    pub async fn apply_all(
+        &self,
+        events: &[AlertEvent],
+        settings: &Settings,
         mut connection: Arc<Connection>,
         arrival: Arrival,
         budget: &Budget,
@@ -258,16 +281,24 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         let mut write_answer_lost = None;
         let mut create_in_doubt = false;
         let mut first_attempt = true;
-        let echo = self.back_sync.is_echo(&connection, event, budget).await;
+        let mut echoes = Vec::with_capacity(events.len());
+        for event in events {
+            echoes.push(self.back_sync.is_echo(&connection, event, budget).await);
+        }
+        let all_echoes = if echoes.iter().all(|echo| *echo == Echo::Yes) {
+            Echo::Yes
+        } else {
+            Echo::No
+        };
         loop {
             let interrupted = match self
                 .attempt(
-                    event,
+                    events,
+                    &echoes,
                     settings,
                     &connection.servicenow,
                     budget,
                     Conditions {
-                        echo,
                         create_in_doubt,
                         arrival,
                         caller_ahead: std::mem::take(&mut first_attempt),
@@ -275,7 +306,11 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                 )
                 .await
             {
-                Ok(outcome) => return Ok(outcome.after_lost_write(write_answer_lost).echoed(echo)),
+                Ok(outcome) => {
+                    return Ok(outcome
+                        .after_lost_write(write_answer_lost)
+                        .echoed(all_echoes))
+                }
                 Err(interrupted) => interrupted,
             };
             budget.count_retry();
@@ -355,12 +390,16 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
     /// or the one it wrote to was canceled as a duplicate) looks again.
     async fn attempt(
         &self,
-        event: &AlertEvent,
+        events: &[AlertEvent],
+        echoes: &[Echo],
         settings: &Settings,
         account: &ServiceNowAccount,
         budget: &Budget,
         conditions: Conditions,
     ) -> Result<Outcome, Interrupted> {
+        let Some(event) = events.first() else {
+            return Ok(Outcome::ignored("no event"));
+        };
         let key = CorrelationId::for_alert(&event.id);
         let mut created_here: Option<String> = None;
         let mut assignment_refused: Option<String> = None;
@@ -382,28 +421,18 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                 }
                 None => None,
             };
-            let mut people = self
-                .users
-                .people(
-                    &*self.table,
-                    account,
-                    event,
+            let plan = self
+                .plan(
+                    events,
+                    echoes,
+                    current.as_ref(),
                     settings,
-                    current.is_none(),
+                    account,
+                    assignment_refused.as_deref(),
                     budget,
                 )
                 .await?;
-            if let Some(cause) = &assignment_refused {
-                people.assignee = Assignee::Refused(cause.clone());
-            }
-            people.echo_of_back_sync = conditions.echo;
-            let outcome = match decide(
-                event,
-                current.as_ref(),
-                settings,
-                &people,
-                SystemTime::now(),
-            ) {
+            let outcome = match plan {
                 Plan::Ignore { reason } => Outcome::ignored(reason),
                 Plan::Unchanged => match &current {
                     Some(incident) => Outcome::with(Action::Unchanged, incident),
@@ -484,6 +513,89 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         Err(Interrupted::look_again(
             "the alert's incidents kept changing under concurrent deliveries",
         ))
+    }
+
+    /// What the events, one after the other, ask of `current`: each decided against the
+    /// incident as the ones before would leave it, and their writes as one.
+    #[allow(clippy::too_many_arguments)]
+    async fn plan(
+        &self,
+        events: &[AlertEvent],
+        echoes: &[Echo],
+        current: Option<&Incident>,
+        settings: &Settings,
+        account: &ServiceNowAccount,
+        assignment_refused: Option<&str>,
+        budget: &Budget,
+    ) -> Result<Plan, ServiceNowError> {
+        let mut incident = current.cloned();
+        let mut plan: Option<Plan> = None;
+        let mut ignored = None;
+        for (event, echo) in events.iter().zip(echoes) {
+            let mut people = self
+                .users
+                .people(
+                    &*self.table,
+                    account,
+                    event,
+                    settings,
+                    incident.is_none(),
+                    budget,
+                )
+                .await?;
+            if let Some(cause) = assignment_refused {
+                people.assignee = Assignee::Refused(cause.to_owned());
+            }
+            people.echo_of_back_sync = *echo;
+            let decided = decide(
+                event,
+                incident.as_ref(),
+                settings,
+                &people,
+                SystemTime::now(),
+            );
+            plan = match (plan, decided) {
+                (plan, Plan::Ignore { reason }) => {
+                    ignored = Some(reason);
+                    plan
+                }
+                (plan, Plan::Unchanged) => plan,
+                (None, Plan::Create(changes)) => {
+                    incident = Some(Incident::created_by(&changes));
+                    Some(Plan::Create(changes))
+                }
+                (None, Plan::Update { sys_id, changes }) => {
+                    incident = incident.map(|i| i.after(&changes));
+                    Some(Plan::Update { sys_id, changes })
+                }
+                (Some(Plan::Create(before)), Plan::Update { changes, .. }) => {
+                    incident = incident.map(|i| i.after(&changes));
+                    Some(Plan::Create(before.then(changes)))
+                }
+                (
+                    Some(Plan::Update {
+                        sys_id,
+                        changes: before,
+                    }),
+                    Plan::Update { changes, .. },
+                ) => {
+                    incident = incident.map(|i| i.after(&changes));
+                    Some(Plan::Update {
+                        sys_id,
+                        changes: before.then(changes),
+                    })
+                }
+                // A create decided against an incident that exists cannot happen: decide
+                // creates only when there is none.
+                (Some(earlier), Plan::Create(_)) => Some(earlier),
+                (Some(earlier), _) => Some(earlier),
+            };
+        }
+        Ok(match (plan, ignored) {
+            (Some(plan), _) => plan,
+            (None, Some(reason)) if events.len() == 1 => Plan::Ignore { reason },
+            (None, _) => Plan::Unchanged,
+        })
     }
 
     /// A state the instance set by itself inside this write (an assignment rule, a flow) is
@@ -663,8 +775,6 @@ pub enum Arrival {
 #[derive(Debug, Clone, Copy)]
 struct Conditions {
     arrival: Arrival,
-    /// The event is iLert's echo of the back-sync's own accept or resolve.
-    echo: Echo,
     /// A create was sent whose answer never came: it may be committing still.
     create_in_doubt: bool,
     /// Look the caller up beside the first lookup (the invocation's first attempt only: a
