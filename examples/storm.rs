@@ -189,17 +189,22 @@ async fn main() {
             wrong.push(format!("{key}: {} incidents", of_alert.len()));
             continue;
         };
-        let notes = servicenow.journal(incident["number"].as_str().expect("a number"));
+        let entries = servicenow.journal(incident["number"].as_str().expect("a number"));
+        // One entry may carry several events' notes (a batch's, applied as one write), each
+        // ending with its fingerprint line, `[iLert #1a2b3c]`, and apart by a blank line.
+        let notes: Vec<String> = entries
+            .iter()
+            .flat_map(|entry| entry.text.split("\n\n"))
+            .map(|note| {
+                note.lines()
+                    .filter(|line| !line.starts_with("[iLert #"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .collect();
         let comments: Vec<String> = notes
             .iter()
-            .filter_map(|note| {
-                // Each note ends with its fingerprint line, `[iLert #1a2b3c]`.
-                let text = note
-                    .text
-                    .rsplit_once('\n')
-                    .map_or(note.text.as_str(), |(body, _)| body);
-                text.strip_prefix("Comment in iLert: ").map(str::to_owned)
-            })
+            .filter_map(|note| note.strip_prefix("Comment in iLert: ").map(str::to_owned))
             .collect();
         let in_order: Vec<String> = (0..COMMENTS_PER_ALERT)
             .map(|n| format!("step {n}"))

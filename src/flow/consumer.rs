@@ -69,11 +69,17 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
         let mut retries: Vec<(String, &str, Duration)> = Vec::new();
         let records = &batch.records;
         let mut next = 0;
-        // After a run was refused, its records are tried one by one, never as a run again.
-        let mut one_by_one_until = 0;
+        // Records already applied with an earlier one of their alert, and those of a run that
+        // was refused, which are tried one by one, never as a run again.
+        let mut applied_in_a_run: HashSet<usize> = HashSet::new();
+        let mut one_by_one: HashSet<usize> = HashSet::new();
         while next < records.len() {
+            let index = next;
             let record = &records[next];
             next += 1;
+            if applied_in_a_run.contains(&index) {
+                continue;
+            }
             let message_id = record.message_id.clone().unwrap_or_default();
             let group = record
                 .attributes
@@ -104,12 +110,11 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
                 continue;
             }
             // The alert's next events in the batch, applied with this one as one write.
-            let run = (next > one_by_one_until)
-                .then(|| self.run_of(&records[next - 1..], &group))
+            let run = (!one_by_one.contains(&index))
+                .then(|| self.run_of(records, index, &group))
                 .flatten();
-            if let Some((events, settings)) = run {
-                let run = &records[next - 1..next - 1 + events.len()];
-                one_by_one_until = next - 1 + events.len();
+            if let Some((indexes, events, settings)) = run {
+                let run: Vec<&SqsMessage> = indexes.iter().map(|i| &records[*i]).collect();
                 let budget = Budget::new(self.time_budget, lambda_deadline_ms);
                 let result = self.intake.apply_all(&events, &settings, &budget).await;
                 // A refusal is left to the events one by one, so that only the one refused
@@ -155,9 +160,10 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
                     if result.is_err() {
                         held_back.insert(group.clone());
                     }
-                    next += events.len() - 1;
+                    applied_in_a_run.extend(indexes);
                     continue;
                 }
+                one_by_one.extend(indexes);
             }
             let mut summary = Summary::new();
             summary.queue_wait = waited_in_queue(record);
@@ -227,20 +233,25 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
         }
     }
 
-    /// The records from `records[0]` on that are events of one alert with the same settings,
-    /// read: at least two, or `None` (one by one then, as a record that cannot be read, or an
-    /// ignored event, is decided on its own).
-    fn run_of(&self, records: &[SqsMessage], group: &str) -> Option<(Vec<AlertEvent>, Settings)> {
+    /// The records from `records[first]` on that are events of `group`'s alert with the same
+    /// settings, in order, read (other alerts' records between them do not matter): their
+    /// indexes and events, at least two, or `None` (one by one then, as a record that cannot
+    /// be read, or an ignored event, is decided on its own).
+    fn run_of(
+        &self,
+        records: &[SqsMessage],
+        first: usize,
+        group: &str,
+    ) -> Option<(Vec<usize>, Vec<AlertEvent>, Settings)> {
+        let mut indexes = Vec::new();
         let mut events = Vec::new();
         let mut settings: Option<(String, Settings)> = None;
-        for record in records {
-            let same_group =
-                record.attributes.get("MessageGroupId").map(String::as_str) == Some(group);
+        for (index, record) in records.iter().enumerate().skip(first) {
+            if record.attributes.get("MessageGroupId").map(String::as_str) != Some(group) {
+                continue;
+            }
             let body = record.body.as_deref().unwrap_or_default();
-            let Some(queued) = same_group
-                .then(|| QueuedEvent::from_message(group, body).ok())
-                .flatten()
-            else {
+            let Ok(queued) = QueuedEvent::from_message(group, body) else {
                 break;
             };
             if settings
@@ -258,10 +269,11 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
             };
             let (event, read_settings) = *read;
             settings.get_or_insert((queued.settings.clone(), read_settings));
+            indexes.push(index);
             events.push(event);
         }
         let (_, settings) = settings?;
-        (events.len() > 1).then_some((events, settings))
+        (events.len() > 1).then_some((indexes, events, settings))
     }
 
     /// Moves a record that can never be applied to the dead-letter queue, so it no longer
