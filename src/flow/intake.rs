@@ -86,37 +86,40 @@ impl<S: SecretSource, T: IncidentTable> Intake<S, T> {
     ) -> Result<Outcome, Failure> {
         let connection = match connection {
             Some(connection) => connection,
-            None => {
-                let connections = budget
-                    .secrets_manager(self.connections.all())
-                    .await
-                    .map_err(Failure::SecretUnreadable)?;
-                match connections.pick(settings.instance.as_deref()) {
-                    Ok(connection) => Arc::clone(connection),
-                    // Its own entry is unusable: kept until the secret is mended, as any
-                    // deployment mistake, and no other instance's events wait for it.
-                    Err(broken @ NotPicked::Broken(_)) => {
-                        return Err(Failure::Deployment(broken.to_string()));
-                    }
-                    // The deployment's default names an instance the secret lacks: retried
-                    // until the deployment is fixed, never dead-lettered as the event's fault.
-                    Err(NotPicked::Unknown(unknown))
-                        if settings.instance.is_some()
-                            && self.defaults().and_then(|d| d.instance.as_ref())
-                                == settings.instance.as_ref() =>
-                    {
-                        return Err(Failure::Deployment(format!("DEFAULT_SETTINGS: {unknown}")));
-                    }
-                    Err(NotPicked::Unknown(unknown)) => {
-                        return Err(Failure::UnknownInstance(unknown))
-                    }
-                }
-            }
+            None => self.connection_for(settings, budget).await?,
         };
         Ok(self
             .sync
             .apply(event, settings, connection, arrival, budget)
             .await?)
+    }
+
+    /// The connection `settings` name (`instance`), read now.
+    async fn connection_for(
+        &self,
+        settings: &Settings,
+        budget: &Budget,
+    ) -> Result<Arc<Connection>, Failure> {
+        let connections = budget
+            .secrets_manager(self.connections.all())
+            .await
+            .map_err(Failure::SecretUnreadable)?;
+        match connections.pick(settings.instance.as_deref()) {
+            Ok(connection) => Ok(Arc::clone(connection)),
+            // Its own entry is unusable: kept until the secret is mended, as any deployment
+            // mistake, and no other instance's events wait for it.
+            Err(broken @ NotPicked::Broken(_)) => Err(Failure::Deployment(broken.to_string())),
+            // The deployment's default names an instance the secret lacks: retried until the
+            // deployment is fixed, never dead-lettered as the event's fault.
+            Err(NotPicked::Unknown(unknown))
+                if settings.instance.is_some()
+                    && self.defaults().and_then(|d| d.instance.as_ref())
+                        == settings.instance.as_ref() =>
+            {
+                Err(Failure::Deployment(format!("DEFAULT_SETTINGS: {unknown}")))
+            }
+            Err(NotPicked::Unknown(unknown)) => Err(Failure::UnknownInstance(unknown)),
+        }
     }
 
     /// Several queued events of one alert, with the same settings, as one write (see
@@ -127,15 +130,7 @@ impl<S: SecretSource, T: IncidentTable> Intake<S, T> {
         settings: &Settings,
         budget: &Budget,
     ) -> Result<Outcome, Failure> {
-        let connections = budget
-            .secrets_manager(self.connections.all())
-            .await
-            .map_err(Failure::SecretUnreadable)?;
-        let connection = match connections.pick(settings.instance.as_deref()) {
-            Ok(connection) => Arc::clone(connection),
-            // Whatever keeps the connection from being picked is decided event by event.
-            Err(not_picked) => return Err(Failure::Deployment(not_picked.to_string())),
-        };
+        let connection = self.connection_for(settings, budget).await?;
         Ok(self
             .sync
             .apply_all(events, settings, connection, Arrival::OneAtATime, budget)
