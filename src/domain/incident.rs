@@ -41,8 +41,10 @@ pub const PREFIX: &str = "ilert:";
 
 /// Incident states as ServiceNow numbers them. Custom states an instance adds are kept as
 /// `Other` and treated like work in progress.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum IncidentState {
+    /// What an incident is until a write says otherwise.
+    #[default]
     New,
     InProgress,
     OnHold,
@@ -96,7 +98,7 @@ impl IncidentState {
 }
 
 /// An incident found by correlation id, with only the fields the decision needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Incident {
     pub sys_id: String,
     pub number: String,
@@ -128,24 +130,7 @@ impl Incident {
     /// The incident a create of `changes` makes, as a lookup would read it before the
     /// instance gives it its number: what a batch's later events are decided against.
     pub fn created_by(changes: &IncidentChanges) -> Self {
-        Self {
-            sys_id: String::new(),
-            number: String::new(),
-            state: IncidentState::New,
-            short_description: String::new(),
-            correlation_id: String::new(),
-            correlation_display: String::new(),
-            impact: String::new(),
-            urgency: String::new(),
-            assigned_to: String::new(),
-            close_code: String::new(),
-            close_notes: String::new(),
-            updated_by: String::new(),
-            created_by: String::new(),
-            journal: String::new(),
-            custom: BTreeMap::new(),
-        }
-        .after(changes)
+        Self::default().after(changes)
     }
 
     /// The incident as a lookup would read it after `changes` were written: journal fields are
@@ -479,19 +464,7 @@ mod tests {
         Incident {
             sys_id: "a".into(),
             number: "INC1".into(),
-            state: IncidentState::New,
-            short_description: String::new(),
-            correlation_id: String::new(),
-            correlation_display: String::new(),
-            impact: String::new(),
-            urgency: String::new(),
-            assigned_to: String::new(),
-            close_code: String::new(),
-            close_notes: String::new(),
-            updated_by: String::new(),
-            created_by: String::new(),
-            journal: String::new(),
-            custom: Default::default(),
+            ..Incident::default()
         }
     }
 
