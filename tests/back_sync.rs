@@ -1026,3 +1026,25 @@ async fn a_mass_of_pushes_never_spends_more_than_the_keys_minute() {
     let webhook = app.app.send(event_at("01-alert-created", "")).await;
     assert_eq!(webhook.body["action"], "created", "{}", webhook.text);
 }
+
+/// ServiceNow sets `sys_created_by` on every record; a field ACL that hides it from the
+/// integration user would leave the way back acting on nothing, silently. It is a refusal that
+/// names the field, in the pass and the push.
+#[tokio::test]
+async fn a_creator_the_integration_user_may_not_read_stops_the_way_back_and_says_so() {
+    let app = BackSyncApp::spawn().await;
+    let number = app.open(9301).await;
+    app.desk_sets(&number, "6");
+    app.servicenow().deny_read("sys_created_by");
+
+    let report = app.pass().await;
+    let failure = report.failure.expect("the pass says why it does nothing");
+    assert_eq!(failure.kind(), "servicenow_refused");
+    assert!(failure.to_string().contains("sys_created_by"), "{failure}");
+    let pushed = app
+        .push(&app.sys_id(&number), Some(&bearer(PUSH_TOKEN)))
+        .await;
+    assert_eq!(pushed.status, 502, "{}", pushed.text);
+    assert!(pushed.text.contains("sys_created_by"), "{}", pushed.text);
+    assert_eq!(app.ilert.alert_status(9301).as_deref(), Some("PENDING"));
+}

@@ -603,6 +603,11 @@ impl<T: IncidentTable> BackSync<T> {
             // number, as the merge keeps it. They come oldest first.
             // An incident someone else created under the key is no candidate at all.
             let opened_by = connection.servicenow.username();
+            if opened_by.is_some() {
+                if let Some(incident) = incidents.iter().find(|i| i.created_by.is_empty()) {
+                    return Err(creator_unreadable(&incident.number));
+                }
+            }
             let mut seen = std::collections::HashSet::new();
             for incident in incidents {
                 if !opened_by_function(&incident, opened_by)
@@ -653,6 +658,9 @@ impl<T: IncidentTable> BackSync<T> {
                 reason: Some(reason),
             }))
         };
+        if connection.servicenow.username().is_some() && incident.created_by.is_empty() {
+            return Err(creator_unreadable(&incident.number));
+        }
         let wanted = match wanted_in_ilert(&incident, connection.servicenow.username()) {
             Ok(wanted) => wanted,
             Err(reason) => return unchanged(incident, None, reason),
@@ -996,6 +1004,17 @@ impl KeyUser {
             _ => KeyUserLookup::Ask(stale),
         }
     }
+}
+
+/// ServiceNow sets `sys_created_by` on every record: one that shows it empty was read by a user
+/// a field ACL keeps from it, and then no incident can be told to be the function's own, so
+/// the way back would silently act on none. Said, as the refusal it is.
+fn creator_unreadable(number: &str) -> BackSyncError {
+    BackSyncError::ServiceNow(SyncError::Refused(format!(
+        "ServiceNow shows incident {number} without sys_created_by: the integration user may \
+         not read incident.sys_created_by (a field ACL), so the way back cannot tell its own \
+         incidents and acts on none; grant it read access"
+    )))
 }
 
 /// The key, hashed: what the cache keeps instead of a second copy of it.
