@@ -27,6 +27,39 @@ async fn throttling_is_retried_honouring_retry_after_and_the_event_lands() {
     assert_eq!(app.servicenow.incidents().len(), 1);
 }
 
+/// A rate-limit rule's 429 is the instance's word for the whole integration user, not for
+/// one request: a second alert's event arriving during the wait waits it out too, instead
+/// of being refused in its turn (and the instance's time spent on it).
+#[tokio::test]
+async fn a_429s_wait_holds_every_request_to_the_instance_not_only_the_refused_one() {
+    let app = TestApp::spawn().await;
+    app.servicenow
+        .inject(Some("GET"), Fault::status(429, Some(1)));
+    let first = app.deliver("01-alert-created");
+    let second = async {
+        // Once the first event's lookup has been refused.
+        while app.servicenow.requests().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut body = body_of("01-alert-created");
+        body["id"] = json!("4000001");
+        let started = Instant::now();
+        let answer = app
+            .send(with_body(event("01-alert-created"), body.to_string()))
+            .await;
+        (answer, started.elapsed())
+    };
+    let (first, (second, second_took)) = futures_util::future::join(first, second).await;
+    assert_eq!(first.body["action"], "created", "{}", first.text);
+    assert_eq!(second.body["action"], "created", "{}", second.text);
+    assert!(
+        second_took >= Duration::from_millis(700),
+        "the second alert's event waited out the first one's Retry-After: {second_took:?}"
+    );
+    assert_eq!(app.servicenow.incidents().len(), 2);
+}
+
 #[tokio::test]
 async fn gateway_errors_are_retried() {
     let app = TestApp::spawn().await;
@@ -54,7 +87,17 @@ async fn when_the_budget_runs_out_the_answer_is_503_with_retry_after_and_nothing
     assert_eq!(answer.status, 503, "{}", answer.text);
     assert_eq!(answer.retry_after.as_deref(), Some("30"));
     assert!(answer.body["message"].as_str().unwrap().contains("429"));
+    // The next event within those 30 s is not sent to the instance at all.
+    app.servicenow.clear_requests();
+    let answer = app.deliver("01-alert-created").await;
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    let asked: u64 = answer.retry_after.as_deref().unwrap().parse().unwrap();
+    assert!((28..=30).contains(&asked), "the rest of the wait: {asked}");
+    assert!(app.servicenow.requests().is_empty(), "nothing sent");
 
+    let app = TestApp::spawn()
+        .await
+        .with_time_budget(Duration::from_millis(1500));
     for _ in 0..100 {
         app.servicenow.inject(None, Fault::status(503, None));
     }

@@ -6,7 +6,9 @@
 //! Python's pip (see `tools`), so a fresh clone with Rust and Python needs no step by hand.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -19,23 +21,25 @@ pub struct Moto {
 }
 
 impl Moto {
-    /// Starts moto, installing it first if it is nowhere to be found.
+    /// Starts moto, installing it first if it is nowhere to be found, with receive made to
+    /// group a FIFO queue's messages as AWS documents (see `moto_fifo.py`).
     pub fn start() -> std::io::Result<Self> {
-        let program = moto_server()?;
+        let python = moto_python()?;
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         // A static Moto is never dropped: a watchdog shell stops the server once the process
         // that started it is gone, so no test run leaves one behind.
         let child = Command::new("sh")
             .args([
                 "-c",
-                r#""$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & moto=$!
+                r#""$0" -c "$3" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & moto=$!
                    trap 'kill $moto 2>/dev/null; exit 0' TERM INT
                    while kill -0 "$2" 2>/dev/null && kill -0 $moto 2>/dev/null; do sleep 1; done
                    kill $moto 2>/dev/null"#,
             ])
-            .arg(program)
+            .arg(python)
             .arg(port.to_string())
             .arg(std::process::id().to_string())
+            .arg(MOTO_AS_AWS_DOCUMENTS)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -83,18 +87,31 @@ impl Drop for Moto {
     }
 }
 
-/// `moto_server` from PATH, else from (or installed into) `target/tools/moto`.
-fn moto_server() -> std::io::Result<PathBuf> {
-    if let Some(found) = crate::tools::on_path("moto_server") {
-        return Ok(found);
+/// moto's server with FIFO receive as AWS documents it, run by a Python that has moto.
+const MOTO_AS_AWS_DOCUMENTS: &str = include_str!("moto_fifo.py");
+
+/// A Python with moto's server: `python3` from PATH if it has it, else the one of (or
+/// installed into) `target/tools/moto`.
+fn moto_python() -> std::io::Result<PathBuf> {
+    const CHECK: &str = "import moto.server, moto.sqs.models";
+    if let Some(found) = crate::tools::on_path("python3") {
+        let has_moto = Command::new(&found)
+            .args(["-c", CHECK])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if has_moto {
+            return Ok(found);
+        }
     }
     let venv = crate::tools::python_tool(
         &crate::tools::tools_dir(),
         "moto",
         &["moto[server]"],
-        &["bin/moto_server", "--help"],
+        &["bin/python", "-c", CHECK],
     )?;
-    Ok(venv.join("bin/moto_server"))
+    Ok(venv.join("bin/python"))
 }
 
 /// A FIFO queue and its dead-letter queue, as the SAM template makes them.
@@ -179,21 +196,33 @@ impl EventSource {
         // moto does not make a receive atomic against another receive (real SQS does): two at
         // once can both take messages of one group, which a FIFO queue never hands out
         // together. Event sources take turns to receive; what they received runs at once.
+        // The long poll is kept outside the turn (short receives until `wait` is over), so
+        // one source waiting for messages does not keep the other from receiving.
         static RECEIVING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-        let _turn = RECEIVING.lock().await;
-        let received = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(max)
-            .wait_time_seconds(wait.as_secs() as i32)
-            .set_visibility_timeout(visibility.map(|v| v.as_secs() as i32))
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await
-            .expect("moto answers");
+        let until = Instant::now() + wait;
+        let messages = loop {
+            let turn = RECEIVING.lock().await;
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(max)
+                .wait_time_seconds(0)
+                .set_visibility_timeout(visibility.map(|v| v.as_secs() as i32))
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .expect("moto answers")
+                .messages
+                .unwrap_or_default();
+            drop(turn);
+            if !received.is_empty() || Instant::now() >= until {
+                break received;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         let mut event = SqsEvent::default();
-        for message in received.messages.unwrap_or_default() {
+        for message in messages {
             let mut record = SqsMessage::default();
             record.message_id = message.message_id;
             record.receipt_handle = message.receipt_handle;
@@ -210,27 +239,43 @@ impl EventSource {
         event
     }
 
-    /// Deletes what the function did not hand back, as Lambda does with
-    /// `ReportBatchItemFailures`; what it handed back stays, for another receive.
+    /// Deletes what the function did not hand back, in one `DeleteMessageBatch` as Lambda
+    /// does with `ReportBatchItemFailures`; what it handed back stays, for another receive.
     pub async fn settle(&self, batch: &SqsEvent, response: &SqsBatchResponse) {
-        for record in &batch.records {
-            let handed_back = response
-                .batch_item_failures
-                .iter()
-                .any(|failure| Some(&failure.item_identifier) == record.message_id.as_ref());
-            if handed_back {
-                continue;
-            }
-            if let Some(receipt) = &record.receipt_handle {
-                self.sqs
-                    .delete_message()
-                    .queue_url(&self.queue_url)
-                    .receipt_handle(receipt)
-                    .send()
-                    .await
-                    .expect("moto deletes");
-            }
+        let entries: Vec<DeleteMessageBatchRequestEntry> = batch
+            .records
+            .iter()
+            .enumerate()
+            .filter(|(_, record)| {
+                !response
+                    .batch_item_failures
+                    .iter()
+                    .any(|failure| Some(&failure.item_identifier) == record.message_id.as_ref())
+            })
+            .filter_map(|(index, record)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .set_receipt_handle(record.receipt_handle.clone())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if entries.is_empty() {
+            return;
         }
+        let deleted = self
+            .sqs
+            .delete_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .expect("moto deletes");
+        assert!(
+            deleted.failed.is_empty(),
+            "moto deleted every message: {:?}",
+            deleted.failed
+        );
     }
 
     /// Messages in the queue, visible and in flight.

@@ -165,7 +165,13 @@ pub struct TableApi {
     tokens: Arc<Mutex<std::collections::HashMap<String, CachedToken>>>,
     /// One token fetch at a time per instance and client.
     token_fetches: Arc<Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Per instance, until when its last 429 asked to wait: every request of the execution
+    /// environment waits it out, not only the one refused.
+    asked_to_wait: Arc<Mutex<std::collections::HashMap<String, Instant>>>,
 }
+
+/// How long an instance is left alone after a 429 that named no `Retry-After`.
+const WAIT_AFTER_A_BARE_429: Duration = Duration::from_secs(1);
 
 impl TableApi {
     pub fn new(http: reqwest::Client) -> Self {
@@ -173,7 +179,25 @@ impl TableApi {
             http,
             tokens: Arc::default(),
             token_fetches: Arc::default(),
+            asked_to_wait: Arc::default(),
         }
+    }
+
+    /// What is left of the wait the instance's last 429 asked for, if any.
+    fn still_asked_to_wait(&self, account: &ServiceNowAccount) -> Option<Duration> {
+        let waits = self.asked_to_wait.lock().unwrap_or_else(|e| e.into_inner());
+        let until = waits.get(account.instance_url.as_str())?;
+        let left = until.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
+    }
+
+    fn remember_wait(&self, account: &ServiceNowAccount, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut waits = self.asked_to_wait.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = waits
+            .entry(account.instance_url.as_str().to_owned())
+            .or_insert(until);
+        *entry = (*entry).max(until);
     }
 
     fn table_url(account: &ServiceNowAccount, sys_id: Option<&str>) -> Url {
@@ -214,6 +238,17 @@ impl TableApi {
         body: Option<&IncidentChanges>,
     ) -> Result<Value, ServiceNowError> {
         let body = body.map(|b| serde_json::to_vec(b).expect("incident changes are plain strings"));
+        // While the instance's 429 asks to wait, nothing is sent (it would only be refused
+        // again); the caller waits as if it had been refused.
+        if let Some(left) = self.still_asked_to_wait(account) {
+            return Err(ServiceNowError::NotApplied {
+                message: format!(
+                    "ServiceNow asked to wait (429) and {} ms of the wait are left; not sent",
+                    left.as_millis()
+                ),
+                retry_after: Some(left),
+            });
+        }
         let mut fresh_token = false;
         loop {
             let mut request = self
@@ -238,6 +273,9 @@ impl TableApi {
                     .body(json.clone());
             }
             let (status, retry_after, bytes) = send(request, &method).await?;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                self.remember_wait(account, retry_after.unwrap_or(WAIT_AFTER_A_BARE_429));
+            }
             // An access token can be revoked before it expires: get a new one, once.
             if status == StatusCode::UNAUTHORIZED && account.oauth_client.is_some() && !fresh_token
             {

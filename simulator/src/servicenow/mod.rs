@@ -169,19 +169,30 @@ struct RateWindow {
     started: std::time::Instant,
     used: u32,
     refused: u64,
+    /// Until when the last refusal's `Retry-After` asked the client to wait.
+    asked_to_wait_until: Option<std::time::Instant>,
+    /// Refusals of requests that came while such a wait still ran: what a client that
+    /// honours `Retry-After` across its requests would not have sent.
+    refused_while_asked_to_wait: u64,
 }
 
 impl RateWindow {
     /// Whether one more request fits the rule; counts it either way.
     fn admit(&mut self) -> bool {
-        if self.started.elapsed() >= Duration::from_secs(1) {
-            self.started = std::time::Instant::now();
+        let now = std::time::Instant::now();
+        if now.duration_since(self.started) >= Duration::from_secs(1) {
+            self.started = now;
             self.used = 0;
         }
         self.used += 1;
         let admitted = self.used <= self.per_second;
         if !admitted {
             self.refused += 1;
+            if self.asked_to_wait_until.is_some_and(|until| now < until) {
+                self.refused_while_asked_to_wait += 1;
+            } else {
+                self.asked_to_wait_until = Some(now + Duration::from_secs(1));
+            }
         }
         admitted
     }
@@ -574,7 +585,19 @@ impl ServiceNowSimulator {
             started: std::time::Instant::now(),
             used: 0,
             refused: 0,
+            asked_to_wait_until: None,
+            refused_while_asked_to_wait: 0,
         });
+    }
+
+    /// Of the rule's refusals, those of requests sent while an earlier refusal's
+    /// `Retry-After` still ran: refusals a client could have spared the instance.
+    pub fn rate_limited_while_asked_to_wait(&self) -> u64 {
+        self.lock()
+            .quirks
+            .rate_limit
+            .as_ref()
+            .map_or(0, |window| window.refused_while_asked_to_wait)
     }
 
     /// How many requests the rate-limit rule refused.
