@@ -169,9 +169,14 @@ fn decide_first_event(
     if let Assignee::Found(sys_id) = &people.assignee {
         changes.assigned_to = Some(sys_id.clone());
     }
+    let mut memory = NoteMemory::read("");
+    if progress == Progress::Resolved {
+        memory = memory.with_resolved_by_ilert();
+    }
+    changes.correlation_display = Some(memory.rendered());
     if let Some(note) = note(event, settings, people) {
         changes.correlation_display =
-            Some(NoteMemory::read("").remember(&NoteFingerprint::of(&event_identity(event))));
+            Some(memory.remember(&NoteFingerprint::of(&event_identity(event))));
         note.write_into(&mut changes);
     }
     Plan::Create(changes)
@@ -185,7 +190,15 @@ fn decide_update(
 ) -> Plan {
     let current = incident_progress(&incident.state);
     let announced = target_progress(event.status, settings).unwrap_or(current);
-    let was_active = current < Progress::Resolved;
+    let mut memory = NoteMemory::read(&incident.correlation_display);
+    // An event saying the alert is open, on an incident iLert's resolve resolved, happened
+    // before that resolve (iLert's alerts never open again) and comes late: delivered again,
+    // or held in the queue while ServiceNow was away. It is applied as it would have been in
+    // order, its state excepted, so that the order events arrive in does not change the end.
+    let late = current == Progress::Resolved
+        && memory.resolved_by_ilert()
+        && event.status != AlertStatus::Resolved;
+    let was_active = current < Progress::Resolved || late;
     let mut changes = IncidentChanges::default();
 
     // State only moves forward: a late or redelivered event never undoes a later one.
@@ -194,6 +207,8 @@ fn decide_update(
         if announced == Progress::Resolved {
             changes.close_code = Some(settings.close_code.clone());
             changes.close_notes = Some(close_notes(event, settings));
+            memory = memory.with_resolved_by_ilert();
+            changes.correlation_display = Some(memory.rendered());
         }
     }
 
@@ -231,7 +246,6 @@ fn decide_update(
             note.marked(&fingerprint).write_into(&mut changes);
             // Also in the integration's own field: the memory that still works where the
             // integration user may not read the journal.
-            let memory = NoteMemory::read(&incident.correlation_display);
             changes.correlation_display = Some(memory.remember(&fingerprint));
         }
     }
@@ -315,6 +329,17 @@ pub fn merge_into(winner: &Incident, duplicates: &[&Incident]) -> IncidentChange
             .cloned();
     }
     let mut display = winner.correlation_display.clone();
+    // The duplicate's state comes with what it says of who resolved it.
+    let resolved_by_ilert = furthest.is_some_and(|ahead| {
+        incident_progress(&ahead.state) == Progress::Resolved
+            && NoteMemory::read(&ahead.correlation_display).resolved_by_ilert()
+    });
+    if resolved_by_ilert && !NoteMemory::read(&display).resolved_by_ilert() {
+        display = NoteMemory::read(&display)
+            .with_resolved_by_ilert()
+            .rendered();
+        changes.correlation_display = Some(display.clone());
+    }
     let mut named = Vec::new();
     for duplicate in duplicates {
         let memory = NoteMemory::read(&display);

@@ -340,13 +340,20 @@ pub const CORRELATION_DISPLAY: &str = "iLert";
 /// was given as short fingerprints in `correlation_display` ("iLert #1a2b3c #4d5e6f"), the
 /// integration's own field, which reads back like any other string. It also remembers a state
 /// the instance set by itself inside one of the function's writes ("iLert @2 #1a2b3c"), which
-/// the way back must never take for a person's.
+/// the way back must never take for a person's, and that iLert's resolve resolved it
+/// ("iLert !r #1a2b3c"), so that an event of the alert that comes later but happened before
+/// is still applied as it would have been in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoteMemory {
     notes: Vec<String>,
     /// `@<state code>`: states the instance set inside the function's own writes.
     instance_states: Vec<String>,
+    /// `!r`: the function resolved the incident because iLert resolved the alert.
+    resolved_by_ilert: bool,
 }
+
+/// The token of [`NoteMemory::resolved_by_ilert`].
+const RESOLVED_BY_ILERT: &str = "!r";
 
 impl NoteMemory {
     /// What the incident remembers: the fingerprints in `correlation_display`, and those
@@ -372,7 +379,27 @@ impl NoteMemory {
         Self {
             notes: tokens('#'),
             instance_states: tokens('@'),
+            resolved_by_ilert: correlation_display
+                .split_whitespace()
+                .any(|token| token == RESOLVED_BY_ILERT),
         }
+    }
+
+    /// Whether the function resolved the incident on iLert's word: the alert is resolved,
+    /// and iLert's alerts never open again, so an event saying it is open happened before.
+    pub fn resolved_by_ilert(&self) -> bool {
+        self.resolved_by_ilert
+    }
+
+    /// The same memory, also remembering that iLert's resolve resolved the incident.
+    pub fn with_resolved_by_ilert(mut self) -> Self {
+        self.resolved_by_ilert = true;
+        self
+    }
+
+    /// The field's value for this memory as it stands.
+    pub fn rendered(&self) -> String {
+        self.render(self.notes.iter().map(String::as_str).collect())
     }
 
     pub fn contains(&self, fingerprint: &NoteFingerprint) -> bool {
@@ -404,11 +431,13 @@ impl NoteMemory {
         copy.render(self.notes.iter().map(String::as_str).collect())
     }
 
-    /// `iLert`, the instance's states, then the notes, the oldest notes forgotten first.
+    /// `iLert`, the instance's states and iLert's resolve, then the notes, the oldest notes
+    /// forgotten first.
     fn render(&self, mut notes: Vec<&str>) -> String {
         let render = |notes: &[&str]| {
             std::iter::once(CORRELATION_DISPLAY)
                 .chain(self.instance_states.iter().map(String::as_str))
+                .chain(self.resolved_by_ilert.then_some(RESOLVED_BY_ILERT))
                 .chain(notes.iter().copied())
                 .collect::<Vec<_>>()
                 .join(" ")

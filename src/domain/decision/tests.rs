@@ -163,7 +163,13 @@ fn two_different_comments_each_add_their_note() {
 #[test]
 fn state_never_moves_backwards() {
     let (_, plans) = run(&[created(), resolved(), acknowledged(), created()]);
-    assert_eq!(plans[2], Plan::Unchanged, "a late accept after resolve");
+    let late_accept = changes_of(plans[2].clone());
+    assert_eq!(late_accept.state, None, "a late accept after resolve");
+    assert_eq!(
+        unmarked(late_accept.work_notes.as_deref()),
+        Some("Accepted in iLert by Jane Doe."),
+        "but its note, as in order"
+    );
     assert_eq!(plans[3], Plan::Unchanged, "a late create after resolve");
     let (_, plans) = run(&[acknowledged(), created()]);
     assert_eq!(plans[1], Plan::Unchanged, "a late create after accept");
@@ -702,4 +708,83 @@ fn an_accept_that_may_be_the_back_syncs_echo_never_takes_an_in_progress_incident
             .as_deref(),
         Some("sync-user-sys-id")
     );
+}
+
+/// Events held in the queue while ServiceNow was away, or delivered again, arrive after later
+/// ones. Whatever the order, the alert's incident ends as in-order delivery leaves it: the
+/// state, the close fields, the priority and every note once (only the journal's order can
+/// differ). An incident the desk resolved is another matter: progress notes stay off it.
+#[test]
+fn any_order_of_an_alerts_events_ends_as_in_order_delivery_does() {
+    let mut resolve = resolved();
+    resolve.reported_at = Some(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    );
+    let mut second_comment = commented();
+    second_comment.event_id = Some("second-comment".into());
+    second_comment.comment = Some("Second thought".into());
+    let mut raised = acknowledged();
+    raised.kind = EventKind::Raised;
+    raised.event_id = Some("raised".into());
+    raised.priority = Some(Priority::Low);
+    let in_order = [
+        created(),
+        acknowledged(),
+        commented(),
+        raised,
+        second_comment,
+        resolve,
+    ];
+    let end = |events: &[AlertEvent]| {
+        let (incident, plans) = run(events);
+        let incident = incident.expect("an incident");
+        let mut notes: Vec<String> = plans
+            .iter()
+            .filter_map(|plan| match plan {
+                Plan::Create(changes) | Plan::Update { changes, .. } => {
+                    unmarked(changes.work_notes.as_deref()).map(str::to_owned)
+                }
+                _ => None,
+            })
+            .collect();
+        notes.sort();
+        (
+            incident.state,
+            incident.close_code,
+            incident.close_notes,
+            incident.impact,
+            incident.urgency,
+            notes,
+        )
+    };
+    let expected = end(&in_order);
+    assert_eq!(expected.0, IncidentState::Resolved);
+    assert_eq!(expected.5.len(), 5, "{:?}", expected.5);
+    let mut orders = 0;
+    permutations(in_order.len(), &mut |order| {
+        let events: Vec<AlertEvent> = order.iter().map(|i| in_order[*i].clone()).collect();
+        assert_eq!(end(&events), expected, "in the order {order:?}");
+        orders += 1;
+    });
+    assert_eq!(orders, 720);
+}
+
+/// Every order of `0..n`, each handed to `visit` (Heap's algorithm).
+fn permutations(n: usize, visit: &mut impl FnMut(&[usize])) {
+    fn heap(k: usize, items: &mut Vec<usize>, visit: &mut impl FnMut(&[usize])) {
+        if k <= 1 {
+            visit(items);
+            return;
+        }
+        for i in 0..k {
+            heap(k - 1, items, visit);
+            let j = if k % 2 == 0 { i } else { 0 };
+            items.swap(j, k - 1);
+        }
+    }
+    let mut items: Vec<usize> = (0..n).collect();
+    heap(n, &mut items, visit);
 }
