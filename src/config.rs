@@ -24,11 +24,14 @@ impl std::fmt::Display for ConfigProblem {
     }
 }
 
-/// Queued delivery's queues, when `DELIVERY=queued`.
+/// The deployment's queues: every event's (`DELIVERY=queued`), or direct delivery's safety
+/// net for what ServiceNow cannot take for now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queues {
     pub queue_url: String,
     pub dead_letter_url: String,
+    /// Queued delivery: every event goes through the queue.
+    pub every_event: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -69,15 +72,16 @@ impl Config {
             get("DEAD_LETTER_QUEUE_URL"),
         )
         .map(|queues| {
-            queues.map(|(queue_url, dead_letter_url)| Queues {
+            queues.map(|(queue_url, dead_letter_url, every_event)| Queues {
                 queue_url,
                 dead_letter_url,
+                every_event,
             })
         });
         let queues = take(&mut problems, "DELIVERY", queues, None);
         // Queued delivery applies one alert's events one at a time: no concurrent creations
         // to wait for, unless asked.
-        let default_settle = if queues.is_some() {
+        let default_settle = if queues.as_ref().is_some_and(|q| q.every_event) {
             Duration::ZERO
         } else {
             DEFAULT_SETTLE_DELAY

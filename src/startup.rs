@@ -39,11 +39,18 @@ pub async fn function_from_environment() -> WebhookHandler<AwsSecretsManager, Ta
     .with_time_budget(config.time_budget)
     .with_settle_delay(config.settle_delay);
     let handler = match &config.queues {
-        Some(queues) => handler.with_queue(SqsQueue::new(
-            &aws,
-            queues.queue_url.clone(),
-            queues.dead_letter_url.clone(),
-        )),
+        Some(queues) => {
+            let queue = SqsQueue::new(
+                &aws,
+                queues.queue_url.clone(),
+                queues.dead_letter_url.clone(),
+            );
+            if queues.every_event {
+                handler.with_queue(queue)
+            } else {
+                handler.with_fallback_queue(queue)
+            }
+        }
         None => handler,
     };
     match config.misconfiguration() {
@@ -107,7 +114,7 @@ async fn answer<S: SecretSource, T: IncidentTable, Q: EventQueue>(
                 // these: hand every record back rather than lose it.
                 tracing::error!(
                     records = batch.records.len(),
-                    "an SQS batch arrived in direct delivery (DELIVERY is not queued); handing it back"
+                    "an SQS batch arrived but the function has no queue (QUEUE_URL is not set); handing it back"
                 );
                 let mut response = SqsBatchResponse::default();
                 for record in batch.records {

@@ -37,6 +37,16 @@ struct Queued {
 
 /// The function in queued delivery, with its own FIFO queue and dead-letter queue.
 async fn queued(name: &str, time_budget: Duration) -> Queued {
+    with_queue(name, time_budget, true).await
+}
+
+/// The function in direct delivery with its queues as the safety net (the template's
+/// default).
+async fn direct_with_queue(name: &str, time_budget: Duration) -> Queued {
+    with_queue(name, time_budget, false).await
+}
+
+async fn with_queue(name: &str, time_budget: Duration, every_event: bool) -> Queued {
     let sqs = moto().sqs().await;
     let queues = FifoQueues::create(&sqs, name, 400).await;
     let metrics = Arc::new(Mutex::new(Vec::new()));
@@ -44,16 +54,21 @@ async fn queued(name: &str, time_budget: Duration) -> Queued {
     let app = TestApp::spawn()
         .await
         .with_time_budget(time_budget)
-        .with_metrics(Metrics::Captured(Arc::clone(&metrics)))
-        .with_queue(SqsQueue::new(
-            &aws,
-            queues.queue_url.clone(),
-            queues.dead_letter_url.clone(),
-        ));
+        .with_metrics(Metrics::Captured(Arc::clone(&metrics)));
+    let queue = SqsQueue::new(
+        &aws,
+        queues.queue_url.clone(),
+        queues.dead_letter_url.clone(),
+    );
+    let app = if every_event {
+        app.with_queue(queue)
+    } else {
+        app.with_fallback_queue(queue)
+    };
     let consumer = app
         .handler
         .consumer()
-        .expect("queued delivery has a consumer");
+        .expect("a deployment with a queue has a consumer");
     let source = EventSource::new(sqs, &queues.queue_url);
     Queued {
         app,
@@ -775,4 +790,294 @@ async fn a_receive_gives_as_many_events_of_one_alert_as_it_can_as_sqs_documents(
         "each group in its order"
     );
     assert_eq!(kinds[3..], kinds[..3]);
+}
+
+/// Direct delivery with the queue as its safety net: what ServiceNow cannot take for now
+/// waits in the queue, and iLert is told so (`202 queued`, `servicenow_unavailable`), not
+/// `503`; a refusal no retry fixes is answered as before; only with the queue out of reach
+/// too is the answer `503`.
+#[tokio::test(flavor = "multi_thread")]
+async fn direct_delivery_queues_what_servicenow_cannot_take_now_and_says_so() {
+    let direct = direct_with_queue("net", Duration::from_millis(1500)).await;
+    let answer = direct.app.deliver("01-alert-created").await;
+    assert_eq!(answer.status, 200, "ServiceNow up: direct, {}", answer.text);
+    assert_eq!(answer.body["action"], "created");
+
+    direct.app.servicenow.start_outage(Fault::status(503, None));
+    let started = std::time::Instant::now();
+    let mut answer = None;
+    let logs = logs_of(|| async {
+        answer = Some(direct.app.deliver("02-alert-acknowledged").await);
+    })
+    .await;
+    let answer = answer.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(1600),
+        "within the budget"
+    );
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    assert_eq!(
+        answer.body,
+        json!({"action": "queued", "reason": "servicenow_unavailable"})
+    );
+    assert!(
+        direct.app.servicenow.requests_during_outage() > 0,
+        "it was tried first"
+    );
+    let lines = logs.lines();
+    let summary = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "invocation")
+        .expect("a summary line");
+    assert_eq!(summary["fields"]["path"], "queued: servicenow_unavailable");
+    assert_eq!(summary["fields"]["status"], 202);
+    assert!(
+        logs.text().contains("waits in the queue"),
+        "a warning says why: {}",
+        logs.text()
+    );
+    let metrics = direct.metrics();
+    let last = metrics.last().unwrap();
+    assert_eq!(last["EventsQueued"], 1);
+    assert_eq!(last["EventsQueuedWhileUnavailable"], 1);
+
+    direct.app.servicenow.end_outage();
+    let batch = direct.source.receive(10, Duration::from_secs(1)).await;
+    assert_eq!(batch.records.len(), 1, "the accept waited in the queue");
+    assert!(failures(&direct.consume(&batch).await).is_empty());
+    assert_eq!(
+        direct.app.incident()["state"],
+        "2",
+        "and was applied once back"
+    );
+
+    // A refusal no retry fixes is no reason to queue.
+    direct.app.servicenow.make_mandatory("category");
+    let answer = direct.app.deliver("03-alert-comment-added").await;
+    assert_eq!(answer.status, 502, "{}", answer.text);
+    assert_eq!(
+        direct
+            .source
+            .receive(10, Duration::from_secs(0))
+            .await
+            .records
+            .len(),
+        0,
+        "nothing queued"
+    );
+}
+
+/// An alert's life as iLert sends it, for alert `n` of a test: created, accepted, two
+/// comments, resolved, reported just now.
+fn life_of(n: usize) -> Vec<ilert_servicenow::flow::edge::WebhookRequest> {
+    let id = (6_000_000 + n).to_string();
+    let reported = now_iso8601();
+    [
+        ("01-alert-created", None),
+        ("02-alert-acknowledged", None),
+        ("03-alert-comment-added", Some(format!("first look at {n}"))),
+        (
+            "03-alert-comment-added",
+            Some(format!("second look at {n}")),
+        ),
+        ("04-alert-resolved", None),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(step, (name, comment))| {
+        let mut body = body_of(name);
+        body["id"] = json!(id);
+        body["reportTime"] = json!(reported);
+        body["eventId"] = json!(format!("{id}-{step}"));
+        if let Some(comment) = comment {
+            body["comment"] = json!(comment);
+        }
+        with_body(event(name), body.to_string())
+    })
+    .collect()
+}
+
+/// How an alert's incident ended: one incident (a duplicate canceled by a merge aside), its
+/// state and close fields, and its notes, each without its fingerprint line, sorted.
+fn ending_of(
+    servicenow: &simulator::ServiceNowSimulator,
+    n: usize,
+) -> (usize, String, String, String, Vec<String>) {
+    let key = format!("ilert:{}", 6_000_000 + n);
+    let incidents: Vec<_> = servicenow
+        .incidents()
+        .into_iter()
+        .filter(|incident| incident["correlation_id"] == key.as_str())
+        .collect();
+    let Some(incident) = incidents.first() else {
+        return (0, String::new(), String::new(), String::new(), Vec::new());
+    };
+    let text = |field: &str| incident[field].as_str().unwrap_or_default().to_owned();
+    // A batch's events of one alert share one journal entry, each note apart by a blank line.
+    let mut notes: Vec<String> = servicenow
+        .journal(&text("number"))
+        .iter()
+        .flat_map(|entry| {
+            entry
+                .text
+                .split("\n\n")
+                .map(|note| {
+                    note.lines()
+                        .filter(|line| !line.starts_with("[iLert #"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    notes.sort();
+    (
+        incidents.len(),
+        text("state"),
+        text("close_code"),
+        text("close_notes"),
+        notes,
+    )
+}
+
+/// Issue 26's promise for a default deployment: ServiceNow away (refusing, then answering
+/// 503, then asleep) while 40 alerts' first events arrive, redeliveries among them; back for
+/// the rest, which go straight to it while the queue drains beside them. Nothing is lost,
+/// nothing duplicated, and every incident ends as delivery in order leaves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn servicenow_away_loses_nothing_in_direct_delivery_and_every_alert_ends_as_in_order() {
+    const ALERTS: usize = 40;
+    let direct = Arc::new(direct_with_queue("away", Duration::from_millis(1500)).await);
+    let send_all = |alerts: std::ops::Range<usize>, steps: std::ops::Range<usize>| {
+        let direct = Arc::clone(&direct);
+        async move {
+            let mut senders = tokio::task::JoinSet::new();
+            for n in alerts {
+                let (direct, steps) = (Arc::clone(&direct), steps.clone());
+                senders.spawn(async move {
+                    let life = life_of(n);
+                    let mut answers = Vec::new();
+                    for step in steps {
+                        answers.push((n, step, direct.app.send(life[step].clone()).await));
+                        // Every fifth alert's event is delivered twice.
+                        if n % 5 == 0 {
+                            answers.push((n, step, direct.app.send(life[step].clone()).await));
+                        }
+                    }
+                    answers
+                });
+            }
+            let mut all = Vec::new();
+            while let Some(answers) = senders.join_next().await {
+                all.extend(answers.unwrap());
+            }
+            all
+        }
+    };
+
+    // Away: the first three events of every alert.
+    let mut while_away = Vec::new();
+    for (alerts, outage) in [
+        (0..14, Fault::CutBeforeApplying),
+        (14..27, Fault::status(503, None)),
+        (27..ALERTS, Fault::hibernating()),
+    ] {
+        direct.app.servicenow.start_outage(outage);
+        while_away.extend(send_all(alerts, 0..3).await);
+    }
+    direct.app.servicenow.end_outage();
+    assert_eq!(while_away.len(), 3 * ALERTS + 3 * ALERTS / 5);
+    for (n, step, answer) in &while_away {
+        assert_eq!(
+            (answer.status, &answer.body),
+            (
+                202,
+                &json!({"action": "queued", "reason": "servicenow_unavailable"})
+            ),
+            "alert {n}, event {step}: {}",
+            answer.text
+        );
+    }
+    assert!(
+        direct.app.servicenow.incidents().is_empty(),
+        "nothing got through"
+    );
+
+    // Back: the rest arrive directly while the queue drains beside them.
+    let draining = {
+        let direct = Arc::clone(&direct);
+        tokio::spawn(async move {
+            let mut empty_receives = 0;
+            while empty_receives < 3 {
+                let batch = direct.source.receive(10, Duration::from_millis(300)).await;
+                if batch.records.is_empty() {
+                    empty_receives += 1;
+                    continue;
+                }
+                empty_receives = 0;
+                let response = direct.consume(&batch).await;
+                assert!(failures(&response).is_empty(), "{response:?}");
+            }
+        })
+    };
+    let once_back = send_all(0..ALERTS, 3..5).await;
+    draining.await.unwrap();
+    for (n, step, answer) in &once_back {
+        assert!(
+            [200, 202].contains(&answer.status),
+            "alert {n}, event {step}: {}",
+            answer.text
+        );
+    }
+    assert_eq!(
+        direct.source.depth().await,
+        (0, 0),
+        "the queue drained, nothing handed back"
+    );
+    let dead = EventSource::new(moto().sqs().await, &direct.queues.dead_letter_url);
+    assert_eq!(dead.depth().await, (0, 0), "nothing dead-lettered");
+
+    // The same events in order, to an instance that was never away.
+    let in_order = TestApp::spawn().await;
+    for n in 0..ALERTS {
+        for request in life_of(n) {
+            let answer = in_order.send(request).await;
+            assert!(answer.status < 300, "{}", answer.text);
+        }
+    }
+    // What may differ from in-order delivery: the journal's order, and a note naming a
+    // duplicate when a direct event and the queue opened the alert's incident at once (the
+    // duplicate canceled, its state carried over); each such note once.
+    let mut merged = 0;
+    for n in 0..ALERTS {
+        let expected = ending_of(&in_order.servicenow, n);
+        assert_eq!(expected.0, 1);
+        assert_eq!(expected.1, "6");
+        assert_eq!(expected.4.len(), 4, "{:?}", expected.4);
+        let mut ended = ending_of(&direct.app.servicenow, n);
+        let merge_notes: Vec<String> = ended
+            .4
+            .iter()
+            .filter(|note| note.starts_with("Merged INC"))
+            .cloned()
+            .collect();
+        let distinct: std::collections::BTreeSet<&String> = merge_notes.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            merge_notes.len(),
+            "alert {n}: {merge_notes:?}"
+        );
+        merged += merge_notes.len();
+        ended.4.retain(|note| !note.starts_with("Merged INC"));
+        assert_eq!(ended, expected, "alert {n}");
+    }
+    let canceled = direct
+        .app
+        .servicenow
+        .incidents()
+        .iter()
+        .filter(|incident| incident["state"] == "8")
+        .count();
+    assert_eq!(canceled, merged, "each duplicate canceled and named once");
+    eprintln!("{merged} of {ALERTS} alerts met a create race, each merged once");
 }

@@ -318,3 +318,64 @@ fn a_guided_deploy_asks_at_most_fifteen_questions_the_secret_and_the_defaults_fi
     assert_eq!(names[..2], ["SecretArn", "DefaultSettings"]);
     assert!(template.contains("DEFAULT_SETTINGS: !Ref DefaultSettings"));
 }
+
+/// The template's dashboard shows only metrics the function writes (and AWS's own), so a
+/// renamed metric cannot leave an empty panel behind; and it deploys with every stack.
+#[test]
+fn the_dashboard_shows_only_metrics_the_function_writes() {
+    let template =
+        std::fs::read_to_string(format!("{}/template.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let body = &template[template.find("DashboardBody: !Sub |\n").unwrap()..];
+    let body: String = body
+        .lines()
+        .skip(1)
+        .take_while(|line| line.starts_with("        ") || line.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    // `${…}` is CloudFormation's, filled in at deploy time.
+    let mut json = String::new();
+    let mut rest = body.as_str();
+    while let Some(at) = rest.find("${") {
+        json.push_str(&rest[..at]);
+        json.push('X');
+        rest = &rest[at + rest[at..].find('}').unwrap() + 1..];
+    }
+    json.push_str(rest);
+    let dashboard: serde_json::Value = serde_json::from_str(&json).expect("the body is JSON");
+    let written = ilert_servicenow::ops::telemetry::metric_names();
+    let mut shown = Vec::new();
+    for widget in dashboard["widgets"].as_array().unwrap() {
+        let (mut namespace, mut name) = (String::new(), String::new());
+        for metric in widget["properties"]["metrics"].as_array().unwrap() {
+            let metric = metric.as_array().unwrap();
+            let Some(first) = metric[0].as_str() else {
+                continue; // an expression
+            };
+            if first != "." {
+                namespace = first.to_owned();
+            }
+            if let Some(second) = metric[1].as_str().filter(|s| *s != ".") {
+                name = second.to_owned();
+            }
+            if namespace == "ilert-servicenow" {
+                assert!(written.contains(&name.as_str()), "{name} is not written");
+                shown.push(name.clone());
+            }
+        }
+    }
+    for wanted in [
+        "EventsQueuedWhileUnavailable",
+        "ServiceNowLatency",
+        "BackSyncResolved",
+    ] {
+        assert!(shown.iter().any(|s| s == wanted), "{wanted} has a panel");
+    }
+    assert!(
+        template.contains("OperatorDashboard}"),
+        "an output links to it"
+    );
+    assert!(
+        !template.contains("Condition: Queued"),
+        "the queue is every deployment's"
+    );
+}

@@ -90,34 +90,39 @@ pub trait EventQueue: Send + Sync {
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
 
-/// Where queued delivery's queues are, from `DELIVERY`, `QUEUE_URL` and
-/// `DEAD_LETTER_QUEUE_URL`: `None` for direct delivery (the default), or why the values do
-/// not fit together.
+/// The queues of a deployment, from `DELIVERY`, `QUEUE_URL` and `DEAD_LETTER_QUEUE_URL`:
+/// the queue, its dead-letter queue and whether every event goes through them (queued
+/// delivery) or only those ServiceNow cannot take for now (direct delivery, the default);
+/// `None` for direct delivery without a queue (answered 503 when ServiceNow is away); or why
+/// the values do not fit together.
 pub fn queued_delivery(
     delivery: Option<&str>,
     queue_url: Option<&str>,
     dead_letter_url: Option<&str>,
-) -> Result<Option<(String, String)>, String> {
+) -> Result<Option<(String, String, bool)>, String> {
     let given = |value: Option<&str>| {
         value
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .map(str::to_owned)
     };
-    match delivery.map(str::trim).unwrap_or_default() {
-        "" | "direct" => Ok(None),
-        "queued" => match (given(queue_url), given(dead_letter_url)) {
-            (Some(queue_url), Some(dead_letter_url)) => Ok(Some((queue_url, dead_letter_url))),
-            (None, _) => Err("DELIVERY is queued but QUEUE_URL is not set".into()),
-            // Without it, an event ServiceNow will never take would hold back every later
-            // event of its alert until SQS's own redrive, days later.
-            (Some(_), None) => Err(
-                "DELIVERY is queued but DEAD_LETTER_QUEUE_URL is not set: an event ServiceNow \
-                 refuses would block its alert's later events for days"
-                    .into(),
-            ),
-        },
-        other => Err(format!("DELIVERY must be direct or queued, got {other:?}")),
+    let (delivery, every_event) = match delivery.map(str::trim).unwrap_or_default() {
+        "" | "direct" => ("direct", false),
+        "queued" => ("queued", true),
+        other => return Err(format!("DELIVERY must be direct or queued, got {other:?}")),
+    };
+    match (given(queue_url), given(dead_letter_url)) {
+        (Some(queue_url), Some(dead_letter_url)) => {
+            Ok(Some((queue_url, dead_letter_url, every_event)))
+        }
+        (None, None) if !every_event => Ok(None),
+        (None, _) => Err(format!("DELIVERY is {delivery} but QUEUE_URL is not set")),
+        // Without it, an event ServiceNow will never take would hold back every later
+        // event of its alert until SQS's own redrive, days later.
+        (Some(_), None) => Err(format!(
+            "DELIVERY is {delivery} with a queue but DEAD_LETTER_QUEUE_URL is not set: an \
+             event ServiceNow refuses would block its alert's later events for days"
+        )),
     }
 }
 
@@ -260,11 +265,22 @@ mod tests {
     #[test]
     fn delivery_is_direct_unless_queued_with_a_queue() {
         assert_eq!(queued_delivery(None, None, None), Ok(None));
-        assert_eq!(queued_delivery(Some("direct"), Some("q"), None), Ok(None));
+        assert_eq!(
+            queued_delivery(Some("direct"), Some(""), Some(" ")),
+            Ok(None)
+        );
         assert_eq!(
             queued_delivery(Some("queued"), Some("https://q"), Some("https://dlq")),
-            Ok(Some(("https://q".into(), "https://dlq".into())))
+            Ok(Some(("https://q".into(), "https://dlq".into(), true)))
         );
+        assert_eq!(
+            queued_delivery(Some("direct"), Some("https://q"), Some("https://dlq")),
+            Ok(Some(("https://q".into(), "https://dlq".into(), false))),
+            "direct delivery with its safety net"
+        );
+        assert!(queued_delivery(Some("direct"), Some("https://q"), None)
+            .unwrap_err()
+            .contains("DEAD_LETTER_QUEUE_URL"));
         for missing in [None, Some(""), Some("  ")] {
             assert!(queued_delivery(Some("queued"), Some("https://q"), missing)
                 .unwrap_err()

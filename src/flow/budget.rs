@@ -24,6 +24,9 @@ pub use crate::adapters::lambda::epoch_ms;
 #[derive(Debug)]
 pub struct Budget {
     deadline: Instant,
+    /// Kept back from `remaining` until released: time for a last step whatever the ones
+    /// before it spent (the queue, when ServiceNow is away in direct delivery).
+    held_back_micros: AtomicU64,
     servicenow_requests: AtomicU32,
     servicenow_micros: AtomicU64,
     ilert_requests: AtomicU32,
@@ -41,6 +44,7 @@ impl Budget {
         let limit = lambda_left.map_or(cap, |left| left.min(cap));
         Self {
             deadline: Instant::now() + limit,
+            held_back_micros: AtomicU64::new(0),
             servicenow_requests: AtomicU32::new(0),
             servicenow_micros: AtomicU64::new(0),
             ilert_requests: AtomicU32::new(0),
@@ -49,7 +53,22 @@ impl Budget {
     }
 
     pub fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
+        let held_back = Duration::from_micros(self.held_back_micros.load(Ordering::Relaxed));
+        self.deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(held_back)
+    }
+
+    /// Keeps `time` (at most a third of what is left) out of `remaining` until released.
+    pub fn hold_back(&self, time: Duration) {
+        let time = time.min(self.remaining() / 3);
+        self.held_back_micros
+            .store(time.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Gives back what `hold_back` kept.
+    pub fn release(&self) {
+        self.held_back_micros.store(0, Ordering::Relaxed);
     }
 
     /// Whether waiting `wait` still leaves time for a useful attempt.
@@ -179,6 +198,23 @@ pub fn time_budget_from(value: Option<&str>) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_held_back_is_out_of_reach_until_released() {
+        let budget = Budget::new(Duration::from_secs(5), None);
+        budget.hold_back(Duration::from_secs(1));
+        assert!(budget.remaining() <= Duration::from_secs(4));
+        assert!(budget.remaining() > Duration::from_millis(3900));
+        budget.release();
+        assert!(budget.remaining() > Duration::from_millis(4900));
+        let short = Budget::new(Duration::from_millis(600), None);
+        short.hold_back(Duration::from_secs(1));
+        assert!(
+            short.remaining() > Duration::from_millis(390),
+            "at most a third is held back: {:?}",
+            short.remaining()
+        );
+    }
 
     #[test]
     fn the_budget_is_capped_by_the_setting_and_by_the_lambda_deadline_less_a_margin() {

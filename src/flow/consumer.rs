@@ -38,6 +38,9 @@ pub struct QueueConsumer<S, T, Q> {
     intake: Arc<Intake<S, T>>,
     queue: Arc<Q>,
     time_budget: Duration,
+    /// How an alert's events meet: one at a time when every event is queued; at once with a
+    /// direct delivery when the queue only holds what ServiceNow could not take.
+    arrival: Arrival,
     metrics: Metrics,
 }
 
@@ -46,12 +49,14 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
         intake: Arc<Intake<S, T>>,
         queue: Arc<Q>,
         time_budget: Duration,
+        arrival: Arrival,
         metrics: Metrics,
     ) -> Self {
         Self {
             intake,
             queue,
             time_budget,
+            arrival,
             metrics,
         }
     }
@@ -116,7 +121,10 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
             if let Some((indexes, events, settings)) = run {
                 let run: Vec<&SqsMessage> = indexes.iter().map(|i| &records[*i]).collect();
                 let budget = Budget::new(self.time_budget, lambda_deadline_ms);
-                let result = self.intake.apply_all(&events, &settings, &budget).await;
+                let result = self
+                    .intake
+                    .apply_all(&events, &settings, self.arrival, &budget)
+                    .await;
                 // A refusal is left to the events one by one, so that only the one refused
                 // is dead-lettered; anything else is the whole run's.
                 if result.as_ref().map_or_else(Failure::may_pass, |_| true) {
@@ -225,9 +233,8 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> QueueConsumer<S, T, Q> {
             Read::Ignored(outcome) => Ok(outcome),
             Read::Event(read) => {
                 let (event, settings) = *read;
-                // The queue's message group is the alert: its events arrive one at a time.
                 self.intake
-                    .apply(&event, &settings, None, Arrival::OneAtATime, budget)
+                    .apply(&event, &settings, None, self.arrival, budget)
                     .await
             }
         }

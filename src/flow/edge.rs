@@ -49,8 +49,12 @@ pub struct WebhookHandler<S, T, Q = SqsQueue> {
     /// From an event to its outcome, shared with the queue's consumer.
     intake: Arc<Intake<S, T>>,
     back_sync: Arc<BackSync<T>>,
-    /// Queued delivery's queue; `None` in direct delivery.
+    /// The queue: every event's in queued delivery; in direct delivery the safety net of
+    /// events ServiceNow could not take for now. `None`: no queue (direct delivery without
+    /// one answers 503 when ServiceNow is away).
     queue: Option<Arc<Q>>,
+    /// Queued delivery: every event goes on the queue, none to ServiceNow first.
+    queue_every_event: bool,
     /// Why the deployment's own configuration cannot work, answered 500 to every caller
     /// who authenticated.
     misconfiguration: Option<String>,
@@ -321,6 +325,7 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
             back_sync,
             connections,
             queue: None,
+            queue_every_event: false,
             misconfiguration: None,
             time_budget: DEFAULT_TIME_BUDGET,
             metrics: Metrics::Off,
@@ -337,17 +342,34 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
     /// Queued delivery: events go on `queue`, and the consumer brings them to ServiceNow.
     pub fn with_queue(mut self, queue: Q) -> Self {
         self.queue = Some(Arc::new(queue));
+        self.queue_every_event = true;
         self
     }
 
-    /// The consumer of queued delivery, sharing this handler's connection, synchronisation,
-    /// settings and metrics; `None` in direct delivery.
+    /// Direct delivery with a safety net: an event ServiceNow cannot take for now (down,
+    /// asleep, throttling, too slow) goes on `queue`, and the consumer brings it there later.
+    pub fn with_fallback_queue(mut self, queue: Q) -> Self {
+        self.queue = Some(Arc::new(queue));
+        self.queue_every_event = false;
+        self
+    }
+
+    /// The queue's consumer, sharing this handler's connection, synchronisation, settings
+    /// and metrics; `None` without a queue.
     pub fn consumer(&self) -> Option<QueueConsumer<S, T, Q>> {
         let queue = Arc::clone(self.queue.as_ref()?);
+        // Only when every event is queued do an alert's events never run at once; a direct
+        // delivery may meet the consumer on the same alert.
+        let arrival = if self.queue_every_event {
+            Arrival::OneAtATime
+        } else {
+            Arrival::Concurrent
+        };
         Some(QueueConsumer::new(
             Arc::clone(&self.intake),
             queue,
             self.time_budget,
+            arrival,
             self.metrics.clone(),
         ))
     }
@@ -476,17 +498,20 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
             Read::Ignored(outcome) => return Ok(outcome),
             Read::Event(read) => *read,
         };
-        if let Some(queue) = &self.queue {
-            let queued = QueuedEvent::new(&event.id, request.body(), query);
-            return match tokio::time::timeout(budget.remaining(), queue.send(&queued)).await {
-                Ok(Ok(())) => Ok(Outcome::queued()),
-                Ok(Err(problem)) => Err(Failure::Queue(problem)),
-                Err(_) => Err(Failure::Queue(QueueError::Unavailable(
-                    "SQS did not answer within the time budget".into(),
-                ))),
-            };
+        let queued = || QueuedEvent::new(&event.id, request.body(), query);
+        match &self.queue {
+            Some(queue) if self.queue_every_event => {
+                summary.path = Some(PATH_QUEUED);
+                return enqueue(&**queue, &queued(), budget)
+                    .await
+                    .map(|()| Outcome::queued());
+            }
+            Some(_) => budget.hold_back(QUEUE_RESERVE),
+            None => {}
         }
-        self.intake
+        summary.path = Some(PATH_DIRECT);
+        let applied = self
+            .intake
             .apply(
                 &event,
                 &settings,
@@ -494,7 +519,30 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
                 Arrival::Concurrent,
                 budget,
             )
-            .await
+            .await;
+        budget.release();
+        let (Err(failure), Some(queue)) = (&applied, &self.queue) else {
+            return applied;
+        };
+        // What a later try may fix waits in the queue, not in iLert's retries (which iLert
+        // does not document); a refusal no retry fixes is answered as it is.
+        if failure.status() != StatusCode::SERVICE_UNAVAILABLE {
+            return applied;
+        }
+        match enqueue(&**queue, &queued(), budget).await {
+            Ok(()) => {
+                tracing::warn!(
+                    cause = %failure,
+                    "ServiceNow cannot take the event for now; it waits in the queue and is applied when ServiceNow answers again"
+                );
+                summary.path = Some(PATH_QUEUED_WHILE_UNAVAILABLE);
+                Ok(Outcome::queued_because(SERVICENOW_UNAVAILABLE))
+            }
+            Err(problem) => {
+                tracing::error!(%problem, cause = %failure, "ServiceNow cannot take the event and the queue could not either; iLert is answered 503");
+                applied
+            }
+        }
     }
 
     /// The connection the call is for: the URL's `instance=<name>`, else the deployment's
@@ -714,6 +762,32 @@ fn checked_body(request: &WebhookRequest) -> Result<&[u8], Failure> {
         return Err(Failure::TooLarge(body.len()));
     }
     Ok(body)
+}
+
+/// Time kept for the queue when a direct delivery meets ServiceNow away: SQS answers in
+/// milliseconds, so a second is plenty, and ServiceNow's retries still get the rest.
+const QUEUE_RESERVE: Duration = Duration::from_secs(1);
+/// The summary line's `path`: brought to ServiceNow before the answer, queued because every
+/// event is (queued delivery), or queued because ServiceNow could not take it.
+const PATH_DIRECT: &str = "direct";
+const PATH_QUEUED: &str = "queued";
+const PATH_QUEUED_WHILE_UNAVAILABLE: &str = "queued: servicenow_unavailable";
+/// The answer's `reason` for an event queued because ServiceNow could not take it.
+const SERVICENOW_UNAVAILABLE: &str = "servicenow_unavailable";
+
+/// Puts the event on the queue within what is left of the budget.
+async fn enqueue<Q: EventQueue>(
+    queue: &Q,
+    event: &QueuedEvent,
+    budget: &Budget,
+) -> Result<(), Failure> {
+    match tokio::time::timeout(budget.remaining(), queue.send(event)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(problem)) => Err(Failure::Queue(problem)),
+        Err(_) => Err(Failure::Queue(QueueError::Unavailable(
+            "SQS did not answer within the time budget".into(),
+        ))),
+    }
 }
 
 /// `200 {"action": …, "incident": {"number", "sys_id"}, "reason": …}`.

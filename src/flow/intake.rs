@@ -128,12 +128,13 @@ impl<S: SecretSource, T: IncidentTable> Intake<S, T> {
         &self,
         events: &[AlertEvent],
         settings: &Settings,
+        arrival: Arrival,
         budget: &Budget,
     ) -> Result<Outcome, Failure> {
         let connection = self.connection_for(settings, budget).await?;
         Ok(self
             .sync
-            .apply_all(events, settings, connection, Arrival::OneAtATime, budget)
+            .apply_all(events, settings, connection, arrival, budget)
             .await?)
     }
 }

@@ -27,6 +27,9 @@ const ASLEEP_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// just canceled as a duplicate looks again too. More than a few means the alert's incidents
 /// keep changing under it.
 const MAX_PASSES: usize = 5;
+/// How long one who finds a duplicate it did not create leaves its creator to merge it: the
+/// creator reads back right after its insert and merges within a round trip or two.
+const LEAVE_MERGE_TO_ITS_CREATOR: Duration = Duration::from_millis(400);
 /// How long a resolve that finds no incident waits before it looks again: longer than the
 /// create of a flapping alert, delivered at the same moment, takes to commit on a busy
 /// instance.
@@ -101,6 +104,15 @@ impl Outcome {
             action: Action::Queued,
             incident: None,
             reason: None,
+        }
+    }
+
+    /// Queued rather than brought to ServiceNow now, and why.
+    pub fn queued_because(reason: &'static str) -> Self {
+        Self {
+            action: Action::Queued,
+            incident: None,
+            reason: Some(reason),
         }
     }
 
@@ -404,6 +416,7 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         let mut created_here: Option<String> = None;
         let mut assignment_refused: Option<String> = None;
         let mut looked_again = false;
+        let mut left_merge_to_creator = false;
         for pass in 0..MAX_PASSES {
             let lookup = budget.servicenow(self.table.find(account, &key));
             let found = if pass == 0 && conditions.caller_ahead {
@@ -417,6 +430,23 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
             };
             let current = match found.split_first() {
                 Some((oldest, younger)) => {
+                    // A duplicate's creator reads back after its create and merges at once;
+                    // anyone else gives it a moment first, so that one merge is made, with
+                    // one note naming the duplicate, not one from each side of the race. A
+                    // duplicate still there after the moment is merged here.
+                    let created_a_duplicate = created_here
+                        .as_deref()
+                        .is_some_and(|mine| younger.iter().any(|d| d.sys_id == mine));
+                    let active_duplicate = younger.iter().any(|d| !d.state.is_final());
+                    if active_duplicate
+                        && !created_a_duplicate
+                        && !left_merge_to_creator
+                        && budget.allows_wait(LEAVE_MERGE_TO_ITS_CREATOR)
+                    {
+                        left_merge_to_creator = true;
+                        tokio::time::sleep(LEAVE_MERGE_TO_ITS_CREATOR).await;
+                        continue;
+                    }
                     Some(self.merge(account, budget, oldest, younger).await?)
                 }
                 None => None,

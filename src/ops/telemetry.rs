@@ -88,6 +88,9 @@ pub struct Summary {
     pub back_sync: Option<&'static str>,
     /// The ServiceNow connection used, when the secret holds several.
     pub instance: Option<String>,
+    /// For a webhook call: `direct`, `queued` (queued delivery) or `queued:
+    /// servicenow_unavailable` (direct delivery's safety net).
+    pub path: Option<&'static str>,
 }
 
 impl Default for Summary {
@@ -107,6 +110,7 @@ impl Summary {
             push: false,
             back_sync: None,
             instance: None,
+            path: None,
         }
     }
 
@@ -149,6 +153,7 @@ impl Summary {
             alert_id,
             event_type,
             instance = self.instance.as_deref(),
+            path = self.path,
             action,
             incident,
             failure,
@@ -198,6 +203,7 @@ impl Summary {
             duration_ms,
             queue_wait_ms,
             self.disposition == Some("dead_letter"),
+            self.path == Some("queued: servicenow_unavailable"),
         ));
     }
 }
@@ -208,7 +214,8 @@ const EMF_DIRECTIVES: &str = concat!(
     r#"{"Namespace":"ilert-servicenow","Dimensions":[[]],"Metrics":["#,
     r#"{"Name":"IncidentsCreated","Unit":"Count"},{"Name":"IncidentsUpdated","Unit":"Count"},"#,
     r#"{"Name":"IncidentsUnchanged","Unit":"Count"},{"Name":"EventsIgnored","Unit":"Count"},"#,
-    r#"{"Name":"EventsQueued","Unit":"Count"},{"Name":"EventsDeadLettered","Unit":"Count"},"#,
+    r#"{"Name":"EventsQueued","Unit":"Count"},{"Name":"EventsQueuedWhileUnavailable","Unit":"Count"},"#,
+    r#"{"Name":"EventsDeadLettered","Unit":"Count"},"#,
     r#"{"Name":"ServiceNowRequests","Unit":"Count"},"#,
     r#"{"Name":"ServiceNowLatency","Unit":"Milliseconds"},{"Name":"Duration","Unit":"Milliseconds"}]}"#
 );
@@ -221,6 +228,21 @@ const EMF_FAILURE_DIRECTIVE: &str = concat!(
     r#""Metrics":[{"Name":"Failures","Unit":"Count"}]}"#
 );
 
+/// Every metric the function declares in its Embedded Metric Format documents, in the
+/// `ilert-servicenow` namespace: what the template's dashboard may show.
+pub fn metric_names() -> Vec<&'static str> {
+    [
+        EMF_DIRECTIVES,
+        EMF_QUEUE_WAIT_DIRECTIVE,
+        EMF_FAILURE_DIRECTIVE,
+        EMF_BACK_SYNC_DIRECTIVES,
+    ]
+    .iter()
+    .flat_map(|directives| directives.split(r#"{"Name":""#).skip(1))
+    .filter_map(|rest| rest.split('"').next())
+    .collect()
+}
+
 /// One Embedded Metric Format document: counts of incidents by action, failures by kind
 /// (a `FailureKind` dimension), and ServiceNow's latency.
 fn metrics_document(
@@ -230,6 +252,7 @@ fn metrics_document(
     duration_ms: f64,
     queue_wait_ms: Option<f64>,
     dead_lettered: bool,
+    queued_while_unavailable: bool,
 ) -> String {
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -241,7 +264,7 @@ fn metrics_document(
     };
     let flag = |wanted: &str| u8::from(action == wanted);
     let mut line = format!(
-        r#"{{"_aws":{{"Timestamp":{timestamp},"CloudWatchMetrics":[{EMF_DIRECTIVES}{}{}]}},"IncidentsCreated":{},"IncidentsUpdated":{},"IncidentsUnchanged":{},"EventsIgnored":{},"EventsQueued":{},"EventsDeadLettered":{},"ServiceNowRequests":{requests},"ServiceNowLatency":{servicenow_ms:.3},"Duration":{duration_ms:.3}"#,
+        r#"{{"_aws":{{"Timestamp":{timestamp},"CloudWatchMetrics":[{EMF_DIRECTIVES}{}{}]}},"IncidentsCreated":{},"IncidentsUpdated":{},"IncidentsUnchanged":{},"EventsIgnored":{},"EventsQueued":{},"EventsQueuedWhileUnavailable":{},"EventsDeadLettered":{},"ServiceNowRequests":{requests},"ServiceNowLatency":{servicenow_ms:.3},"Duration":{duration_ms:.3}"#,
         if queue_wait_ms.is_some() {
             EMF_QUEUE_WAIT_DIRECTIVE
         } else {
@@ -257,6 +280,7 @@ fn metrics_document(
         flag("unchanged"),
         flag("ignored"),
         flag("queued"),
+        u8::from(queued_while_unavailable),
         u8::from(dead_lettered),
     );
     if let Some(wait) = queue_wait_ms {

@@ -141,6 +141,14 @@ impl TestApp {
         }
     }
 
+    /// The same function in direct delivery with `queue` as its safety net.
+    pub fn with_fallback_queue(self, queue: SqsQueue) -> Self {
+        Self {
+            handler: self.handler.with_fallback_queue(queue),
+            ..self
+        }
+    }
+
     /// The same function writing its metrics where the test can read them.
     pub fn with_metrics(self, metrics: Metrics) -> Self {
         Self {

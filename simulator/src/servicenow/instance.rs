@@ -102,6 +102,10 @@ impl ServiceNowState {
             .position(|(wanted, _)| wanted.as_ref().is_none_or(|m| m == method))
             .and_then(|index| self.quirks.faults.remove(index))
             .map(|(_, fault)| fault);
+        if let Some(outage) = &self.quirks.outage {
+            self.quirks.met_outage += 1;
+            fault = Some(outage.clone());
+        }
         let over_the_limit = self
             .quirks
             .rate_limit

@@ -141,6 +141,10 @@ pub(super) fn basic_auth(username: &str, password: &str) -> String {
 struct Quirks {
     /// Faults for coming requests, each taken by the first request of its method.
     faults: std::collections::VecDeque<(Option<Method>, Fault)>,
+    /// An outage: every request meets this fault until the instance is back.
+    outage: Option<Fault>,
+    /// Requests that met the outage.
+    met_outage: u64,
     /// Extra time every request of a method takes before it is applied.
     latency: BTreeMap<String, Duration>,
     /// Fields queries cannot see (misspelled on the caller's side, say): a term naming one
@@ -546,6 +550,22 @@ impl ServiceNowSimulator {
 
     pub fn clear_requests(&self) {
         self.lock().requests.clear();
+    }
+
+    /// Every request meets `fault` (a cut connection, a 503, a sleeping instance's page)
+    /// until [`Self::end_outage`]: the instance is away, for as long as a test needs.
+    pub fn start_outage(&self, fault: Fault) {
+        self.lock().quirks.outage = Some(fault);
+    }
+
+    /// The instance answers again.
+    pub fn end_outage(&self) {
+        self.lock().quirks.outage = None;
+    }
+
+    /// How many requests met an outage.
+    pub fn requests_during_outage(&self) -> u64 {
+        self.lock().quirks.met_outage
     }
 
     /// Drops every fault still queued: the instance is back to normal.
