@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use ilert_servicenow::adapters::aws::load_config;
 use ilert_servicenow::adapters::http;
 use ilert_servicenow::adapters::ilert::ILertApi;
+use ilert_servicenow::adapters::queue::SqsQueue;
 use ilert_servicenow::adapters::secrets::AwsSecretsManager;
 use ilert_servicenow::adapters::servicenow::TableApi;
 use ilert_servicenow::config::Config;
@@ -119,8 +120,9 @@ async fn main() -> Result<(), Error> {
             // check goes on with the built-in ones.
             let defaults = config.defaults.clone().unwrap_or_default();
             let http = http::client();
+            let aws = load_config(http.clone()).await;
             let passed = check::run(
-                AwsSecretsManager::from_config(&load_config(http.clone()).await),
+                AwsSecretsManager::from_config(&aws),
                 &TableApi::new(http.clone()),
                 &ILertApi::new(http),
                 &config.all_problems(),
@@ -132,6 +134,11 @@ async fn main() -> Result<(), Error> {
                 &mut std::io::stdout(),
             )
             .await;
+            let queue = config
+                .queues
+                .as_ref()
+                .map(|q| SqsQueue::new(&aws, q.queue_url.clone(), q.dead_letter_url.clone()));
+            let passed = check::queue(queue.as_ref(), &mut std::io::stdout()).await && passed;
             std::process::exit(if passed { 0 } else { 1 });
         }
         Some(Command::Send {

@@ -1068,3 +1068,51 @@ async fn check_fails_a_broken_entry_alone_and_checks_every_other() {
     );
     assert!(!run.stdout.contains("Typo-pa55"));
 }
+
+/// `check` shows the deployment's queue: what waits for ServiceNow and what it refused for
+/// good; and says so plainly when there is none.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_shows_the_queue_and_its_dead_letters() {
+    let app = TestApp::spawn().await;
+    let without = run(&app, &["check"]).await;
+    assert!(
+        line(&without, "queue").starts_with("WARN") && line(&without, "queue").contains("503"),
+        "{}",
+        without.stdout
+    );
+
+    let moto = simulator::Moto::start().expect("moto starts");
+    let sqs = moto.sqs().await;
+    let queues = simulator::FifoQueues::create(&sqs, "check", 400).await;
+    for (url, id) in [
+        (&queues.queue_url, "a"),
+        (&queues.queue_url, "b"),
+        (&queues.dead_letter_url, "c"),
+    ] {
+        sqs.send_message()
+            .queue_url(url)
+            .message_group_id("12797430")
+            .message_deduplication_id(id)
+            .message_body("{}")
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut environment = app.function_environment();
+    environment.push(("QUEUE_URL", queues.queue_url.clone()));
+    environment.push(("DEAD_LETTER_QUEUE_URL", queues.dead_letter_url.clone()));
+    environment.push(("AWS_ENDPOINT_URL_SQS", moto.url().to_owned()));
+    let with = run_with(environment, &["check"], "").await;
+    assert!(with.success, "{}{}", with.stdout, with.stderr);
+    let queue = line(&with, "queue");
+    assert!(
+        queue.starts_with("WARN") && queue.contains("2 event(s) waiting for ServiceNow"),
+        "{}",
+        with.stdout
+    );
+    assert!(
+        line(&with, "dead letters").contains("1 event(s) ServiceNow refused"),
+        "{}",
+        with.stdout
+    );
+}

@@ -141,6 +141,53 @@ impl SqsQueue {
             dead_letter_url,
         }
     }
+
+    /// What waits, as SQS counts it (approximately): the queue's events waiting and in
+    /// flight, and the dead-letter queue's.
+    pub async fn depth(&self) -> Result<QueueDepth, QueueError> {
+        let (waiting, in_flight) = self.count(&self.queue_url).await?;
+        let (dead, dead_in_flight) = self.count(&self.dead_letter_url).await?;
+        Ok(QueueDepth {
+            waiting,
+            in_flight,
+            dead_letters: dead + dead_in_flight,
+        })
+    }
+
+    async fn count(&self, queue_url: &str) -> Result<(u64, u64), QueueError> {
+        use aws_sdk_sqs::types::QueueAttributeName::{
+            ApproximateNumberOfMessages, ApproximateNumberOfMessagesNotVisible,
+        };
+        let attributes = self
+            .client
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(ApproximateNumberOfMessages)
+            .attribute_names(ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|error| classify("read the queue's depth", &error))?
+            .attributes
+            .unwrap_or_default();
+        let count = |name| {
+            attributes
+                .get(&name)
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok((
+            count(ApproximateNumberOfMessages),
+            count(ApproximateNumberOfMessagesNotVisible),
+        ))
+    }
+}
+
+/// The queue's depth, for `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub waiting: u64,
+    pub in_flight: u64,
+    pub dead_letters: u64,
 }
 
 /// The SQS limit on a message attribute we set from a failure's text.

@@ -3,6 +3,7 @@
 //! secret turns it on. Never prints a secret.
 
 use crate::adapters::ilert::{ILertApi, ILertError, OPEN_ALERTS_PAGE};
+use crate::adapters::queue::SqsQueue;
 use crate::adapters::secrets::{
     Connection, Connections, SecretError, SecretSource, ServiceNowAccount,
 };
@@ -29,6 +30,57 @@ pub struct Asked<'a> {
     pub instance: Option<&'a str>,
     /// `--create-test-incident`.
     pub create_test_incident: bool,
+}
+
+/// The deployment's queue: how many events wait for ServiceNow, and how many it refused (the
+/// dead letters). The oldest event's age is CloudWatch's (`ApproximateAgeOfOldestMessage`,
+/// on the dashboard): SQS tells it only by receiving the message, which a check must not do.
+pub async fn queue(queue: Option<&SqsQueue>, out: &mut impl Write) -> bool {
+    let Some(queue) = queue else {
+        report(
+            out,
+            "WARN",
+            "queue",
+            "none (QUEUE_URL is not set): in direct delivery an event ServiceNow cannot take \
+             is answered 503 and its fate is iLert's; deploy the template to get one",
+        );
+        return true;
+    };
+    match queue.depth().await {
+        Ok(depth) => {
+            report(
+                out,
+                if depth.waiting + depth.in_flight > 0 {
+                    "WARN"
+                } else {
+                    "OK"
+                },
+                "queue",
+                &format!(
+                    "{} event(s) waiting for ServiceNow, {} being applied; the oldest's age is \
+                     on the dashboard",
+                    depth.waiting, depth.in_flight
+                ),
+            );
+            if depth.dead_letters > 0 {
+                report(
+                    out,
+                    "WARN",
+                    "dead letters",
+                    &format!(
+                        "{} event(s) ServiceNow refused for good; each says why in its \
+                         `failure` attribute (README: replaying dead letters)",
+                        depth.dead_letters
+                    ),
+                );
+            }
+            true
+        }
+        Err(problem) => {
+            report(out, "FAIL", "queue", &problem.to_string());
+            false
+        }
+    }
 }
 
 /// One line of the check's report.
