@@ -40,6 +40,10 @@ async fn queued(name: &str, time_budget: Duration) -> Queued {
     with_queue(name, time_budget, true).await
 }
 
+/// How long the tests' direct delivery queues an instance's events straight away once it
+/// was found away (30 s in production).
+const AWAY_PAUSE: Duration = Duration::from_millis(300);
+
 /// The function in direct delivery with its queues as the safety net (the template's
 /// default).
 async fn direct_with_queue(name: &str, time_budget: Duration) -> Queued {
@@ -63,7 +67,7 @@ async fn with_queue(name: &str, time_budget: Duration, every_event: bool) -> Que
     let app = if every_event {
         app.with_queue(queue)
     } else {
-        app.with_fallback_queue(queue)
+        app.with_fallback_queue(queue, AWAY_PAUSE)
     };
     let consumer = app
         .handler
@@ -841,19 +845,38 @@ async fn direct_delivery_queues_what_servicenow_cannot_take_now_and_says_so() {
     assert_eq!(last["EventsQueued"], 1);
     assert_eq!(last["EventsQueuedWhileUnavailable"], 1);
 
+    // Found away moments ago: the next event is queued at once, without trying again.
+    let tried = direct.app.servicenow.requests_during_outage();
+    let started = std::time::Instant::now();
+    let answer = direct.app.deliver("03-alert-comment-added").await;
+    assert_eq!(answer.status, 202, "{}", answer.text);
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(direct.app.servicenow.requests_during_outage(), tried);
+
     direct.app.servicenow.end_outage();
+    tokio::time::sleep(AWAY_PAUSE).await;
     let batch = direct.source.receive(10, Duration::from_secs(1)).await;
-    assert_eq!(batch.records.len(), 1, "the accept waited in the queue");
+    assert_eq!(
+        batch.records.len(),
+        2,
+        "the accept and the comment waited in the queue"
+    );
     assert!(failures(&direct.consume(&batch).await).is_empty());
     assert_eq!(
         direct.app.incident()["state"],
         "2",
-        "and was applied once back"
+        "and were applied once back"
     );
+    let answer = direct.app.deliver("02-alert-acknowledged").await;
+    assert_eq!(answer.status, 200, "back to direct: {}", answer.text);
 
     // A refusal no retry fixes is no reason to queue.
     direct.app.servicenow.make_mandatory("category");
-    let answer = direct.app.deliver("03-alert-comment-added").await;
+    let answer = direct.app.deliver("04-alert-resolved").await;
     assert_eq!(answer.status, 502, "{}", answer.text);
     assert_eq!(
         direct
@@ -983,9 +1006,16 @@ async fn servicenow_away_loses_nothing_in_direct_delivery_and_every_alert_ends_a
         (27..ALERTS, Fault::hibernating()),
     ] {
         direct.app.servicenow.start_outage(outage);
+        let met = direct.app.servicenow.requests_during_outage();
+        tokio::time::sleep(AWAY_PAUSE).await;
         while_away.extend(send_all(alerts, 0..3).await);
+        assert!(
+            direct.app.servicenow.requests_during_outage() > met,
+            "each kind of outage was met"
+        );
     }
     direct.app.servicenow.end_outage();
+    tokio::time::sleep(AWAY_PAUSE).await;
     assert_eq!(while_away.len(), 3 * ALERTS + 3 * ALERTS / 5);
     for (n, step, answer) in &while_away {
         assert_eq!(

@@ -60,6 +60,11 @@ pub struct WebhookHandler<S, T, Q = SqsQueue> {
     misconfiguration: Option<String>,
     time_budget: Duration,
     metrics: Metrics,
+    /// Per connection, until when direct delivery queues its events without trying
+    /// ServiceNow first: it was just found away.
+    found_away: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    /// How long that lasts.
+    away_pause: Duration,
 }
 
 /// Why a call, or a queued event, failed, carrying its verdict. The queue's consumer gives
@@ -329,7 +334,30 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
             misconfiguration: None,
             time_budget: DEFAULT_TIME_BUDGET,
             metrics: Metrics::Off,
+            found_away: std::sync::Mutex::default(),
+            away_pause: AWAY_PAUSE,
         }
+    }
+
+    /// How long direct delivery queues a connection's events straight away once ServiceNow
+    /// was found away (30 s); tests shorten it.
+    pub fn with_away_pause(mut self, pause: Duration) -> Self {
+        self.away_pause = pause;
+        self
+    }
+
+    /// Whether `connection`'s ServiceNow was found away within the pause.
+    fn recently_away(&self, connection: &str) -> bool {
+        let found_away = self.found_away.lock().unwrap_or_else(|e| e.into_inner());
+        found_away
+            .get(connection)
+            .is_some_and(|until| std::time::Instant::now() < *until)
+    }
+
+    fn remember_away(&self, connection: &str) {
+        let until = std::time::Instant::now() + self.away_pause;
+        let mut found_away = self.found_away.lock().unwrap_or_else(|e| e.into_inner());
+        found_away.insert(connection.to_owned(), until);
     }
 
     /// The deployment's configuration cannot work (`DELIVERY` without `QUEUE_URL`, say):
@@ -506,10 +534,20 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
                     .await
                     .map(|()| Outcome::queued());
             }
+            // Found away moments ago: every event would spend its budget finding it so again,
+            // and behind an event already queued, its alert's next one waits there too.
+            Some(queue) if self.recently_away(&connection.name) => {
+                if enqueue(&**queue, &queued(), budget).await.is_ok() {
+                    summary.path = Some(PATH_QUEUED_WHILE_UNAVAILABLE);
+                    return Ok(Outcome::queued_because(SERVICENOW_UNAVAILABLE));
+                }
+                budget.hold_back(QUEUE_RESERVE);
+            }
             Some(_) => budget.hold_back(QUEUE_RESERVE),
             None => {}
         }
         summary.path = Some(PATH_DIRECT);
+        let connection_name = connection.name.clone();
         let applied = self
             .intake
             .apply(
@@ -531,9 +569,11 @@ impl<S: SecretSource, T: IncidentTable, Q: EventQueue> WebhookHandler<S, T, Q> {
         }
         match enqueue(&**queue, &queued(), budget).await {
             Ok(()) => {
+                self.remember_away(&connection_name);
                 tracing::warn!(
                     cause = %failure,
-                    "ServiceNow cannot take the event for now; it waits in the queue and is applied when ServiceNow answers again"
+                    pause_s = self.away_pause.as_secs(),
+                    "ServiceNow cannot take the event for now; it waits in the queue and is applied when ServiceNow answers again, as do this instance's next events for a moment"
                 );
                 summary.path = Some(PATH_QUEUED_WHILE_UNAVAILABLE);
                 Ok(Outcome::queued_because(SERVICENOW_UNAVAILABLE))
@@ -764,6 +804,10 @@ fn checked_body(request: &WebhookRequest) -> Result<&[u8], Failure> {
     Ok(body)
 }
 
+/// How long direct delivery queues an instance's events straight away once it was found
+/// away: long enough that an outage costs each event milliseconds, not its whole budget, and
+/// short enough that the desk sees the incident's number in iLert again soon after.
+const AWAY_PAUSE: Duration = Duration::from_secs(30);
 /// Time kept for the queue when a direct delivery meets ServiceNow away: SQS answers in
 /// milliseconds, so a second is plenty, and ServiceNow's retries still get the rest.
 const QUEUE_RESERVE: Duration = Duration::from_secs(1);

@@ -141,10 +141,14 @@ impl TestApp {
         }
     }
 
-    /// The same function in direct delivery with `queue` as its safety net.
-    pub fn with_fallback_queue(self, queue: SqsQueue) -> Self {
+    /// The same function in direct delivery with `queue` as its safety net, queuing an
+    /// instance's events straight away for `away_pause` once it was found away.
+    pub fn with_fallback_queue(self, queue: SqsQueue, away_pause: Duration) -> Self {
         Self {
-            handler: self.handler.with_fallback_queue(queue),
+            handler: self
+                .handler
+                .with_fallback_queue(queue)
+                .with_away_pause(away_pause),
             ..self
         }
     }
