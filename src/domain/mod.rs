@@ -6,6 +6,7 @@ pub mod alert;
 pub mod alert_scan;
 pub mod back_sync;
 pub mod decision;
+pub mod event_record;
 pub mod incident;
 pub mod render;
 pub mod settings;

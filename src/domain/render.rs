@@ -38,7 +38,16 @@ fn placeholder(
     }
 }
 
-fn alert_url(event: &AlertEvent, settings: &Settings) -> Option<String> {
+/// A template rendered for this event, in the alert's status as the event carries it.
+pub(crate) fn template_value(
+    event: &AlertEvent,
+    settings: &Settings,
+    template: &Template,
+) -> String {
+    template.render(|name| placeholder(event, event.status, settings, name))
+}
+
+pub(crate) fn alert_url(event: &AlertEvent, settings: &Settings) -> Option<String> {
     settings
         .alert_url
         .as_ref()

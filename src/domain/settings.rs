@@ -7,6 +7,7 @@
 //! once per request into a typed value; every refusal names the setting and what it accepts,
 //! because iLert shows it in the alert's log to whoever set up the alert action.
 
+use crate::domain::event_record::{EventSettings, Target, EVENT_SETTING_NAMES};
 use crate::domain::template::Template;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -173,8 +174,15 @@ const FIELDS_OF_THE_FUNCTION: [(&str, &str); 21] = [
 
 /// Every setting's name, as it appears in the webhook URL and in `DEFAULT_SETTINGS`, besides
 /// `field.<name>`.
-pub const SETTING_NAMES: [&str; 29] = [
+pub const SETTING_NAMES: [&str; 36] = [
     "instance",
+    "target",
+    "event_node",
+    "event_type",
+    "event_resource",
+    "event_metric_name",
+    "event_severity_high",
+    "event_severity_low",
     "caller_id",
     "impact",
     "urgency",
@@ -254,6 +262,10 @@ pub struct Settings {
     /// `update_fields=<name>,…`: custom fields also written with every update the function
     /// makes (a change of their value alone writes nothing).
     pub update_fields: BTreeSet<String>,
+    /// `target=incident|event`: an incident, or an event for Event Management.
+    pub target: Target,
+    /// `event_*`: what an Event Management record carries (`target=event`).
+    pub event: EventSettings,
 }
 
 impl Default for Settings {
@@ -286,6 +298,8 @@ impl Default for Settings {
             create_resolved_within: Duration::from_secs(24 * 3600),
             custom_fields: BTreeMap::new(),
             update_fields: BTreeSet::new(),
+            target: Target::Incident,
+            event: EventSettings::default(),
         }
     }
 }
@@ -454,6 +468,17 @@ impl Settings {
                             })?,
                     ),
                 }
+            }
+            "target" => {
+                self.target = choose(
+                    text,
+                    &[("incident", Target::Incident), ("event", Target::Event)],
+                    &refuse,
+                )?
+            }
+            name if EVENT_SETTING_NAMES.contains(&name) => {
+                self.event
+                    .set(name, text, |text| parse_template(text, &refuse), refuse)?
             }
             "caller_id" => self.caller_id = parse_user(text).map_err(|_| refuse(USER_FORMS))?,
             "impact" => self.impact = Some(parse_level(text).ok_or_else(|| refuse("1, 2 or 3"))?),
