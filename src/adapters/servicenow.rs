@@ -6,6 +6,7 @@ mod oauth;
 use crate::adapters::http::{retry_after, url_below};
 use crate::adapters::secrets::ServiceNowAccount;
 use crate::domain::alert::shorten;
+use crate::domain::event_record::EventRecord;
 use crate::domain::incident::{
     CorrelationId, CustomFieldLoss, Incident, IncidentChanges, IncidentState,
 };
@@ -97,6 +98,13 @@ impl UserKey {
 }
 
 pub trait IncidentTable: Send + Sync {
+    /// Event Management's records, in order, in one request (`target=event`).
+    fn send_events(
+        &self,
+        account: &ServiceNowAccount,
+        records: &[EventRecord],
+    ) -> impl Future<Output = Result<(), ServiceNowError>> + Send;
+
     /// The sys_id of the active user with this email or user name, if there is one.
     fn find_user(
         &self,
@@ -238,6 +246,17 @@ impl TableApi {
         body: Option<&IncidentChanges>,
     ) -> Result<Value, ServiceNowError> {
         let body = body.map(|b| serde_json::to_vec(b).expect("incident changes are plain strings"));
+        self.call_with(account, method, url, body).await
+    }
+
+    /// One request with a JSON body already written, if any.
+    async fn call_with(
+        &self,
+        account: &ServiceNowAccount,
+        method: Method,
+        url: Url,
+        body: Option<Vec<u8>>,
+    ) -> Result<Value, ServiceNowError> {
         // While the instance's 429 asks to wait, nothing is sent (it would only be refused
         // again); the caller waits as if it had been refused.
         if let Some(left) = self.still_asked_to_wait(account) {
@@ -369,6 +388,23 @@ impl TableApi {
 }
 
 impl IncidentTable for TableApi {
+    async fn send_events(
+        &self,
+        account: &ServiceNowAccount,
+        records: &[EventRecord],
+    ) -> Result<(), ServiceNowError> {
+        let url = instance_url(account, &["api", "global", "em", "jsonv2"]);
+        let body = serde_json::to_vec(&serde_json::json!({ "records": records }))
+            .expect("records are plain strings");
+        match self.call_with(account, Method::POST, url, Some(body)).await {
+            Ok(_) => Ok(()),
+            Err(refused @ (ServiceNowError::Refused(_) | ServiceNowError::NotFound(_))) => {
+                Err(ServiceNowError::Refused(explain_event_refusal(&refused)))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
     async fn find_user(
         &self,
         account: &ServiceNowAccount,
@@ -586,6 +622,22 @@ fn custom_applied(
 /// a shorter number is older.
 fn oldest_first(a: &str, b: &str) -> std::cmp::Ordering {
     a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+/// What to do about Event Management's endpoint refusing: an instance without the plugin has
+/// no such API (`400`, "does not match the APIs", or `404`) [D14]; a user without the role is
+/// `403` [D6 L91].
+fn explain_event_refusal(refused: &ServiceNowError) -> String {
+    let message = refused.to_string();
+    let what = if message.contains(" 403 ") {
+        "grant the integration user the evt_mgmt_integration role (it creates events)"
+    } else if message.contains(" 400 ") || message.contains(" 404 ") {
+        "the instance has no Event Management API: its plugin (com.glideapp.itom.snac) is not \
+         active, or target=event was meant for another instance"
+    } else {
+        "the event was not stored"
+    };
+    format!("{message}; {what}")
 }
 
 /// Turns an answer into the `result` value or a verdict.

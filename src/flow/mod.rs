@@ -11,5 +11,6 @@ pub mod budget;
 pub mod consumer;
 pub mod directory;
 pub mod edge;
+pub mod events;
 pub mod intake;
 pub mod sync;

@@ -9,11 +9,13 @@ use crate::adapters::secrets::{
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError};
 use crate::domain::alert::{AlertEvent, AlertStatus};
 use crate::domain::decision::{cancel_duplicate, decide, merge_into, Assignee, Echo, Plan};
+use crate::domain::event_record::Target;
 use crate::domain::incident::{CorrelationId, Incident, IncidentChanges, NoteMemory};
 use crate::domain::settings::Settings;
 use crate::flow::back_sync::BackSync;
 use crate::flow::budget::{Backoff, Budget};
 use crate::flow::directory::UserDirectory;
+use crate::flow::events::EventSender;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -43,6 +45,8 @@ pub enum Action {
     Ignored,
     /// Put on the queue of queued delivery, to be applied by the consumer.
     Queued,
+    /// Sent to Event Management as event records (`target=event`).
+    Sent,
     /// The way back: the iLert alert was accepted, or resolved, after the service desk's
     /// change.
     Accepted,
@@ -57,6 +61,7 @@ impl Action {
             Self::Unchanged => "unchanged",
             Self::Ignored => "ignored",
             Self::Queued => "queued",
+            Self::Sent => "sent",
             Self::Accepted => "accepted",
             Self::Resolved => "resolved",
         }
@@ -102,6 +107,15 @@ impl Outcome {
     pub fn queued() -> Self {
         Self {
             action: Action::Queued,
+            incident: None,
+            reason: None,
+        }
+    }
+
+    /// Stored by Event Management, which folds it into the alert of its key.
+    pub fn sent() -> Self {
+        Self {
+            action: Action::Sent,
             incident: None,
             reason: None,
         }
@@ -227,6 +241,8 @@ pub struct IncidentSync<S, T> {
     back_sync: Arc<BackSync<T>>,
     /// In milliseconds: set through a shared reference, so no builder order can fail.
     settle_delay_ms: AtomicU64,
+    /// `target=event`: Event Management instead of an incident.
+    events: EventSender<S, T>,
 }
 
 impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
@@ -237,6 +253,7 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         back_sync: Arc<BackSync<T>>,
     ) -> Self {
         Self {
+            events: EventSender::new(Arc::clone(&connections), Arc::clone(&table)),
             connections,
             table,
             users: UserDirectory::default(),
@@ -287,6 +304,9 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
         arrival: Arrival,
         budget: &Budget,
     ) -> Result<Outcome, SyncError> {
+        if settings.target == Target::Event {
+            return self.events.send(events, settings, connection, budget).await;
+        }
         let mut backoff = Backoff::new();
         let mut credentials_refreshed = false;
         let mut intermittent_failures = 0;

@@ -214,6 +214,7 @@ const EMF_DIRECTIVES: &str = concat!(
     r#"{"Namespace":"ilert-servicenow","Dimensions":[[]],"Metrics":["#,
     r#"{"Name":"IncidentsCreated","Unit":"Count"},{"Name":"IncidentsUpdated","Unit":"Count"},"#,
     r#"{"Name":"IncidentsUnchanged","Unit":"Count"},{"Name":"EventsIgnored","Unit":"Count"},"#,
+    r#"{"Name":"EventsSent","Unit":"Count"},"#,
     r#"{"Name":"EventsQueued","Unit":"Count"},{"Name":"EventsQueuedWhileUnavailable","Unit":"Count"},"#,
     r#"{"Name":"EventsDeadLettered","Unit":"Count"},"#,
     r#"{"Name":"ServiceNowRequests","Unit":"Count"},"#,
@@ -264,7 +265,7 @@ fn metrics_document(
     };
     let flag = |wanted: &str| u8::from(action == wanted);
     let mut line = format!(
-        r#"{{"_aws":{{"Timestamp":{timestamp},"CloudWatchMetrics":[{EMF_DIRECTIVES}{}{}]}},"IncidentsCreated":{},"IncidentsUpdated":{},"IncidentsUnchanged":{},"EventsIgnored":{},"EventsQueued":{},"EventsQueuedWhileUnavailable":{},"EventsDeadLettered":{},"ServiceNowRequests":{requests},"ServiceNowLatency":{servicenow_ms:.3},"Duration":{duration_ms:.3}"#,
+        r#"{{"_aws":{{"Timestamp":{timestamp},"CloudWatchMetrics":[{EMF_DIRECTIVES}{}{}]}},"IncidentsCreated":{},"IncidentsUpdated":{},"IncidentsUnchanged":{},"EventsIgnored":{},"EventsSent":{},"EventsQueued":{},"EventsQueuedWhileUnavailable":{},"EventsDeadLettered":{},"ServiceNowRequests":{requests},"ServiceNowLatency":{servicenow_ms:.3},"Duration":{duration_ms:.3}"#,
         if queue_wait_ms.is_some() {
             EMF_QUEUE_WAIT_DIRECTIVE
         } else {
@@ -279,6 +280,7 @@ fn metrics_document(
         flag("updated"),
         flag("unchanged"),
         flag("ignored"),
+        flag("sent"),
         flag("queued"),
         u8::from(queued_while_unavailable),
         u8::from(dead_lettered),
