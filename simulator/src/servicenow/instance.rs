@@ -1,5 +1,6 @@
 //! The instance's side of a request: authentication, the Table API, OAuth, and how records
-//! are stored, queried and written.
+//! are stored, queried and written. Event Management's requests are handed on to
+//! [`super::event_management`] once authenticated.
 
 use super::*;
 use crate::clock::{self, parse_glide_date_time};
@@ -168,6 +169,10 @@ impl ServiceNowState {
                 "User Not Authenticated",
                 "Required to provide Auth information",
             );
+        }
+        // Event Management's endpoint and tables, authenticated as the Table API is.
+        if let Some(response) = self.event_management_request(method, path, &query, body) {
+            return response;
         }
         // Basic auth logs in as the integration user, and so does a password grant; a client
         // credentials token acts as the user the OAuth application runs as, which an instance
@@ -479,7 +484,7 @@ impl Refusal {
 
 /// `sysparm_offset` and `sysparm_limit` of a list GET: how many matching rows to skip, after
 /// ordering, and how many of the rest to return.
-fn page(query: &BTreeMap<String, String>) -> (usize, usize) {
+pub(super) fn page(query: &BTreeMap<String, String>) -> (usize, usize) {
     let number = |name: &str| query.get(name).and_then(|value| value.parse().ok());
     (
         number("sysparm_offset").unwrap_or(0),
@@ -488,7 +493,7 @@ fn page(query: &BTreeMap<String, String>) -> (usize, usize) {
 }
 
 /// The Table API's answer for a sys_id it has no (readable) record for.
-fn no_record() -> HttpResponse {
+pub(super) fn no_record() -> HttpResponse {
     failure(
         StatusCode::NOT_FOUND,
         "No Record found",

@@ -5,7 +5,14 @@
 //! from impact and urgency. Every saved write records who made it and when (`sys_updated_by`,
 //! `sys_updated_on`, `sys_mod_count`), so a test can edit an incident as a service-desk user
 //! would and see what a sync pass reading the instance back makes of it.
+//!
+//! Event Management (`POST /api/global/em/jsonv2`, the `em_event` and `em_alert` tables and
+//! the processing that turns events into alerts) is there once a test installs it: see
+//! [`event_management`].
 
+mod event_management;
+#[cfg(test)]
+mod event_management_tests;
 mod instance;
 
 use instance::record_of;
@@ -116,6 +123,9 @@ struct ServiceNowState {
     custom_columns: Vec<String>,
     /// Columns a data policy makes mandatory: a write that would leave one blank is refused.
     mandatory_columns: Vec<String>,
+    /// The Event Management plugin, its tables and its processing job (not installed unless
+    /// a test installs it).
+    event_management: event_management::EventManagement,
 }
 
 /// The instance's OAuth 2.0 application: one client, the tokens it issued.
@@ -376,14 +386,17 @@ impl ServiceNowSimulator {
                         .map(|value| value.as_bytes().to_vec())
                         .unwrap_or_default();
                     let apply = || {
-                        lock().table_api(
+                        let response = lock().table_api(
                             &authorization,
                             &method,
                             &path,
                             query.as_deref(),
                             &body,
                             number,
-                        )
+                        );
+                        // Events it stored are processed a moment later, as on a real instance.
+                        event_management::schedule_processing(&state);
+                        response
                     };
                     match fault {
                         Some(Fault::Answer {
