@@ -1116,3 +1116,40 @@ async fn check_shows_the_queue_and_its_dead_letters() {
         with.stdout
     );
 }
+
+/// With `target=event` in `DEFAULT_SETTINGS`, `check` proves the role with an event that
+/// changes nothing (a Clear for a key no alert has), and says whether alerts can be read.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_proves_event_managements_role_with_a_clear_that_changes_nothing() {
+    let app = TestApp::spawn().await;
+    app.servicenow.enable_event_management();
+    app.servicenow.deny_alert_read();
+    let mut environment = app.function_environment();
+    environment.push(("DEFAULT_SETTINGS", "target=event".to_owned()));
+    let run = run_with(environment.clone(), &["check"], "").await;
+    assert!(run.success, "{}{}", run.stdout, run.stderr);
+    assert!(
+        line(&run, "send events").starts_with("OK"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        line(&run, "read alerts").starts_with("WARN")
+            && line(&run, "read alerts").contains("evt_mgmt_user"),
+        "{}",
+        run.stdout
+    );
+    app.servicenow.process_events();
+    assert!(app.servicenow.em_alerts().is_empty(), "it changed nothing");
+    assert!(app.servicenow.incidents().is_empty());
+
+    app.servicenow.deny_event_role();
+    let run = run_with(environment, &["check"], "").await;
+    assert!(!run.success);
+    assert!(
+        line(&run, "send events").starts_with("FAIL")
+            && line(&run, "send events").contains("evt_mgmt_integration"),
+        "{}",
+        run.stdout
+    );
+}

@@ -1111,3 +1111,45 @@ async fn servicenow_away_loses_nothing_in_direct_delivery_and_every_alert_ends_a
     assert_eq!(canceled, merged, "each duplicate canceled and named once");
     eprintln!("{merged} of {ALERTS} alerts met a create race, each merged once");
 }
+
+/// `target=event` in queued delivery: a batch's events of one alert reach Event Management in
+/// one request, their records in order, and end as one closed alert.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batchs_events_for_event_management_go_in_one_request_in_order() {
+    let queued = queued("em-batch", Duration::from_secs(5)).await;
+    queued.app.servicenow.enable_event_management();
+    for name in [
+        "01-alert-created",
+        "02-alert-acknowledged",
+        "03-alert-comment-added",
+        "04-alert-resolved",
+    ] {
+        let answer = queued.app.send(event_at(name, "target=event")).await;
+        assert_eq!(answer.status, 202, "{}", answer.text);
+    }
+    let batch = queued.source.receive(10, Duration::from_secs(1)).await;
+    assert_eq!(batch.records.len(), 4);
+    let response = queued.consume(&batch).await;
+    assert!(failures(&response).is_empty(), "{response:?}");
+    let requests = queued.app.servicenow.requests();
+    assert_eq!(
+        requests
+            .iter()
+            .map(|r| (r.method.as_str(), r.path.as_str()))
+            .collect::<Vec<_>>(),
+        [("POST", "/api/global/em/jsonv2")],
+        "four events, one request"
+    );
+    let records = requests[0].body.as_ref().unwrap()["records"].clone();
+    let severities: Vec<&str> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["severity"].as_str().unwrap())
+        .collect();
+    assert_eq!(severities, ["2", "2", "2", "0"], "in their order");
+    queued.app.servicenow.process_events();
+    let alerts = queued.app.servicenow.em_alerts();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0]["state"], "Closed");
+}

@@ -346,6 +346,16 @@ async fn send(
 }
 
 impl TableApi {
+    /// Reads one Event Management alert, if there is any: whether the integration user may
+    /// read `em_alert` (the `evt_mgmt_user` role).
+    pub async fn read_one_alert(&self, account: &ServiceNowAccount) -> Result<(), ServiceNowError> {
+        let mut url = instance_url(account, &["api", "now", "table", "em_alert"]);
+        url.query_pairs_mut()
+            .append_pair("sysparm_limit", "1")
+            .append_pair("sysparm_fields", "number");
+        self.call(account, Method::GET, url, None).await.map(|_| ())
+    }
+
     /// Reads one incident, if there is any: proves the instance is reachable, knows the
     /// credentials and lets them read the incident table.
     pub async fn probe(

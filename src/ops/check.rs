@@ -10,6 +10,7 @@ use crate::adapters::secrets::{
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError, TableApi};
 use crate::domain::alert::AlertStatus;
 use crate::domain::alert_scan::Scan;
+use crate::domain::event_record::Target;
 use crate::domain::incident::{CorrelationId, Incident, IncidentChanges, CORRELATION_DISPLAY};
 use crate::domain::settings::{Settings, DEFAULT_SETTINGS};
 use crate::flow::back_sync::{passes_to_reach, NEWEST_PAGES_PER_PASS};
@@ -224,6 +225,22 @@ async fn checked(
         "secret",
         &format!("read {secret_name}: {} as {login}", account.instance_url),
     );
+
+    // Event Management instead of incidents: its user needs no incident role at all.
+    if defaults.target == Target::Event {
+        let (lines, sent) = crate::ops::event_check::check(table, account).await;
+        for (verdict, step, detail) in lines {
+            report(out, verdict, step, &detail);
+        }
+        report(
+            out,
+            "SKIP",
+            "incidents",
+            "DEFAULT_SETTINGS sends events (target=event); an alert action with \
+             target=incident also needs the incident roles: check without target=event",
+        );
+        return sent;
+    }
 
     // One read answers three questions: is it there, does it know us, may we read?
     let first = match table.probe(account).await {

@@ -2,6 +2,7 @@
 //! each invocation tells the logs and metrics.
 
 pub mod check;
+mod event_check;
 pub mod secret;
 pub mod send;
 pub mod telemetry;
