@@ -10,7 +10,8 @@
 #![no_main]
 
 use ilert_servicenow::domain::alert::AlertEvent;
-use ilert_servicenow::domain::decision::{decide, Echo, People, Plan};
+use ilert_servicenow::domain::decision::{decide, Plan};
+use ilert_servicenow::domain::people::{Echo, People};
 use ilert_servicenow::domain::incident::{CorrelationId, Incident, IncidentState};
 use ilert_servicenow::domain::settings::Settings;
 use libfuzzer_sys::fuzz_target;

@@ -1,8 +1,9 @@
 //! Events, incidents and helpers the domain's unit tests share.
 
 use crate::domain::alert::{sample, AlertEvent};
-use crate::domain::decision::{People, Plan};
+use crate::domain::decision::Plan;
 use crate::domain::incident::{Incident, IncidentChanges, IncidentState};
+use crate::domain::people::People;
 use crate::domain::settings::Settings;
 
 pub(crate) fn settings() -> Settings {

@@ -8,6 +8,7 @@ pub mod back_sync;
 pub mod decision;
 pub mod event_record;
 pub mod incident;
+pub mod people;
 pub mod render;
 pub mod settings;
 pub mod template;

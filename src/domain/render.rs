@@ -2,8 +2,8 @@
 //! tell what happened in iLert, from the alert action's templates or the defaults.
 
 use crate::domain::alert::{shorten, AlertEvent, AlertStatus, EventKind, Priority};
-use crate::domain::decision::{Assignee, People};
 use crate::domain::incident::{IncidentChanges, NoteFingerprint};
+use crate::domain::people::{Assignee, People};
 use crate::domain::settings::{OnComment, OnOther, OnResolve, Settings};
 use crate::domain::template::{Placeholder, Template};
 

@@ -27,8 +27,8 @@ use crate::domain::alert_scan::Scan;
 use crate::domain::back_sync::{
     back_action, opened_by_function, wanted_in_ilert, BackAction, BackSynced,
 };
-use crate::domain::decision::Echo;
 use crate::domain::incident::{CorrelationId, Incident};
+use crate::domain::people::Echo;
 use crate::flow::budget::{epoch_ms, Backoff, Budget};
 use crate::flow::sync::SyncError;
 use futures_util::StreamExt;

@@ -5,7 +5,8 @@
 use crate::adapters::secrets::ServiceNowAccount;
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError, UserKey};
 use crate::domain::alert::AlertEvent;
-use crate::domain::decision::{wants_assignee, Assignee, Echo, People};
+use crate::domain::decision::wants_assignee;
+use crate::domain::people::{Assignee, Echo, People};
 use crate::domain::settings::{Email, Settings, UserRef};
 use crate::flow::budget::Budget;
 use std::collections::HashMap;
