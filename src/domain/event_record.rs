@@ -11,7 +11,7 @@
 use crate::domain::alert::{shorten, AlertEvent, AlertStatus, Priority};
 use crate::domain::incident::CorrelationId;
 use crate::domain::render::{alert_url, description, template_value};
-use crate::domain::settings::{InvalidSetting, Settings};
+use crate::domain::settings::{Settings, Severity};
 use crate::domain::template::Template;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -27,101 +27,6 @@ const DESCRIPTION_MAX_CHARS: usize = 4000;
 /// `additional_info`'s length is not documented; a comment or label set longer than this is
 /// cut (each value, not the JSON, so the string stays valid JSON).
 const ADDITIONAL_VALUE_MAX_CHARS: usize = 1000;
-
-/// Where an alert's events go: an incident (the default) or Event Management.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Target {
-    #[default]
-    Incident,
-    Event,
-}
-
-/// The settings of `target=event`: the record's identifying fields (templates, empty when
-/// not set) and the severities of an open alert.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventSettings {
-    pub node: Option<Template>,
-    pub kind: Option<Template>,
-    pub resource: Option<Template>,
-    pub metric_name: Option<Template>,
-    /// HIGH alerts: 2, Major.
-    pub severity_high: Severity,
-    /// LOW alerts: 4, Warning.
-    pub severity_low: Severity,
-}
-
-impl Default for EventSettings {
-    fn default() -> Self {
-        Self {
-            node: None,
-            kind: None,
-            resource: None,
-            metric_name: None,
-            severity_high: Severity(2),
-            severity_low: Severity(4),
-        }
-    }
-}
-
-/// The settings' names, besides `target`.
-pub const EVENT_SETTING_NAMES: [&str; 6] = [
-    "event_node",
-    "event_type",
-    "event_resource",
-    "event_metric_name",
-    "event_severity_high",
-    "event_severity_low",
-];
-
-impl EventSettings {
-    /// Sets one of [`EVENT_SETTING_NAMES`]; `refuse` says what it accepts.
-    pub(crate) fn set(
-        &mut self,
-        name: &str,
-        text: &str,
-        parse_template: impl Fn(&str) -> Result<Option<Template>, InvalidSetting>,
-        refuse: impl Fn(&str) -> InvalidSetting,
-    ) -> Result<(), InvalidSetting> {
-        match name {
-            "event_node" => self.node = parse_template(text)?,
-            "event_type" => self.kind = parse_template(text)?,
-            "event_resource" => self.resource = parse_template(text)?,
-            "event_metric_name" => self.metric_name = parse_template(text)?,
-            "event_severity_high" | "event_severity_low" => {
-                let severity = Severity::open(text).ok_or_else(|| {
-                    refuse(
-                        "1 Critical, 2 Major, 3 Minor, 4 Warning or 5 OK (0, Clear, is what a \
-                         resolve sends)",
-                    )
-                })?;
-                if name == "event_severity_high" {
-                    self.severity_high = severity;
-                } else {
-                    self.severity_low = severity;
-                }
-            }
-            _ => unreachable!("only the names of EVENT_SETTING_NAMES are passed"),
-        }
-        Ok(())
-    }
-}
-
-/// An event's severity [D1 L172]: 1 Critical to 5 OK for an open alert, 0 Clear to close it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Severity(u8);
-
-impl Severity {
-    /// Closes the alert of the same key [D2 L99–104].
-    pub const CLEAR: Self = Self(0);
-
-    /// A severity an open alert may have, `1` to `5`.
-    fn open(text: &str) -> Option<Self> {
-        match text.trim() {
-            digit @ ("1" | "2" | "3" | "4" | "5") => digit.parse().ok().map(Self),
-            _ => None,
-        }
-    }
-}
 
 /// One record of `{"records": [...]}`: every value a string, as ServiceNow stores them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -185,7 +90,7 @@ pub fn event_record(event: &AlertEvent, settings: &Settings, now_epoch_s: i64) -
             CorrelationId::for_alert(&event.id).as_str(),
             MESSAGE_KEY_MAX_CHARS,
         ),
-        severity: severity.0.to_string(),
+        severity: severity.code().to_string(),
         resolution_state,
         description: shorten(&description(event, settings), DESCRIPTION_MAX_CHARS),
         additional_info: additional_info(event, settings),

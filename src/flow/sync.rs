@@ -9,10 +9,9 @@ use crate::adapters::secrets::{
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError};
 use crate::domain::alert::{AlertEvent, AlertStatus};
 use crate::domain::decision::{cancel_duplicate, decide, merge_into, Plan};
-use crate::domain::event_record::Target;
 use crate::domain::incident::{CorrelationId, Incident, IncidentChanges, NoteMemory};
 use crate::domain::people::{Assignee, Echo};
-use crate::domain::settings::Settings;
+use crate::domain::settings::{Settings, Target};
 use crate::flow::back_sync::BackSync;
 use crate::flow::budget::{Backoff, Budget};
 use crate::flow::directory::UserDirectory;

@@ -10,9 +10,8 @@ use crate::adapters::secrets::{
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError, TableApi};
 use crate::domain::alert::AlertStatus;
 use crate::domain::alert_scan::Scan;
-use crate::domain::event_record::Target;
 use crate::domain::incident::{CorrelationId, Incident, IncidentChanges, CORRELATION_DISPLAY};
-use crate::domain::settings::{Settings, DEFAULT_SETTINGS};
+use crate::domain::settings::{Settings, Target, DEFAULT_SETTINGS};
 use crate::flow::back_sync::{passes_to_reach, NEWEST_PAGES_PER_PASS};
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
