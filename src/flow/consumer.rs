@@ -13,7 +13,7 @@ use crate::adapters::servicenow::IncidentTable;
 use crate::domain::alert::AlertEvent;
 use crate::domain::settings::Settings;
 use crate::flow::budget::{epoch_ms, Budget, Spending};
-use crate::flow::edge::Failure;
+use crate::flow::failure::Failure;
 use crate::flow::intake::{Intake, Read};
 use crate::flow::sync::{Arrival, Outcome};
 use crate::ops::telemetry::{Ending, Metrics, Summary};

@@ -10,7 +10,7 @@ use crate::domain::alert::AlertEvent;
 use crate::domain::decision::ignored_by_policy;
 use crate::domain::settings::{InvalidSetting, Settings};
 use crate::flow::budget::Budget;
-use crate::flow::edge::Failure;
+use crate::flow::failure::Failure;
 use crate::flow::sync::{Arrival, IncidentSync, Outcome};
 use crate::ops::telemetry::Summary;
 use std::sync::Arc;

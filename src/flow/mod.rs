@@ -12,5 +12,6 @@ pub mod consumer;
 pub mod directory;
 pub mod edge;
 pub mod events;
+pub mod failure;
 pub mod intake;
 pub mod sync;
