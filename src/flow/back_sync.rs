@@ -30,7 +30,7 @@ use crate::domain::back_sync::{
 use crate::domain::incident::{CorrelationId, Incident};
 use crate::domain::people::Echo;
 use crate::flow::budget::{epoch_ms, Backoff, Budget};
-use crate::flow::sync::SyncError;
+use crate::flow::outcome::SyncError;
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};

@@ -8,7 +8,7 @@ use crate::domain::alert::AlertEvent;
 use crate::domain::event_record::{event_record, EventRecord};
 use crate::domain::settings::Settings;
 use crate::flow::budget::{epoch_ms, Backoff, Budget};
-use crate::flow::sync::{Outcome, SyncError};
+use crate::flow::outcome::{Outcome, SyncError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -9,7 +9,7 @@ use crate::domain::alert::InvalidEvent;
 use crate::domain::settings::InvalidSetting;
 use crate::flow::auth::Unauthorized;
 use crate::flow::back_sync::BackSyncError;
-use crate::flow::sync::SyncError;
+use crate::flow::outcome::SyncError;
 use http::{Method, StatusCode};
 use std::time::Duration;
 

@@ -11,7 +11,8 @@ use crate::domain::decision::ignored_by_policy;
 use crate::domain::settings::{InvalidSetting, Settings};
 use crate::flow::budget::Budget;
 use crate::flow::failure::Failure;
-use crate::flow::sync::{Arrival, IncidentSync, Outcome};
+use crate::flow::outcome::Outcome;
+use crate::flow::sync::{Arrival, IncidentSync};
 use crate::ops::telemetry::Summary;
 use std::sync::Arc;
 

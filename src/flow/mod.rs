@@ -14,4 +14,5 @@ pub mod edge;
 pub mod events;
 pub mod failure;
 pub mod intake;
+pub mod outcome;
 pub mod sync;

@@ -3,9 +3,7 @@
 //! races; what a retry can fix is retried within the invocation's budget. Whichever door the
 //! event came through, this is where it reaches ServiceNow.
 
-use crate::adapters::secrets::{
-    Connection, ConnectionCache, SecretError, SecretSource, ServiceNowAccount,
-};
+use crate::adapters::secrets::{Connection, ConnectionCache, SecretSource, ServiceNowAccount};
 use crate::adapters::servicenow::{IncidentTable, ServiceNowError};
 use crate::domain::alert::{AlertEvent, AlertStatus};
 use crate::domain::decision::{cancel_duplicate, decide, merge_into, Plan};
@@ -16,14 +14,11 @@ use crate::flow::back_sync::BackSync;
 use crate::flow::budget::{Backoff, Budget};
 use crate::flow::directory::UserDirectory;
 use crate::flow::events::EventSender;
+use crate::flow::outcome::{Action, Outcome, SyncError, DEFAULT_RETRY_AFTER};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// What a retryable failure suggests waiting when the cause gave no better hint.
-const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
-/// A sleeping developer instance takes a minute or more to wake.
-const ASLEEP_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// Passes of one attempt: a creator that met a concurrent creation looks again, merges and
 /// applies its event to the incident that stays; a write refused because its incident was
 /// just canceled as a duplicate looks again too. More than a few means the alert's incidents
@@ -36,186 +31,6 @@ const LEAVE_MERGE_TO_ITS_CREATOR: Duration = Duration::from_millis(400);
 /// create of a flapping alert, delivered at the same moment, takes to commit on a busy
 /// instance.
 pub const DEFAULT_SETTLE_DELAY: Duration = Duration::from_secs(1);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Created,
-    Updated,
-    Unchanged,
-    Ignored,
-    /// Put on the queue of queued delivery, to be applied by the consumer.
-    Queued,
-    /// Sent to Event Management as event records (`target=event`).
-    Sent,
-    /// The way back: the iLert alert was accepted, or resolved, after the service desk's
-    /// change.
-    Accepted,
-    Resolved,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::Updated => "updated",
-            Self::Unchanged => "unchanged",
-            Self::Ignored => "ignored",
-            Self::Queued => "queued",
-            Self::Sent => "sent",
-            Self::Accepted => "accepted",
-            Self::Resolved => "resolved",
-        }
-    }
-}
-
-/// The incident an event was applied to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IncidentRef {
-    pub number: String,
-    pub sys_id: String,
-}
-
-/// What an event did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub action: Action,
-    pub incident: Option<IncidentRef>,
-    /// Why nothing was done, for `ignored`.
-    pub reason: Option<&'static str>,
-}
-
-impl Outcome {
-    fn with(action: Action, incident: &Incident) -> Self {
-        Self {
-            action,
-            incident: Some(IncidentRef {
-                number: incident.number.clone(),
-                sys_id: incident.sys_id.clone(),
-            }),
-            reason: None,
-        }
-    }
-
-    pub fn ignored(reason: &'static str) -> Self {
-        Self {
-            action: Action::Ignored,
-            incident: None,
-            reason: Some(reason),
-        }
-    }
-
-    pub fn queued() -> Self {
-        Self {
-            action: Action::Queued,
-            incident: None,
-            reason: None,
-        }
-    }
-
-    /// Stored by Event Management, which folds it into the alert of its key.
-    pub fn sent() -> Self {
-        Self {
-            action: Action::Sent,
-            incident: None,
-            reason: None,
-        }
-    }
-
-    /// Queued rather than brought to ServiceNow now, and why.
-    pub fn queued_because(reason: &'static str) -> Self {
-        Self {
-            action: Action::Queued,
-            incident: None,
-            reason: Some(reason),
-        }
-    }
-
-    /// An event that created the incident it ends on created it, whatever later passes of
-    /// the same attempt did to it (merged others into it, say).
-    fn created_if_on(mut self, created_here: Option<&str>) -> Self {
-        let ours = self
-            .incident
-            .as_ref()
-            .is_some_and(|incident| Some(incident.sys_id.as_str()) == created_here);
-        if ours {
-            self.action = Action::Created;
-        }
-        self
-    }
-
-    /// iLert's echo of the back-sync's own accept or resolve changes nothing: say so.
-    fn echoed(mut self, echo: Echo) -> Self {
-        if echo == Echo::Yes && self.action == Action::Unchanged {
-            self.reason = Some("iLert's echo of the back-sync's own accept or resolve");
-        }
-        self
-    }
-
-    /// A write whose answer was lost was applied after all if the next pass finds nothing
-    /// left to do: report what the event did, not what the last pass did.
-    fn after_lost_write(mut self, lost: Option<Action>) -> Self {
-        if let (Action::Unchanged, Some(action)) = (self.action, lost) {
-            self.action = action;
-        }
-        self
-    }
-}
-
-/// Why an event could not be brought to ServiceNow, with its verdict: whether delivering it
-/// again later may succeed. Every lower failure becomes one of these here, and only here.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SyncError {
-    /// ServiceNow is throttled, down, asleep or too slow for the budget: nothing was
-    /// half-written, and delivering the event again later is safe.
-    #[error("{cause}")]
-    Unavailable {
-        cause: String,
-        retry_after: Duration,
-    },
-    /// ServiceNow refused in a way a retry will not fix.
-    #[error("{0}")]
-    Refused(String),
-    /// The secret, read again after ServiceNow refused the cached credentials, could not be
-    /// read: answered as any failure to read it is.
-    #[error("{0}")]
-    Secret(SecretError),
-}
-
-impl From<ServiceNowError> for SyncError {
-    fn from(error: ServiceNowError) -> Self {
-        match error {
-            ServiceNowError::Transient {
-                message,
-                retry_after,
-            } => Self::Unavailable {
-                cause: message,
-                retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
-            },
-            ServiceNowError::NotApplied {
-                message,
-                retry_after,
-            } => Self::Unavailable {
-                cause: message,
-                retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
-            },
-            ServiceNowError::NotTableApi(cause) => Self::Unavailable {
-                cause,
-                retry_after: ASLEEP_RETRY_AFTER,
-            },
-            ServiceNowError::Unauthorized(cause)
-            | ServiceNowError::Refused(cause)
-            | ServiceNowError::NotFound(cause)
-            | ServiceNowError::Dropped(cause)
-            | ServiceNowError::Intermittent { message: cause, .. } => Self::Refused(cause),
-        }
-    }
-}
-
-impl From<SecretError> for SyncError {
-    fn from(error: SecretError) -> Self {
-        Self::Secret(error)
-    }
-}
 
 /// `SETTLE_DELAY_MS`: how long a resolve that finds no incident waits before it looks
 /// again, in milliseconds; `None` when unset.
