@@ -9,8 +9,8 @@ use ilert_servicenow::adapters::queue::SqsQueue;
 use ilert_servicenow::adapters::secrets::AwsSecretsManager;
 use ilert_servicenow::adapters::servicenow::TableApi;
 use ilert_servicenow::config::Config;
+use ilert_servicenow::flow::telemetry::Metrics;
 use ilert_servicenow::ops::secret::{self, SecretStore};
-use ilert_servicenow::ops::telemetry::Metrics;
 use ilert_servicenow::ops::{check, send};
 use ilert_servicenow::startup;
 use lambda_runtime::Error;
@@ -146,7 +146,7 @@ async fn main() -> Result<(), Error> {
             query,
             instance,
         }) => {
-            ilert_servicenow::ops::telemetry::init_command_logs();
+            ilert_servicenow::flow::telemetry::init_command_logs();
             let text = match std::fs::read_to_string(&file) {
                 Ok(text) => text,
                 Err(error) => {
@@ -177,7 +177,7 @@ async fn main() -> Result<(), Error> {
 }
 
 async fn serve_lambda() -> Result<(), Error> {
-    ilert_servicenow::ops::telemetry::init_logs();
+    ilert_servicenow::flow::telemetry::init_logs();
     let handler = startup::function_from_environment()
         .await
         .with_metrics(Metrics::Stdout);

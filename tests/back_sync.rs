@@ -6,7 +6,7 @@
 mod support;
 
 use http::header;
-use ilert_servicenow::ops::telemetry::Metrics;
+use ilert_servicenow::flow::telemetry::Metrics;
 use serde_json::{json, Value};
 use simulator::{ILertFault, ILertSimulator, ServiceNowSimulator};
 use std::time::{Duration, Instant};

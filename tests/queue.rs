@@ -9,7 +9,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use ilert_servicenow::adapters::queue::SqsQueue;
 use ilert_servicenow::flow::consumer::QueueConsumer;
-use ilert_servicenow::ops::telemetry::Metrics;
+use ilert_servicenow::flow::telemetry::Metrics;
 use serde_json::{json, Value};
 use simulator::{EventSource, Fault, FifoQueues, Moto, RuntimeApiSimulator};
 use std::process::{Command, Stdio};

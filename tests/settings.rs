@@ -342,7 +342,7 @@ fn the_dashboard_shows_only_metrics_the_function_writes() {
     }
     json.push_str(rest);
     let dashboard: serde_json::Value = serde_json::from_str(&json).expect("the body is JSON");
-    let written = ilert_servicenow::ops::telemetry::metric_names();
+    let written = ilert_servicenow::flow::telemetry::metric_names();
     let mut shown = Vec::new();
     for widget in dashboard["widgets"].as_array().unwrap() {
         let (mut namespace, mut name) = (String::new(), String::new());

@@ -17,7 +17,7 @@ use crate::flow::failure::Failure;
 use crate::flow::intake::{Intake, Read};
 use crate::flow::outcome::Outcome;
 use crate::flow::sync::Arrival;
-use crate::ops::telemetry::{Ending, Metrics, Summary};
+use crate::flow::telemetry::{Ending, Metrics, Summary};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -19,7 +19,7 @@ use crate::flow::failure::Failure;
 use crate::flow::intake::{Intake, Read};
 use crate::flow::outcome::{Action, IncidentRef, Outcome, SyncError};
 use crate::flow::sync::{Arrival, IncidentSync};
-use crate::ops::telemetry::{pass_finished, Ending, Metrics, Summary};
+use crate::flow::telemetry::{pass_finished, Ending, Metrics, Summary};
 use http::{header, HeaderValue, Method, StatusCode};
 use serde_json::json;
 use std::sync::Arc;

@@ -13,7 +13,7 @@ use crate::flow::budget::Budget;
 use crate::flow::failure::Failure;
 use crate::flow::outcome::Outcome;
 use crate::flow::sync::{Arrival, IncidentSync};
-use crate::ops::telemetry::Summary;
+use crate::flow::telemetry::Summary;
 use std::sync::Arc;
 
 /// An event read and checked, or why nothing is to be done with it.

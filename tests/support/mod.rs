@@ -11,7 +11,7 @@ use ilert_servicenow::adapters::servicenow::TableApi;
 use ilert_servicenow::domain::settings::{InvalidSetting, Settings};
 use ilert_servicenow::flow::edge::WebhookHandler;
 use ilert_servicenow::flow::edge::WebhookRequest;
-use ilert_servicenow::ops::telemetry::Metrics;
+use ilert_servicenow::flow::telemetry::Metrics;
 use serde_json::{json, Value};
 use simulator::{SecretsManagerSimulator, ServiceNowSimulator};
 use std::io::Write;
