@@ -571,10 +571,7 @@ impl IncidentTable for TableApi {
 
 mod answers;
 pub(crate) use answers::describe_transport_error;
-use answers::{
-    applied, custom_applied, error_message, explain_event_refusal, incident_from, interpret,
-    oldest_first,
-};
+use answers::{applied, explain_event_refusal, incident_from, interpret, oldest_first};
 
 #[cfg(test)]
 mod tests;
