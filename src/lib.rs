@@ -1,5 +1,5 @@
 //! ilert-servicenow: an AWS Lambda function that turns iLert alert events into ServiceNow
-//! incidents. See the README for what it promises; `flow::edge` is where a call starts.
+//! incidents. See docs/guarantees.md for what it promises; `flow::edge` is where a call starts.
 
 pub mod adapters;
 pub mod config;

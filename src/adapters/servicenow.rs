@@ -1,5 +1,5 @@
 //! ServiceNow's Table API for incidents, behind a small trait so the flow does not depend on
-//! HTTP. The real adapter guards against the instance's traps (see the README's notes).
+//! HTTP. The real adapter guards against the instance's traps (see docs/guarantees.md, ServiceNow's traps).
 
 mod oauth;
 

@@ -69,7 +69,7 @@ pub async fn queue(queue: Option<&SqsQueue>, out: &mut impl Write) -> bool {
                     "dead letters",
                     &format!(
                         "{} event(s) ServiceNow refused for good; each says why in its \
-                         `failure` attribute (README: replaying dead letters)",
+                         `failure` attribute (docs/deploy.md, dead letters)",
                         depth.dead_letters
                     ),
                 );
