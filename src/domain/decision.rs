@@ -414,6 +414,8 @@ fn event_identity(event: &AlertEvent) -> String {
 }
 
 #[cfg(test)]
+mod by_settings;
+#[cfg(test)]
 mod races;
 #[cfg(test)]
 mod tests;
