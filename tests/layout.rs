@@ -363,3 +363,27 @@ fn top_level_modules_import_only_the_layers_below() {
         problems.join("\n")
     );
 }
+
+/// No file of the function is over 600 lines: a reader who opens one can hold it.
+#[test]
+fn no_file_of_the_function_is_over_600_lines() {
+    fn walk(dir: &Path, long: &mut Vec<String>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, long);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let lines = fs::read_to_string(&path).unwrap().lines().count();
+                if lines > 600 {
+                    long.push(format!("{} ({lines} lines)", path.display()));
+                }
+            }
+        }
+    }
+    let mut long = Vec::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut long,
+    );
+    assert!(long.is_empty(), "over 600 lines: {}", long.join(", "));
+}
