@@ -158,3 +158,35 @@ async fn an_alert_action_may_choose_incidents_on_a_deployment_that_sends_events(
     assert_eq!(app.servicenow.incidents().len(), 1);
     assert_eq!(app.servicenow.em_events().len(), 1);
 }
+
+/// A password rotated in Secrets Manager reaches a warm function sending events too: the
+/// refused login reads the secret again, once; a secret that still holds the refused password
+/// is a 502 that says so.
+#[tokio::test]
+async fn a_rotated_password_is_picked_up_and_a_stale_one_is_a_502() {
+    let app = to_event_management().await;
+    assert_eq!(app.deliver("01-alert-created").await.body["action"], "sent");
+    app.servicenow.set_password(SN_USER, "rotated-Pa55");
+    let answer = app.deliver("02-alert-acknowledged").await;
+    assert_eq!(
+        answer.status, 502,
+        "the secret still holds the old one: {}",
+        answer.text
+    );
+    assert!(answer.text.contains("password"), "{}", answer.text);
+
+    app.secrets.put(
+        SECRET_ID,
+        &json!({
+            "instance_url": app.servicenow.url(),
+            "username": SN_USER,
+            "password": "rotated-Pa55",
+            "webhook_token": TOKEN,
+        })
+        .to_string(),
+    );
+    let reads = app.secrets.reads();
+    let answer = app.deliver("02-alert-acknowledged").await;
+    assert_eq!(answer.body["action"], "sent", "{}", answer.text);
+    assert_eq!(app.secrets.reads(), reads + 1, "read again once");
+}

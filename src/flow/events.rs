@@ -71,13 +71,10 @@ impl<S: SecretSource, T: IncidentTable> EventSender<S, T> {
                 }
                 Err(ServiceNowError::Unauthorized(refusal)) if !credentials_refreshed => {
                     credentials_refreshed = true;
-                    let fresh = budget
-                        .secrets_manager(self.connections.refresh(&connection))
-                        .await?;
-                    if fresh.servicenow.same_login(&connection.servicenow) {
-                        return Err(SyncError::Refused(refusal));
-                    }
-                    connection = fresh;
+                    connection = budget
+                        .secrets_manager(self.connections.changed_login(&connection))
+                        .await?
+                        .ok_or(SyncError::Refused(refusal))?;
                     continue;
                 }
                 Err(

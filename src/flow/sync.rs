@@ -179,14 +179,11 @@ impl<S: SecretSource, T: IncidentTable> IncidentSync<S, T> {
                 ServiceNowError::Unauthorized(refusal) if !credentials_refreshed => {
                     // A password rotated in Secrets Manager reaches a warm function here.
                     credentials_refreshed = true;
-                    let fresh = budget
-                        .secrets_manager(self.connections.refresh(&connection))
-                        .await?;
-                    if fresh.servicenow.same_login(&connection.servicenow) {
-                        return Err(SyncError::Refused(refusal));
-                    }
+                    connection = budget
+                        .secrets_manager(self.connections.changed_login(&connection))
+                        .await?
+                        .ok_or(SyncError::Refused(refusal))?;
                     tracing::info!("ServiceNow refused the cached credentials; retrying with the secret read again");
-                    connection = fresh;
                     continue;
                 }
                 // Answered: the transaction is over, so the next lookup sees whatever it did.

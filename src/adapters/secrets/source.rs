@@ -211,6 +211,16 @@ impl<S: SecretSource> ConnectionCache<S> {
         same_name(&connections)
     }
 
+    /// After ServiceNow refused `stale`'s login: the connection read again, if its login is
+    /// another (a rotated password), else `None` (the secret still holds the refused one).
+    pub async fn changed_login(
+        &self,
+        stale: &Arc<Connection>,
+    ) -> Result<Option<Arc<Connection>>, SecretError> {
+        let fresh = self.refresh(stale).await?;
+        Ok((!fresh.servicenow.same_login(&stale.servicenow)).then_some(fresh))
+    }
+
     async fn fetch_into(&self, cached: &mut Cached) -> Result<Arc<Connections>, SecretError> {
         let read = match self.source.fetch().await {
             Ok(secret) => Connections::from_secret(&secret, self.source.secret_name()),
