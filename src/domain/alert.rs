@@ -389,7 +389,7 @@ fn describe_json_error(error: serde_json::Error) -> InvalidEvent {
 }
 
 /// An RFC 3339 time (`2025-10-17T10:41:12.345Z`) in seconds since the epoch.
-fn epoch_seconds(text: &str) -> Option<i64> {
+pub(crate) fn epoch_seconds(text: &str) -> Option<i64> {
     use aws_smithy_types::date_time::{DateTime, Format};
     DateTime::from_str(text.trim(), Format::DateTimeWithOffset)
         .ok()

@@ -8,7 +8,7 @@
 //! a severity always, `additional_info` a JSON *string* of string values, every value cut to
 //! its documented length rather than silently by ServiceNow.
 
-use crate::domain::alert::{shorten, AlertEvent, AlertStatus, Priority};
+use crate::domain::alert::{epoch_seconds, shorten, AlertEvent, AlertStatus, Priority};
 use crate::domain::incident::CorrelationId;
 use crate::domain::render::{alert_url, description, template_value};
 use crate::domain::settings::{Settings, Severity};
@@ -143,13 +143,6 @@ fn time_of_event(event: &AlertEvent, now_epoch_s: i64) -> String {
         .unwrap_or_default();
     // `2026-12-04T10:41:12Z` → `2026-12-04 10:41:12`
     iso.trim_end_matches('Z').replacen('T', " ", 1)
-}
-
-fn epoch_seconds(text: &str) -> Option<i64> {
-    use aws_smithy_types::date_time::{DateTime, Format};
-    DateTime::from_str(text.trim(), Format::DateTimeWithOffset)
-        .ok()
-        .map(|time| time.secs())
 }
 
 #[cfg(test)]
