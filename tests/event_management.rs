@@ -175,16 +175,7 @@ async fn a_rotated_password_is_picked_up_and_a_stale_one_is_a_502() {
     );
     assert!(answer.text.contains("password"), "{}", answer.text);
 
-    app.secrets.put(
-        SECRET_ID,
-        &json!({
-            "instance_url": app.servicenow.url(),
-            "username": SN_USER,
-            "password": "rotated-Pa55",
-            "webhook_token": TOKEN,
-        })
-        .to_string(),
-    );
+    app.put_password_in_secret("rotated-Pa55");
     let reads = app.secrets.reads();
     let answer = app.deliver("02-alert-acknowledged").await;
     assert_eq!(answer.body["action"], "sent", "{}", answer.text);

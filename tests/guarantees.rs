@@ -327,16 +327,7 @@ async fn a_password_rotated_in_secrets_manager_is_picked_up_by_a_warm_function()
     assert_eq!(app.secrets.reads(), 1);
 
     app.servicenow.set_password(SN_USER, "rotated-Pa55");
-    app.secrets.put(
-        SECRET_ID,
-        &json!({
-            "instance_url": app.servicenow.url(),
-            "username": SN_USER,
-            "password": "rotated-Pa55",
-            "webhook_token": TOKEN,
-        })
-        .to_string(),
-    );
+    app.put_password_in_secret("rotated-Pa55");
     let answer = app.deliver("02-alert-acknowledged").await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(answer.body["action"], "updated");

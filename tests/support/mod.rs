@@ -125,6 +125,20 @@ impl TestApp {
         }
     }
 
+    /// The secret rewritten with another ServiceNow password, as a rotation leaves it.
+    pub fn put_password_in_secret(&self, password: &str) {
+        self.secrets.put(
+            SECRET_ID,
+            &json!({
+                "instance_url": self.servicenow.url(),
+                "username": SN_USER,
+                "password": password,
+                "webhook_token": TOKEN,
+            })
+            .to_string(),
+        );
+    }
+
     /// The environment a deployed function has, aimed at these simulators: for running the
     /// built binary.
     pub fn function_environment(&self) -> Vec<(&'static str, String)> {
